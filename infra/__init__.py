@@ -1,0 +1,1 @@
+"""Pulumi components of the MLOps platform, one per layer (see DESIGN.md)."""

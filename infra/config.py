@@ -1,0 +1,413 @@
+"""Typed, validated platform configuration: the only module that reads Pulumi config.
+
+The stack file (``stacks/Pulumi.<stack>.yaml``) holds one key per top-level field of
+:class:`PlatformConfig`, in the ``mlops`` namespace (``mlops:lake``, ``mlops:models``, ...), plus
+``aws:region``. Pulumi hands every value to the program as a string (structured values as JSON);
+:func:`parse_stack_config` turns that map into one frozen, typed object and refuses, before any
+resource exists, unknown keys, wrong types, out-of-range values and invalid combinations, with a
+message that names the key, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+CONFIG_NAMESPACE = "mlops"
+"""Pulumi config namespace of the platform (the Pulumi project name)."""
+
+ZONE_NAMES: tuple[str, ...] = ("raw", "curated", "features", "artifacts", "monitoring")
+"""Data lake zones; every zone is one bucket."""
+
+Zone = Literal["raw", "curated", "features", "artifacts", "monitoring"]
+
+# CloudWatch Logs accepts only these retention periods (PutRetentionPolicy).
+LOG_RETENTION_DAYS: tuple[int, ...] = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
+    1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
+
+ResourceName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]*[a-z0-9]$")]
+GlueName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=255)]
+IamArn = Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:(root|role/.+|user/.+)$")]
+
+_GLUE_PRIMITIVES = (
+    "string|int|bigint|smallint|tinyint|double|float|boolean|date|timestamp|binary|decimal\\(\\d+,\\s*\\d+\\)"
+)
+_GLUE_TYPE = re.compile(rf"^({_GLUE_PRIMITIVES}|array<({_GLUE_PRIMITIVES})>)$")
+_CRON = re.compile(r"^cron\((\S+\s+){5}\S+\)$")
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
+
+
+class ConfigError(ValueError):
+    """A stack's configuration is invalid. ``problems`` lists one line per bad key."""
+
+    def __init__(self, stack: str, problems: list[str]) -> None:
+        self.stack = stack
+        self.problems = problems
+        listing = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"invalid configuration for stack '{stack}':\n{listing}")
+
+
+class _Model(BaseModel):
+    """Base of every config section: frozen, camelCase keys, unknown keys refused."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        strict=True,
+    )
+
+
+class KmsSettings(_Model):
+    """The platform's customer-managed KMS key."""
+
+    deletion_window_days: int = Field(30, ge=7, le=30, description="Waiting period before a deleted key is destroyed.")
+    rotation_period_days: int = Field(365, ge=90, le=2560, description="Automatic key rotation period.")
+    administrator_arns: tuple[IamArn, ...] = Field(
+        (),
+        description="IAM principals allowed to administer (not use) the key. Empty: the account root only.",
+    )
+
+
+class ZoneSettings(_Model):
+    """Lifecycle of one lake zone. ``None`` switches a transition or expiry off."""
+
+    infrequent_access_after_days: int | None = Field(
+        None, ge=30, description="Move current objects to STANDARD_IA after this many days (AWS minimum: 30)."
+    )
+    glacier_after_days: int | None = Field(
+        None, ge=1, description="Move current objects to GLACIER_IR after this many days."
+    )
+    expire_after_days: int | None = Field(None, ge=1, description="Delete current objects after this many days.")
+    noncurrent_versions_expire_after_days: int = Field(
+        90, ge=1, le=3650, description="Delete non-current object versions after this many days."
+    )
+    abort_incomplete_uploads_after_days: int = Field(7, ge=1, le=365)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ZoneSettings:
+        ia, gl, ex = self.infrequent_access_after_days, self.glacier_after_days, self.expire_after_days
+        if ia is not None and gl is not None and gl < ia + 30:
+            raise ValueError(
+                f"glacierAfterDays={gl} must be at least infrequentAccessAfterDays + 30 ({ia + 30}): "
+                "S3 keeps objects 30 days in STANDARD_IA"
+            )
+        last = max((d for d in (ia, gl) if d is not None), default=None)
+        if ex is not None and last is not None and ex <= last:
+            raise ValueError(f"expireAfterDays={ex} must be greater than the last transition day ({last})")
+        return self
+
+
+def _default_zones() -> dict[str, ZoneSettings]:
+    return {zone: ZoneSettings() for zone in ZONE_NAMES}
+
+
+class LakeSettings(_Model):
+    """The S3 data lake."""
+
+    force_destroy: bool = Field(
+        False, description="Allow deleting non-empty buckets (disposable environments only)."
+    )
+    access_log_retention_days: int = Field(
+        365, ge=1, le=3650, description="Expiry of server access logs in the log bucket."
+    )
+    zones: dict[Zone, ZoneSettings] = Field(
+        default_factory=_default_zones,
+        description="Lifecycle per zone; zones left out get the defaults.",
+    )
+
+    @field_validator("zones", mode="after")
+    @classmethod
+    def _all_zones(cls, zones: dict[str, ZoneSettings]) -> dict[str, ZoneSettings]:
+        return {zone: zones.get(zone, ZoneSettings()) for zone in ZONE_NAMES}
+
+
+GlueType = Annotated[str, StringConstraints(pattern=_GLUE_TYPE.pattern)]
+
+
+class ColumnSpec(_Model):
+    """One column of a Glue table."""
+
+    name: GlueName
+    type: GlueType = Field(description="Hive type: string, int, bigint, double, boolean, date, timestamp, decimal(p,s), array<...>.")
+    comment: str = ""
+
+
+class TableSpec(_Model):
+    """A Glue table declared with an explicit schema (Parquet files under ``s3://<zone bucket>/<prefix>``)."""
+
+    name: GlueName
+    zone: Zone = "curated"
+    prefix: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-/=.]+/$")] | None = Field(
+        None, description="S3 key prefix of the table's files, ending with '/'; default '<name>/'."
+    )
+    description: str = ""
+    columns: tuple[ColumnSpec, ...] = Field(min_length=1)
+    partition_keys: tuple[ColumnSpec, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique_columns(self) -> TableSpec:
+        names = [c.name for c in (*self.columns, *self.partition_keys)]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"table '{self.name}' declares column(s) {dupes} more than once (columns and partitionKeys share one namespace)")
+        return self
+
+    @property
+    def location_prefix(self) -> str:
+        return self.prefix or f"{self.name}/"
+
+
+class CatalogSettings(_Model):
+    """The Glue catalog over the lake."""
+
+    crawler_schedule: str | None = Field(
+        "cron(0 3 * * ? *)", description="EventBridge cron expression for the crawlers; null: run on demand only."
+    )
+    crawled_zones: tuple[Zone, ...] = Field(("raw", "curated"), description="Zones that get a scheduled crawler.")
+    tables: tuple[TableSpec, ...] = ()
+
+    @field_validator("crawler_schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None and not _CRON.match(value):
+            raise ValueError(f"'{value}' is not a cron expression of the form cron(min hour day month weekday year)")
+        return value
+
+    @model_validator(mode="after")
+    def _unique(self) -> CatalogSettings:
+        if len(set(self.crawled_zones)) != len(self.crawled_zones):
+            raise ValueError(f"crawledZones lists a zone twice: {list(self.crawled_zones)}")
+        keys = [(t.zone, t.name) for t in self.tables]
+        dupes = sorted({f"{z}.{n}" for z, n in keys if keys.count((z, n)) > 1})
+        if dupes:
+            raise ValueError(f"tables declared twice: {dupes}")
+        return self
+
+
+class ModelSettings(_Model):
+    """One model the platform trains, registers, serves and monitors."""
+
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]*[a-z0-9]$", max_length=24)] = Field(
+        description="Model name: lowercase letters, digits and '-', at most 24 characters (it is part of SageMaker names)."
+    )
+    description: str = ""
+
+
+class PlatformConfig(_Model):
+    """The whole platform's configuration for one stack (environment)."""
+
+    project: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]*[a-z0-9]$", min_length=3, max_length=20)] = Field(
+        description="Prefix of every physical name (<project>-<env>-<thing>); S3 names are global, so make it unique to your organisation."
+    )
+    environment: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]*$", min_length=2, max_length=10)] = Field(
+        description="Environment name, second part of every physical name (dev, staging, prod, ...)."
+    )
+    region: Annotated[str, StringConstraints(pattern=_REGION.pattern)] = Field(
+        description="AWS region; read from the 'aws:region' key of the stack."
+    )
+    owner: Annotated[str, StringConstraints(min_length=1, max_length=256)] = Field(description="Owning team (tag 'Owner').")
+    cost_center: Annotated[str, StringConstraints(min_length=1, max_length=256)] = Field(description="Cost centre (tag 'CostCenter').")
+    tags: dict[str, str] = Field(default_factory=dict, description="Extra tags on every taggable resource.")
+    protect_stateful_resources: bool = Field(
+        True, description="Protect buckets, keys and catalogs: Pulumi refuses to delete them."
+    )
+    retain_stateful_on_delete: bool = Field(
+        True, description="Keep buckets, keys and catalogs in AWS when removed from the program."
+    )
+    log_retention_days: int = Field(365, description=f"CloudWatch Logs retention; one of {list(LOG_RETENTION_DAYS)}.")
+    kms: KmsSettings = Field(default_factory=lambda: KmsSettings())
+    lake: LakeSettings = Field(default_factory=lambda: LakeSettings())
+    catalog: CatalogSettings = Field(default_factory=lambda: CatalogSettings())
+    models: tuple[ModelSettings, ...] = ()
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, tags: dict[str, str]) -> dict[str, str]:
+        reserved = {"Project", "Environment", "Owner", "CostCenter", "ManagedBy"}
+        for key, value in tags.items():
+            if key.lower().startswith("aws:"):
+                raise ValueError(f"tag key '{key}' uses the reserved 'aws:' prefix")
+            if key in reserved:
+                raise ValueError(f"tag key '{key}' is set by the platform; allowed: any key except {sorted(reserved)}")
+            if not 1 <= len(key) <= 128 or len(value) > 256:
+                raise ValueError(f"tag '{key}': keys take 1-128 characters and values at most 256")
+        return tags
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(f"{value} is not a CloudWatch Logs retention period; allowed: {list(LOG_RETENTION_DAYS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _combinations(self) -> PlatformConfig:
+        if self.protect_stateful_resources and self.lake.force_destroy:
+            raise ValueError(
+                "lake.forceDestroy=true contradicts protectStatefulResources=true: "
+                "a protected lake must not be force-destroyed (set one of them to false)"
+            )
+        names = [m.name for m in self.models]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"models declared twice: {dupes}")
+        return self
+
+    def model(self, name: str) -> ModelSettings:
+        """The settings of the model called ``name`` (KeyError if absent)."""
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the stack
+
+
+def _expects_plain_string(annotation: Any) -> bool:
+    """True when a top-level field takes a plain string (Pulumi passes it unquoted)."""
+    if annotation is str:
+        return True
+    if get_origin(annotation) is Annotated:
+        return _expects_plain_string(get_args(annotation)[0])
+    if get_origin(annotation) is Literal:
+        return all(isinstance(a, str) for a in get_args(annotation))
+    return False
+
+
+def _alias_of(field_name: str) -> str:
+    return to_camel(field_name)
+
+
+def _format_error(err: Any, raw: Mapping[str, Any]) -> str:
+    loc = [str(p) for p in err["loc"] if p != "[key]"]
+    key = f"{CONFIG_NAMESPACE}:{'.'.join(loc)}" if loc else f"{CONFIG_NAMESPACE}"
+    if loc == ["region"]:
+        key = "aws:region"
+    kind = err["type"]
+    value = err.get("input")
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        return f"{key}: unknown key; allowed keys here: {', '.join(allowed)}"
+    if kind == "missing":
+        return f"{key}: required key is missing"
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    if isinstance(value, Mapping):  # a rule over several keys: the message names them and their values
+        return f"{key}: {msg}"
+    shown = json.dumps(value, default=str)
+    if len(shown) > 120:
+        shown = shown[:117] + "..."
+    return f"{key}: got {shown}; {msg}"
+
+
+def _allowed_keys(loc: list[str]) -> list[str]:
+    """The camelCase keys the model accepts at ``loc`` (a path of aliases, indexes and dict keys)."""
+    model: Any = PlatformConfig
+    for part in loc:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            break
+        field = next((f for n, f in model.model_fields.items() if _alias_of(n) == part), None)
+        if field is None:
+            continue  # a list index or dict key: stay on the element model resolved below
+        model = _element_model(field.annotation)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return sorted(_alias_of(n) for n in model.model_fields)
+    return []
+
+
+def _element_model(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _element_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def parse_stack_config(values: Mapping[str, str], stack: str) -> PlatformConfig:
+    """Turn a stack's config map (Pulumi's ``namespace:key`` → string form) into a ``PlatformConfig``.
+
+    Raises :class:`ConfigError` listing every problem (key, bad value, what is allowed).
+    """
+    problems: list[str] = []
+    fields = PlatformConfig.model_fields
+    by_alias = {_alias_of(name): name for name in fields}
+    data: dict[str, Any] = {}
+    for full_key, raw in sorted(values.items()):
+        namespace, _, key = full_key.partition(":")
+        if namespace != CONFIG_NAMESPACE:
+            continue
+        if key == "region":
+            problems.append(f"{full_key}: unknown key; the region is read from 'aws:region'")
+            continue
+        if key not in by_alias:
+            allowed = sorted(a for a in by_alias if a != "region")
+            problems.append(f"{full_key}: unknown key; allowed keys: {', '.join(allowed)}")
+            continue
+        annotation = fields[by_alias[key]].annotation
+        if isinstance(raw, str) and not _expects_plain_string(annotation):
+            try:
+                data[key] = json.loads(raw)
+            except json.JSONDecodeError:
+                problems.append(f"{full_key}: got {raw!r}; expected a {_describe(annotation)} (JSON/YAML value)")
+                continue
+        else:
+            data[key] = raw
+    region = values.get("aws:region")
+    if region is not None:
+        data["region"] = region
+    if problems:
+        raise ConfigError(stack, problems)
+    try:
+        # JSON mode keeps strict typing (no "3" -> 3) while accepting arrays for tuple fields.
+        return PlatformConfig.model_validate_json(json.dumps(data))
+    except ValidationError as exc:
+        raise ConfigError(stack, [_format_error(e, data) for e in exc.errors()]) from None
+
+
+def _describe(annotation: Any) -> str:
+    origin = get_origin(annotation)
+    if annotation is bool:
+        return "boolean"
+    if annotation is int:
+        return "integer"
+    if origin in (tuple, list):
+        return "list"
+    if origin is dict or (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        return "mapping"
+    return str(annotation)
+
+
+def load_config() -> PlatformConfig:
+    """Read and validate the current stack's config from the Pulumi runtime (the real ``pulumi up`` path)."""
+    import pulumi
+    from pulumi.runtime import config as runtime_config
+
+    values: dict[str, str] = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    return parse_stack_config(values, pulumi.get_stack())
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the stack config (published as ``docs/config.schema.json``)."""
+    return PlatformConfig.model_json_schema(by_alias=True)

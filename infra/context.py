@@ -1,0 +1,40 @@
+"""What every component receives: the validated config, the naming helper and resource options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from infra.config import PlatformConfig
+from infra.naming import Naming
+
+
+@dataclass(frozen=True)
+class StackContext:
+    """The validated configuration of one stack plus the helpers derived from it."""
+
+    config: PlatformConfig
+    naming: Naming
+
+    @classmethod
+    def from_config(cls, config: PlatformConfig) -> StackContext:
+        return cls(
+            config=config,
+            naming=Naming(
+                project=config.project,
+                environment=config.environment,
+                extra_tags=dict(config.tags),
+                owner=config.owner,
+                cost_center=config.cost_center,
+            ),
+        )
+
+    def stateful(self, parent: pulumi.Resource, **kwargs: object) -> pulumi.ResourceOptions:
+        """Options for stateful resources (buckets, keys, catalogs): protected/retained as the stack says."""
+        return pulumi.ResourceOptions(
+            parent=parent,
+            protect=self.config.protect_stateful_resources,
+            retain_on_delete=self.config.retain_stateful_on_delete,
+            **kwargs,  # type: ignore[arg-type]
+        )

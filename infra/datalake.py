@@ -1,0 +1,266 @@
+"""Data lake: one encrypted, versioned, private, TLS-only, logged bucket per zone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.config import ZONE_NAMES, ZoneSettings
+from infra.context import StackContext
+from infra.naming import Kind
+
+ENCRYPTION_EXEMPTION_TAG = "mlops:encryption-exemption"
+"""Tag naming why a bucket is not SSE-KMS; the policy pack accepts only the reason below."""
+
+ACCESS_LOG_EXEMPTION = "s3-server-access-logs"
+# S3 server access log delivery does not support SSE-KMS on the target bucket: it must use SSE-S3.
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataLakeArgs:
+    """Inputs of :class:`DataLake`: the stack context and the platform key."""
+
+    context: StackContext
+    kms_key_arn: pulumi.Input[str]
+    account_id: pulumi.Input[str]
+
+
+def tls_only_statement(bucket_arn: pulumi.Input[str]) -> dict[str, object]:
+    """Deny every request that does not use TLS."""
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",  # a Deny on every action is the point of this statement
+        "Resource": [bucket_arn, pulumi.Output.concat(bucket_arn, "/*")],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
+def lifecycle_rules(zone: str, settings: ZoneSettings) -> list[aws.s3.BucketLifecycleConfigurationRuleArgs]:
+    """The zone's lifecycle as S3 rules: transitions, expiry, old versions, abandoned uploads."""
+    transitions = []
+    if settings.infrequent_access_after_days is not None:
+        transitions.append(
+            aws.s3.BucketLifecycleConfigurationRuleTransitionArgs(
+                days=settings.infrequent_access_after_days, storage_class="STANDARD_IA"
+            )
+        )
+    if settings.glacier_after_days is not None:
+        transitions.append(
+            aws.s3.BucketLifecycleConfigurationRuleTransitionArgs(
+                days=settings.glacier_after_days, storage_class="GLACIER_IR"
+            )
+        )
+    return [
+        aws.s3.BucketLifecycleConfigurationRuleArgs(
+            id=f"{zone}-current-versions",
+            status="Enabled",
+            filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+            transitions=transitions or None,
+            expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=settings.expire_after_days)
+            if settings.expire_after_days is not None
+            else None,
+        ),
+        aws.s3.BucketLifecycleConfigurationRuleArgs(
+            id=f"{zone}-housekeeping",
+            status="Enabled",
+            filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+            noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                noncurrent_days=settings.noncurrent_versions_expire_after_days
+            ),
+            abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                days_after_initiation=settings.abort_incomplete_uploads_after_days
+            ),
+        ),
+    ]
+
+
+class DataLake(pulumi.ComponentResource):
+    """S3 zones ``raw``, ``curated``, ``features``, ``artifacts``, ``monitoring`` plus an access-log bucket.
+
+    Every zone bucket: SSE-KMS with the platform key and bucket keys, versioning, config-driven
+    lifecycle, all four public-access blocks, bucket-owner-enforced ownership, a TLS-only policy that
+    also refuses uploads asking for another encryption, and server access logs to the log bucket.
+    Outputs: ``buckets``, ``bucket_names`` and ``bucket_arns`` keyed by zone, ``log_bucket``.
+    """
+
+    buckets: dict[str, aws.s3.Bucket]
+    bucket_names: dict[str, pulumi.Output[str]]
+    bucket_arns: dict[str, pulumi.Output[str]]
+    log_bucket: aws.s3.Bucket
+
+    def __init__(self, name: str, args: DataLakeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlops:lake:DataLake", name, None, opts)
+        ctx = args.context
+        lake = ctx.config.lake
+
+        self.log_bucket = self._bucket(f"{name}-access-logs", "access-logs", ctx, exemption=ACCESS_LOG_EXEMPTION)
+        log_guard = self._guard(f"{name}-access-logs", self.log_bucket, ctx, kms_key_arn=None)
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-access-logs-sse",
+            bucket=self.log_bucket.id,
+            rules=[
+                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                    apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                        sse_algorithm="AES256"
+                    )
+                )
+            ],
+            opts=pulumi.ResourceOptions(parent=self.log_bucket),
+        )
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-access-logs-lifecycle",
+            bucket=self.log_bucket.id,
+            rules=[
+                aws.s3.BucketLifecycleConfigurationRuleArgs(
+                    id="expire-access-logs",
+                    status="Enabled",
+                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=lake.access_log_retention_days),
+                    noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                        noncurrent_days=1
+                    ),
+                )
+            ],
+            opts=pulumi.ResourceOptions(parent=self.log_bucket),
+        )
+
+        self.buckets = {}
+        for zone in ZONE_NAMES:
+            bucket = self._bucket(f"{name}-{zone}", zone, ctx)
+            guard = self._guard(f"{name}-{zone}", bucket, ctx, kms_key_arn=args.kms_key_arn)
+            aws.s3.BucketServerSideEncryptionConfiguration(
+                f"{name}-{zone}-sse",
+                bucket=bucket.id,
+                rules=[
+                    aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                        apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                            sse_algorithm="aws:kms", kms_master_key_id=args.kms_key_arn
+                        ),
+                        bucket_key_enabled=True,
+                    )
+                ],
+                opts=pulumi.ResourceOptions(parent=bucket),
+            )
+            aws.s3.BucketLifecycleConfiguration(
+                f"{name}-{zone}-lifecycle",
+                bucket=bucket.id,
+                rules=lifecycle_rules(zone, lake.zones[zone]),
+                opts=pulumi.ResourceOptions(parent=bucket),
+            )
+            aws.s3.BucketLogging(
+                f"{name}-{zone}-logging",
+                bucket=bucket.id,
+                target_bucket=self.log_bucket.id,
+                target_prefix=f"{zone}/",
+                opts=pulumi.ResourceOptions(parent=bucket, depends_on=[guard, log_guard]),
+            )
+            self.buckets[zone] = bucket
+
+        self._log_delivery_policy(name, args, log_guard)
+        self.bucket_names = {zone: b.bucket for zone, b in self.buckets.items()}
+        self.bucket_arns = {zone: b.arn for zone, b in self.buckets.items()}
+        self.register_outputs(
+            {
+                "bucket_names": self.bucket_names,
+                "bucket_arns": self.bucket_arns,
+                "log_bucket": self.log_bucket.bucket,
+            }
+        )
+
+    def _bucket(self, resource_name: str, thing: str, ctx: StackContext, exemption: str | None = None) -> aws.s3.Bucket:
+        tags = ctx.naming.tags(Zone=thing)
+        if exemption:
+            tags[ENCRYPTION_EXEMPTION_TAG] = exemption
+        return aws.s3.Bucket(
+            resource_name,
+            bucket=ctx.naming.name(thing, Kind.S3_BUCKET),
+            force_destroy=ctx.config.lake.force_destroy,
+            tags=tags,
+            opts=ctx.stateful(self),
+        )
+
+    def _guard(
+        self, resource_name: str, bucket: aws.s3.Bucket, ctx: StackContext, kms_key_arn: pulumi.Input[str] | None
+    ) -> aws.s3.BucketPublicAccessBlock:
+        """Public-access blocks, ownership controls, versioning and (for zones) the TLS/KMS policy."""
+        block = aws.s3.BucketPublicAccessBlock(
+            f"{resource_name}-public-access-block",
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=pulumi.ResourceOptions(parent=bucket),
+        )
+        aws.s3.BucketOwnershipControls(
+            f"{resource_name}-ownership",
+            bucket=bucket.id,
+            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+            opts=pulumi.ResourceOptions(parent=bucket),
+        )
+        aws.s3.BucketVersioning(
+            f"{resource_name}-versioning",
+            bucket=bucket.id,
+            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
+            opts=pulumi.ResourceOptions(parent=bucket),
+        )
+        if kms_key_arn is not None:
+            statements: list[dict[str, object]] = [
+                tls_only_statement(bucket.arn),
+                {
+                    # Uploads may omit the header (default encryption applies) but never ask for
+                    # another algorithm or another key.
+                    "Sid": "DenyOtherEncryption",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:PutObject",
+                    "Resource": pulumi.Output.concat(bucket.arn, "/*"),
+                    "Condition": {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}},
+                },
+                {
+                    "Sid": "DenyOtherKmsKeys",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:PutObject",
+                    "Resource": pulumi.Output.concat(bucket.arn, "/*"),
+                    "Condition": {
+                        "StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption-aws-kms-key-id": kms_key_arn}
+                    },
+                },
+            ]
+            aws.s3.BucketPolicy(
+                f"{resource_name}-policy",
+                bucket=bucket.id,
+                policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements}),
+                # AWS rejects a bucket policy while the public-access block is being applied.
+                opts=pulumi.ResourceOptions(parent=bucket, depends_on=[block]),
+            )
+        return block
+
+    def _log_delivery_policy(self, name: str, args: DataLakeArgs, log_guard: aws.s3.BucketPublicAccessBlock) -> None:
+        """TLS-only, and only S3's log delivery service writes, only for this account's zone buckets."""
+        log = self.log_bucket
+        statements: list[dict[str, object]] = [
+            tls_only_statement(log.arn),
+            {
+                "Sid": "S3ServerAccessLogDelivery",
+                "Effect": "Allow",
+                "Principal": {"Service": "logging.s3.amazonaws.com"},
+                "Action": "s3:PutObject",
+                "Resource": pulumi.Output.concat(log.arn, "/*"),
+                "Condition": {
+                    "ArnLike": {"aws:SourceArn": [b.arn for b in self.buckets.values()]},
+                    "StringEquals": {"aws:SourceAccount": args.account_id},
+                },
+            },
+        ]
+        aws.s3.BucketPolicy(
+            f"{name}-access-logs-policy",
+            bucket=log.id,
+            policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements}),
+            opts=pulumi.ResourceOptions(parent=log, depends_on=[log_guard]),
+        )

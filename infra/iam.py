@@ -1,0 +1,214 @@
+"""Least-privilege IAM, by construction: one small function per statement, scoped by ARN.
+
+Each function returns one IAM statement whose resources may be Pulumi ``Output`` values;
+:func:`policy_document` serialises statements with ``Output.json_dumps`` (never an f-string).
+A wildcard resource appears only where the service offers no resource-level permission, with
+the reason beside it. Actions are always listed explicitly (no ``service:*`` on data services);
+the policy pack checks the same.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.naming import Kind
+
+Statement = dict[str, Any]
+
+
+def statement(
+    sid: str,
+    actions: Sequence[str],
+    resources: Sequence[pulumi.Input[str]],
+    *,
+    effect: str = "Allow",
+    conditions: dict[str, Any] | None = None,
+) -> Statement:
+    """One IAM statement. ``sid`` must be alphanumeric (IAM's rule)."""
+    if not sid.isalnum():
+        raise ValueError(f"statement id {sid!r} must be alphanumeric")
+    if not actions or not resources:
+        raise ValueError(f"statement {sid} needs at least one action and one resource")
+    body: Statement = {"Sid": sid, "Effect": effect, "Action": sorted(set(actions)), "Resource": list(resources)}
+    if conditions:
+        body["Condition"] = conditions
+    return body
+
+
+def policy_document(*statements: Statement) -> pulumi.Output[str]:
+    """A policy document (JSON string output) from statements that may hold outputs."""
+    return pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def assume_role_policy(*services: str, source_account: str | None = None) -> str:
+    """Trust policy letting the given AWS service principals assume a role."""
+    trust: Statement = {
+        "Effect": "Allow",
+        "Principal": {"Service": sorted(services)},
+        "Action": "sts:AssumeRole",
+    }
+    if source_account:
+        trust["Condition"] = {"StringEquals": {"aws:SourceAccount": source_account}}
+    return json.dumps({"Version": "2012-10-17", "Statement": [trust]}, sort_keys=True)
+
+
+def _objects(bucket_arns: Sequence[pulumi.Input[str]], prefix: str = "") -> list[pulumi.Output[str]]:
+    return [pulumi.Output.concat(arn, "/", prefix, "*") for arn in bucket_arns]
+
+
+# --- S3 ---------------------------------------------------------------------------------------
+
+
+def s3_read(sid: str, bucket_arns: Sequence[pulumi.Input[str]], prefix: str = "") -> list[Statement]:
+    """List the buckets and read their objects (optionally under ``prefix``)."""
+    listing = statement(f"{sid}List", ["s3:ListBucket", "s3:GetBucketLocation"], list(bucket_arns))
+    reading = statement(f"{sid}Read", ["s3:GetObject", "s3:GetObjectVersion"], _objects(bucket_arns, prefix))
+    return [listing, reading]
+
+
+def s3_write(sid: str, bucket_arns: Sequence[pulumi.Input[str]], prefix: str = "") -> Statement:
+    """Write and delete objects (optionally under ``prefix``); no bucket-level changes."""
+    return statement(
+        sid,
+        ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+        _objects(bucket_arns, prefix),
+    )
+
+
+# --- KMS --------------------------------------------------------------------------------------
+
+
+def kms_use(sid: str, key_arns: Sequence[pulumi.Input[str]]) -> Statement:
+    """Encrypt and decrypt with the platform's keys (no administration)."""
+    return statement(
+        sid,
+        [
+            "kms:Decrypt",
+            "kms:DescribeKey",
+            "kms:Encrypt",
+            "kms:GenerateDataKey",
+            "kms:GenerateDataKeyWithoutPlaintext",
+            "kms:ReEncryptFrom",
+            "kms:ReEncryptTo",
+        ],
+        list(key_arns),
+    )
+
+
+def kms_grant_for_aws_services(sid: str, key_arns: Sequence[pulumi.Input[str]]) -> Statement:
+    """Let services acting for the role (SageMaker, Feature Store) create grants on the key."""
+    return statement(
+        sid,
+        ["kms:CreateGrant"],
+        list(key_arns),
+        conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+    )
+
+
+# --- Glue -------------------------------------------------------------------------------------
+
+
+def glue_arns(region: str, account: pulumi.Input[str], database: pulumi.Input[str]) -> list[pulumi.Output[str]]:
+    """The catalog, a database and its tables: Glue authorises each level separately."""
+    base = pulumi.Output.concat("arn:aws:glue:", region, ":", account)
+    return [
+        pulumi.Output.concat(base, ":catalog"),
+        pulumi.Output.concat(base, ":database/", database),
+        pulumi.Output.concat(base, ":table/", database, "/*"),
+    ]
+
+
+def glue_catalog_read(sid: str, resources: Sequence[pulumi.Input[str]]) -> Statement:
+    """Read databases, tables and partitions."""
+    return statement(
+        sid,
+        [
+            "glue:GetDatabase",
+            "glue:GetDatabases",
+            "glue:GetPartition",
+            "glue:GetPartitions",
+            "glue:GetTable",
+            "glue:GetTables",
+            "glue:BatchGetPartition",
+        ],
+        list(resources),
+    )
+
+
+def glue_catalog_write(sid: str, resources: Sequence[pulumi.Input[str]]) -> Statement:
+    """Create and update tables and partitions (what a crawler or an ingestion job needs)."""
+    return statement(
+        sid,
+        [
+            "glue:BatchCreatePartition",
+            "glue:BatchUpdatePartition",
+            "glue:CreatePartition",
+            "glue:CreateTable",
+            "glue:UpdatePartition",
+            "glue:UpdateTable",
+        ],
+        list(resources),
+    )
+
+
+# --- CloudWatch Logs --------------------------------------------------------------------------
+
+
+def logs_write(sid: str, log_group_arn_prefixes: Sequence[pulumi.Input[str]]) -> Statement:
+    """Create streams and put events under the given log group ARN prefixes (each ending in ``*``)."""
+    return statement(
+        sid,
+        ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+        list(log_group_arn_prefixes),
+    )
+
+
+# --- Roles ------------------------------------------------------------------------------------
+
+
+def service_role(
+    resource_name: str,
+    *,
+    naming: Any,
+    thing: str,
+    services: Sequence[str],
+    statements: Sequence[Statement],
+    tags: dict[str, str],
+    parent: pulumi.Resource,
+    managed_policy_arns: Sequence[str] = (),
+    source_account: str | None = None,
+) -> aws.iam.Role:
+    """A role for AWS services with one inline least-privilege policy.
+
+    ``managed_policy_arns`` is for AWS-managed service policies only (for example the Glue service
+    role policy, which grants the service's own bookkeeping calls); data access stays inline.
+    """
+    role = aws.iam.Role(
+        resource_name,
+        name=naming.name(thing, Kind.IAM_ROLE),
+        assume_role_policy=assume_role_policy(*services, source_account=source_account),
+        description=f"{naming.prefix} {thing}: least-privilege service role",
+        max_session_duration=3600,
+        tags=tags,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    aws.iam.RolePolicy(
+        f"{resource_name}-policy",
+        role=role.id,
+        name=naming.name(f"{thing}-inline", Kind.IAM_POLICY),
+        policy=policy_document(*statements),
+        opts=pulumi.ResourceOptions(parent=role),
+    )
+    for index, arn in enumerate(managed_policy_arns):
+        aws.iam.RolePolicyAttachment(
+            f"{resource_name}-managed-{index}",
+            role=role.name,
+            policy_arn=arn,
+            opts=pulumi.ResourceOptions(parent=role),
+        )
+    return role

@@ -1,0 +1,95 @@
+"""One place for physical names and tags.
+
+Every physical name is ``<project>-<env>-<thing>``; :meth:`Naming.name` enforces the length and
+character limits of the AWS resource type at preview time, so an over-long name fails the plan
+instead of the deployment. :meth:`Naming.tags` is the one common tag set.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+
+REQUIRED_TAG_KEYS: tuple[str, ...] = ("Project", "Environment", "Owner", "CostCenter", "ManagedBy")
+"""Tags on every taggable resource (the policy pack enforces the same set)."""
+
+
+class NamingError(ValueError):
+    """A derived physical name breaks the AWS limits of its resource type."""
+
+
+@dataclass(frozen=True)
+class _Rule:
+    max_length: int
+    pattern: str
+    allowed: str
+    min_length: int = 1
+    underscores: bool = False  # Glue/Athena names: '-' becomes '_'
+
+
+class Kind(Enum):
+    """AWS resource kinds with their name limits (from each service's API reference)."""
+
+    S3_BUCKET = _Rule(63, r"^[a-z0-9][a-z0-9-]*[a-z0-9]$", "lowercase letters, digits and '-'", min_length=3)
+    IAM_ROLE = _Rule(64, r"^[\w+=,.@-]+$", "letters, digits and +=,.@_-")
+    IAM_POLICY = _Rule(128, r"^[\w+=,.@-]+$", "letters, digits and +=,.@_-")
+    KMS_ALIAS = _Rule(250, r"^[a-zA-Z0-9/_-]+$", "letters, digits and /_-")  # 256 with 'alias/'
+    GLUE = _Rule(255, r"^[a-z0-9_]+$", "lowercase letters, digits and '_'", underscores=True)
+    GLUE_CRAWLER = _Rule(255, r"^[a-zA-Z0-9_-]+$", "letters, digits, '_' and '-'")
+    SAGEMAKER = _Rule(63, r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$", "letters, digits and '-'")
+    FEATURE_GROUP = _Rule(64, r"^[a-zA-Z0-9]([_-]*[a-zA-Z0-9])*$", "letters, digits, '_' and '-'")
+    LAMBDA = _Rule(64, r"^[a-zA-Z0-9_-]+$", "letters, digits, '_' and '-'")
+    SQS_QUEUE = _Rule(80, r"^[a-zA-Z0-9_-]+$", "letters, digits, '_' and '-'")
+    SNS_TOPIC = _Rule(256, r"^[a-zA-Z0-9_-]+$", "letters, digits, '_' and '-'")
+    EVENT_RULE = _Rule(64, r"^[.\-_A-Za-z0-9]+$", "letters, digits and ._-")
+    ALARM = _Rule(255, r"^[ -~]+$", "printable ASCII")
+    DASHBOARD = _Rule(255, r"^[a-zA-Z0-9_-]+$", "letters, digits, '_' and '-'")
+    LOG_GROUP = _Rule(512, r"^[\w#/.-]+$", "letters, digits and #/._-")
+    SECRET = _Rule(512, r"^[\w/+=.@-]+$", "letters, digits and /_+=.@-")
+    GENERIC = _Rule(255, r"^[ -~]+$", "printable ASCII")
+
+
+@dataclass(frozen=True)
+class Naming:
+    """Derives names and tags for one ``<project>-<env>`` stack."""
+
+    project: str
+    environment: str
+    extra_tags: dict[str, str] = field(default_factory=dict)
+    owner: str = "unknown"
+    cost_center: str = "unknown"
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.project}-{self.environment}"
+
+    def name(self, thing: str, kind: Kind = Kind.GENERIC) -> str:
+        """``<project>-<env>-<thing>``, checked against ``kind``'s limits (raises :class:`NamingError`)."""
+        rule = kind.value
+        candidate = f"{self.prefix}-{thing}"
+        if rule.underscores:
+            candidate = candidate.replace("-", "_").lower()
+        if not rule.min_length <= len(candidate) <= rule.max_length:
+            raise NamingError(
+                f"{kind.name} name '{candidate}' is {len(candidate)} characters; AWS allows "
+                f"{rule.min_length}-{rule.max_length}. Shorten the project ('{self.project}'), "
+                f"environment ('{self.environment}') or '{thing}'."
+            )
+        if not re.match(rule.pattern, candidate):
+            raise NamingError(f"{kind.name} name '{candidate}' may only contain {rule.allowed}")
+        if kind is Kind.S3_BUCKET and (candidate.startswith("xn--") or candidate.endswith(("-s3alias", "--ol-s3"))):
+            raise NamingError(f"S3_BUCKET name '{candidate}' uses a form S3 reserves")
+        return candidate
+
+    def tags(self, **extra: str) -> dict[str, str]:
+        """The common tag set (plus ``extra`` tags for one resource)."""
+        return {
+            "Project": self.project,
+            "Environment": self.environment,
+            "Owner": self.owner,
+            "CostCenter": self.cost_center,
+            "ManagedBy": "pulumi",
+            **self.extra_tags,
+            **extra,
+        }

@@ -1,0 +1,38 @@
+"""Composition of the platform's layers for one stack. Only wiring: behaviour lives in the components."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from infra.config import PlatformConfig, load_config
+from infra.context import StackContext
+from infra.datalake import DataLake, DataLakeArgs
+from infra.security import SecurityBase, SecurityBaseArgs
+
+
+def build_platform(config: PlatformConfig) -> dict[str, Any]:
+    """Create every layer for ``config`` and return the stack outputs."""
+    ctx = StackContext.from_config(config)
+    prefix = ctx.naming.prefix
+
+    security = SecurityBase(f"{prefix}-security", SecurityBaseArgs(context=ctx))
+    lake = DataLake(
+        f"{prefix}-lake",
+        DataLakeArgs(context=ctx, kms_key_arn=security.key_arn, account_id=security.account_id),
+    )
+    outputs: dict[str, Any] = {
+        "kmsKeyArn": security.key_arn,
+        "lakeBuckets": lake.bucket_names,
+        "accessLogBucket": lake.log_bucket.bucket,
+    }
+    # [layers] each layer below adds its component and outputs here, in dependency order.
+    return outputs
+
+
+def program() -> dict[str, Any]:
+    """The Pulumi program: read and validate the stack config, then build. Used by ``__main__``."""
+    config = load_config()
+    pulumi.log.debug(f"building {config.project}-{config.environment} in {config.region}")
+    return build_platform(config)

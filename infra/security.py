@@ -1,0 +1,144 @@
+"""Security base: the platform's customer-managed KMS key with rotation and an explicit key policy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.context import StackContext
+from infra.naming import Kind
+
+# Administration without use: key administrators can manage the key but not decrypt data.
+_KEY_ADMIN_ACTIONS = [
+    "kms:CancelKeyDeletion",
+    "kms:CreateAlias",
+    "kms:DeleteAlias",
+    "kms:DescribeKey",
+    "kms:DisableKey",
+    "kms:DisableKeyRotation",
+    "kms:EnableKey",
+    "kms:EnableKeyRotation",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:ListAliases",
+    "kms:ListResourceTags",
+    "kms:PutKeyPolicy",
+    "kms:RevokeGrant",
+    "kms:ScheduleKeyDeletion",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:UpdateAlias",
+    "kms:UpdateKeyDescription",
+]
+_KEY_USE_ACTIONS = [
+    "kms:Decrypt",
+    "kms:DescribeKey",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SecurityBaseArgs:
+    """Inputs of :class:`SecurityBase`."""
+
+    context: StackContext
+
+
+def key_policy(region: str, account_id: pulumi.Input[str], administrator_arns: tuple[str, ...]) -> pulumi.Output[str]:
+    """The platform key's policy.
+
+    - The account root keeps full control. This is AWS's default key statement and the only way
+      IAM policies (the roles this platform creates) can be granted use of the key; without it the
+      key can become unmanageable. Use is then granted per role, by ARN, in IAM.
+    - Named administrators may manage, but not use, the key.
+    - CloudWatch Logs, CloudWatch alarms and EventBridge (which publish to the platform's encrypted
+      log groups and SNS topics) may use it, only from this account.
+    """
+    root = pulumi.Output.concat("arn:aws:iam::", account_id, ":root")
+    statements: list[dict[str, object]] = [
+        {
+            "Sid": "AccountRootFullControl",
+            "Effect": "Allow",
+            "Principal": {"AWS": root},
+            "Action": "kms:*",  # AWS default key statement: delegates key access to IAM (see docstring)
+            "Resource": "*",  # in a key policy "*" means this key
+        },
+    ]
+    if administrator_arns:
+        statements.append(
+            {
+                "Sid": "KeyAdministrators",
+                "Effect": "Allow",
+                "Principal": {"AWS": list(administrator_arns)},
+                "Action": _KEY_ADMIN_ACTIONS,
+                "Resource": "*",
+            }
+        )
+    statements.append(
+        {
+            "Sid": "CloudWatchLogs",
+            "Effect": "Allow",
+            "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+            "Action": _KEY_USE_ACTIONS,
+            "Resource": "*",
+            "Condition": {
+                "ArnLike": {
+                    "kms:EncryptionContext:aws:logs:arn": pulumi.Output.concat(
+                        "arn:aws:logs:", region, ":", account_id, ":log-group:*"
+                    )
+                }
+            },
+        }
+    )
+    statements.append(
+        {
+            "Sid": "AlarmAndEventPublishers",
+            "Effect": "Allow",
+            "Principal": {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]},
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": "*",
+            "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+        }
+    )
+    return pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements})
+
+
+class SecurityBase(pulumi.ComponentResource):
+    """The platform key (``key``, ``key_arn``) and its alias ``alias/<project>-<env>-platform``."""
+
+    key: aws.kms.Key
+    key_arn: pulumi.Output[str]
+    key_id: pulumi.Output[str]
+    account_id: pulumi.Output[str]
+
+    def __init__(self, name: str, args: SecurityBaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlops:security:SecurityBase", name, None, opts)
+        ctx = args.context
+        cfg = ctx.config
+        self.account_id = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
+
+        self.key = aws.kms.Key(
+            f"{name}-key",
+            description=f"{ctx.naming.prefix} platform key: lake, feature store, models, monitoring, logs, topics",
+            enable_key_rotation=True,
+            rotation_period_in_days=cfg.kms.rotation_period_days,
+            deletion_window_in_days=cfg.kms.deletion_window_days,
+            policy=key_policy(cfg.region, self.account_id, cfg.kms.administrator_arns),
+            tags=ctx.naming.tags(),
+            opts=ctx.stateful(self),
+        )
+        self.alias = aws.kms.Alias(
+            f"{name}-alias",
+            name=f"alias/{ctx.naming.name('platform', Kind.KMS_ALIAS)}",
+            target_key_id=self.key.key_id,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.key_arn = self.key.arn
+        self.key_id = self.key.key_id
+        self.register_outputs({"key_arn": self.key_arn, "alias": self.alias.name})
