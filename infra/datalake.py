@@ -11,13 +11,6 @@ from infra.config import ZONE_NAMES, ZoneSettings
 from infra.context import StackContext
 from infra.naming import Kind
 
-ENCRYPTION_EXEMPTION_TAG = "mlops:encryption-exemption"
-"""Tag naming why a bucket is not SSE-KMS; the policy pack accepts only the reason below."""
-
-ACCESS_LOG_EXEMPTION = "s3-server-access-logs"
-# S3 server access log delivery does not support SSE-KMS on the target bucket: it must use SSE-S3.
-
-
 @dataclass(frozen=True, kw_only=True)
 class DataLakeArgs:
     """Inputs of :class:`DataLake`: the stack context and the platform key."""
@@ -79,6 +72,8 @@ def lifecycle_rules(zone: str, settings: ZoneSettings) -> list[aws.s3.BucketLife
 
 
 class DataLake(pulumi.ComponentResource):
+    # Bucket settings are children of the component, not of their bucket: a protected bucket would
+    # otherwise pass `protect` down and block replacing a lifecycle rule or a policy.
     """S3 zones ``raw``, ``curated``, ``features``, ``artifacts``, ``monitoring`` plus an access-log bucket.
 
     Every zone bucket: SSE-KMS with the platform key and bucket keys, versioning, config-driven
@@ -97,20 +92,11 @@ class DataLake(pulumi.ComponentResource):
         ctx = args.context
         lake = ctx.config.lake
 
-        self.log_bucket = self._bucket(f"{name}-access-logs", "access-logs", ctx, exemption=ACCESS_LOG_EXEMPTION)
+        # Log delivery to an SSE-KMS bucket works with a customer-managed key whose policy lets
+        # logging.s3.amazonaws.com generate data keys (see security.key_policy).
+        self.log_bucket = self._bucket(f"{name}-access-logs", "access-logs", ctx)
         log_guard = self._guard(f"{name}-access-logs", self.log_bucket, ctx, kms_key_arn=None)
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-access-logs-sse",
-            bucket=self.log_bucket.id,
-            rules=[
-                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                    apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                        sse_algorithm="AES256"
-                    )
-                )
-            ],
-            opts=pulumi.ResourceOptions(parent=self.log_bucket),
-        )
+        self._encrypt(f"{name}-access-logs", self.log_bucket, args.kms_key_arn)
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-access-logs-lifecycle",
             bucket=self.log_bucket.id,
@@ -125,38 +111,26 @@ class DataLake(pulumi.ComponentResource):
                     ),
                 )
             ],
-            opts=pulumi.ResourceOptions(parent=self.log_bucket),
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
         self.buckets = {}
         for zone in ZONE_NAMES:
             bucket = self._bucket(f"{name}-{zone}", zone, ctx)
             guard = self._guard(f"{name}-{zone}", bucket, ctx, kms_key_arn=args.kms_key_arn)
-            aws.s3.BucketServerSideEncryptionConfiguration(
-                f"{name}-{zone}-sse",
-                bucket=bucket.id,
-                rules=[
-                    aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                        apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                            sse_algorithm="aws:kms", kms_master_key_id=args.kms_key_arn
-                        ),
-                        bucket_key_enabled=True,
-                    )
-                ],
-                opts=pulumi.ResourceOptions(parent=bucket),
-            )
+            self._encrypt(f"{name}-{zone}", bucket, args.kms_key_arn)
             aws.s3.BucketLifecycleConfiguration(
                 f"{name}-{zone}-lifecycle",
                 bucket=bucket.id,
                 rules=lifecycle_rules(zone, lake.zones[zone]),
-                opts=pulumi.ResourceOptions(parent=bucket),
+                opts=pulumi.ResourceOptions(parent=self),
             )
             aws.s3.BucketLogging(
                 f"{name}-{zone}-logging",
                 bucket=bucket.id,
                 target_bucket=self.log_bucket.id,
                 target_prefix=f"{zone}/",
-                opts=pulumi.ResourceOptions(parent=bucket, depends_on=[guard, log_guard]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[guard, log_guard]),
             )
             self.buckets[zone] = bucket
 
@@ -171,16 +145,29 @@ class DataLake(pulumi.ComponentResource):
             }
         )
 
-    def _bucket(self, resource_name: str, thing: str, ctx: StackContext, exemption: str | None = None) -> aws.s3.Bucket:
-        tags = ctx.naming.tags(Zone=thing)
-        if exemption:
-            tags[ENCRYPTION_EXEMPTION_TAG] = exemption
+    def _bucket(self, resource_name: str, thing: str, ctx: StackContext) -> aws.s3.Bucket:
         return aws.s3.Bucket(
             resource_name,
             bucket=ctx.naming.name(thing, Kind.S3_BUCKET),
             force_destroy=ctx.config.lake.force_destroy,
-            tags=tags,
+            tags=ctx.naming.tags(Zone=thing),
             opts=ctx.stateful(self),
+        )
+
+    def _encrypt(self, resource_name: str, bucket: aws.s3.Bucket, kms_key_arn: pulumi.Input[str]) -> None:
+        """Default encryption: SSE-KMS with the platform key, with S3 bucket keys (fewer KMS calls)."""
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{resource_name}-sse",
+            bucket=bucket.id,
+            rules=[
+                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                    apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                        sse_algorithm="aws:kms", kms_master_key_id=kms_key_arn
+                    ),
+                    bucket_key_enabled=True,
+                )
+            ],
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
     def _guard(
@@ -194,19 +181,19 @@ class DataLake(pulumi.ComponentResource):
             block_public_policy=True,
             ignore_public_acls=True,
             restrict_public_buckets=True,
-            opts=pulumi.ResourceOptions(parent=bucket),
+            opts=pulumi.ResourceOptions(parent=self),
         )
         aws.s3.BucketOwnershipControls(
             f"{resource_name}-ownership",
             bucket=bucket.id,
             rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-            opts=pulumi.ResourceOptions(parent=bucket),
+            opts=pulumi.ResourceOptions(parent=self),
         )
         aws.s3.BucketVersioning(
             f"{resource_name}-versioning",
             bucket=bucket.id,
             versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
-            opts=pulumi.ResourceOptions(parent=bucket),
+            opts=pulumi.ResourceOptions(parent=self),
         )
         if kms_key_arn is not None:
             statements: list[dict[str, object]] = [
@@ -237,7 +224,7 @@ class DataLake(pulumi.ComponentResource):
                 bucket=bucket.id,
                 policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements}),
                 # AWS rejects a bucket policy while the public-access block is being applied.
-                opts=pulumi.ResourceOptions(parent=bucket, depends_on=[block]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[block]),
             )
         return block
 
@@ -262,5 +249,5 @@ class DataLake(pulumi.ComponentResource):
             f"{name}-access-logs-policy",
             bucket=log.id,
             policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements}),
-            opts=pulumi.ResourceOptions(parent=log, depends_on=[log_guard]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_guard]),
         )

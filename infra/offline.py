@@ -185,14 +185,8 @@ class PlannedResource:
     protect: bool
     retain_on_delete: bool
 
-    @property
-    def component(self) -> str:
-        """The top-level component type this resource lives under (``mlops:lake:DataLake``), or ``stack``."""
-        chain = self.urn.split("::")[2].split("$")
-        chain = [t for t in chain if t != "pulumi:pulumi:Stack"]
-        if not self.custom:
-            return chain[0] if chain else "stack"
-        return chain[0] if len(chain) > 1 else "stack"
+    component: str = "stack"
+    """The top-level component this resource lives under (``mlops:lake:DataLake``), or ``stack``."""
 
 
 class RecordingMonitor(runtime_mocks.MockMonitor):
@@ -274,6 +268,13 @@ def run_program(
 
     _sync_await(run_pulumi_func(program))
 
+    def top_component(urn: str) -> str:
+        chain = [urn]
+        while (parent := monitor.options.get(chain[-1], {}).get("parent", "")) and parent in monitor.resources:
+            chain.append(parent)
+        top = chain[-1]
+        return str(monitor.options[top]["type"]) if not monitor.options[top]["custom"] else "stack"
+
     resources = []
     for urn, registration in monitor.resources.items():
         opts = monitor.options.get(urn, {})
@@ -288,6 +289,7 @@ def run_program(
                 state=dict(registration.state or {}),
                 protect=opts.get("protect", False),
                 retain_on_delete=opts.get("retain_on_delete", False),
+                component=top_component(urn),
             )
         )
     return OfflinePlan(stack=stack, config=config, resources=tuple(resources), outputs=resolved)

@@ -58,7 +58,8 @@ def key_policy(region: str, account_id: pulumi.Input[str], administrator_arns: t
       key can become unmanageable. Use is then granted per role, by ARN, in IAM.
     - Named administrators may manage, but not use, the key.
     - CloudWatch Logs, CloudWatch alarms and EventBridge (which publish to the platform's encrypted
-      log groups and SNS topics) may use it, only from this account.
+      log groups and SNS topics) and S3 log delivery (server access logs into the SSE-KMS log
+      bucket) may use it, only on behalf of this account.
     """
     root = pulumi.Output.concat("arn:aws:iam::", account_id, ":root")
     statements: list[dict[str, object]] = [
@@ -98,9 +99,11 @@ def key_policy(region: str, account_id: pulumi.Input[str], administrator_arns: t
     )
     statements.append(
         {
-            "Sid": "AlarmAndEventPublishers",
+            "Sid": "AwsServicePublishers",
             "Effect": "Allow",
-            "Principal": {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]},
+            "Principal": {
+                "Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com", "logging.s3.amazonaws.com"]
+            },
             "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
             "Resource": "*",
             "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},

@@ -1,0 +1,101 @@
+"""Offline plan: run the whole Pulumi program for a stack under the mock engine and print what it creates.
+
+No Pulumi CLI, no credentials, no network. Prints the resources grouped by component with counts per
+type, then the policy pack's results. Exit codes: 0 plan fine, 1 a mandatory policy failed,
+2 invalid configuration (the error names the key, the value and what is allowed).
+
+    python tools/plan.py --stack prod
+    python tools/plan.py --all
+    python tools/plan.py --stack dev --stack-file path/to/Pulumi.custom.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+# The program must never reach AWS from here: no credentials lookups, no metadata endpoint.
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+
+from infra.config import ConfigError  # noqa: E402
+from infra.naming import NamingError  # noqa: E402
+from infra.offline import OfflinePlan, read_stack_values, run_program, stack_names  # noqa: E402
+
+
+def render_plan(plan: OfflinePlan) -> str:
+    """Resources grouped by component, with counts per type."""
+    cfg = plan.config
+    custom = [r for r in plan.resources if r.custom]
+    lines = [
+        f"Stack {plan.stack}: {cfg.project}-{cfg.environment} in {cfg.region} "
+        f"({len(custom)} resources, {len(plan.resources) - len(custom)} components)",
+    ]
+    by_component: dict[str, Counter[str]] = defaultdict(Counter)
+    for resource in custom:
+        by_component[resource.component][resource.type] += 1
+    for component in sorted(by_component):
+        counts = by_component[component]
+        instances = sum(1 for r in plan.resources if not r.custom and r.type == component)
+        label = f"{component} x{instances}" if instances > 1 else component
+        lines.append(f"  {label}  ({sum(counts.values())} resources)")
+        for type_token, count in sorted(counts.items()):
+            lines.append(f"    {count:4d}  {type_token}")
+    protected = sum(1 for r in custom if r.protect)
+    retained = sum(1 for r in custom if r.retain_on_delete)
+    lines.append(f"  protected: {protected}, retained on delete: {retained}")
+    return "\n".join(lines)
+
+
+def render_policies(plan: OfflinePlan) -> tuple[str, bool]:
+    """Policy pack results; the flag is False when a mandatory policy failed."""
+    from infra.policy_check import check_plan
+
+    results = check_plan(plan)
+    ok = True
+    lines = [f"Policies ({len(results)}):"]
+    for result in results:
+        status = "pass" if result.passed else "FAIL"
+        lines.append(f"  [{status}] {result.policy} ({result.enforcement})")
+        for violation in result.violations:
+            lines.append(f"         - {violation}")
+        if not result.passed and result.enforcement == "mandatory":
+            ok = False
+    return "\n".join(lines), ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--stack", default=os.environ.get("STACK", "dev"), help="stack name (stacks/Pulumi.<stack>.yaml)")
+    group.add_argument("--all", action="store_true", help="plan every stack in stacks/")
+    parser.add_argument("--stack-file", type=Path, help="read the config from this file instead of stacks/")
+    parser.add_argument("--no-policies", action="store_true", help="skip the policy pack")
+    args = parser.parse_args(argv)
+
+    stacks = stack_names() if args.all else [args.stack]
+    status = 0
+    for stack in stacks:
+        try:
+            values = read_stack_values(stack, args.stack_file)
+            plan = run_program(stack, values=values)
+        except (ConfigError, NamingError, FileNotFoundError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            status = max(status, 2)
+            continue
+        print(render_plan(plan))
+        if not args.no_policies:
+            text, ok = render_policies(plan)
+            print(text)
+            if not ok:
+                status = max(status, 1)
+        print()
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
