@@ -1,0 +1,52 @@
+# Two commands on a fresh machine:  make plan STACK=prod   and   make test
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STACK ?= dev
+STAMP := $(VENV)/.installed
+
+.PHONY: setup plan plan-all test test-fast lint format typecheck docs bench lock clean
+
+setup: $(STAMP)  ## create .venv and install the pinned dependencies
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+plan: setup  ## offline plan of one stack (mock engine, no cloud): make plan STACK=prod
+	$(PY) tools/plan.py --stack $(STACK)
+
+plan-all: setup  ## offline plan of every stack
+	$(PY) tools/plan.py --all
+
+test: setup lint typecheck  ## everything CI runs: lint, types, docs in step, tests
+	$(PY) tools/config_docs.py --check
+	$(PY) -m pytest -q
+
+test-fast: setup  ## tests only
+	$(PY) -m pytest -q -x
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+typecheck: setup
+	$(VENV)/bin/pyright
+
+docs: setup  ## regenerate the README config reference and docs/config.schema.json
+	$(PY) tools/config_docs.py
+
+bench: setup  ## benchmarks, printed as tables
+	$(PY) benchmarks/plan_bench.py
+
+lock: setup  ## refresh constraints.txt from the current environment
+	$(PY) -m pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
