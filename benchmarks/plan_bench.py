@@ -31,7 +31,7 @@ def time_command(argv: list[str], runs: int) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").strip().splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args(argv)
     python = sys.executable
@@ -39,9 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         ("baseline: python -c 'import pulumi_aws'", time_command([python, "-c", "import pulumi_aws"], args.runs)),
     ]
     for stack in stack_names():
-        rows.append(
-            (f"plan --stack {stack}", time_command([python, "tools/plan.py", "--stack", stack], args.runs))
-        )
+        rows.append((f"plan --stack {stack}", time_command([python, "tools/plan.py", "--stack", stack], args.runs)))
     baseline = statistics.median(rows[0][1])
     print(f"{'command':<44} {'median s':>9} {'min s':>7} {'max s':>7} {'x baseline':>10}")
     for label, samples in rows:

@@ -11,6 +11,7 @@ from infra.config import ZONE_NAMES, ZoneSettings
 from infra.context import StackContext
 from infra.naming import Kind
 
+
 @dataclass(frozen=True, kw_only=True)
 class DataLakeArgs:
     """Inputs of :class:`DataLake`: the stack context and the platform key."""
@@ -105,7 +106,9 @@ class DataLake(pulumi.ComponentResource):
                     id="expire-access-logs",
                     status="Enabled",
                     filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
-                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=lake.access_log_retention_days),
+                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(
+                        days=lake.access_log_retention_days
+                    ),
                     noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
                         noncurrent_days=1
                     ),

@@ -156,17 +156,22 @@ class PlatformMocks(pulumi.runtime.Mocks):
         return resource_id, state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> Any:
-        token = args.token
-        if token == "aws:index/getCallerIdentity:getCallerIdentity":
+        function = args.token
+        if function == "aws:index/getCallerIdentity:getCallerIdentity":
             return {
                 "accountId": MOCK_ACCOUNT_ID,
                 "arn": f"arn:aws:iam::{MOCK_ACCOUNT_ID}:user/offline",
                 "userId": "OFFLINE",
                 "id": MOCK_ACCOUNT_ID,
             }
-        if token == "aws:index/getRegion:getRegion":
-            return {"name": self.region, "region": self.region, "id": self.region, "endpoint": f"ec2.{self.region}.amazonaws.com"}
-        if token == "aws:index/getPartition:getPartition":
+        if function == "aws:index/getRegion:getRegion":
+            return {
+                "name": self.region,
+                "region": self.region,
+                "id": self.region,
+                "endpoint": f"ec2.{self.region}.amazonaws.com",
+            }
+        if function == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws", "reverseDnsPrefix": "com.amazonaws"}
         return dict(args.args)
 
@@ -253,8 +258,9 @@ def run_program(
     runtime_settings.ROOT.set(None)
     pulumi.runtime.set_all_config(dict(merged))
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
-    runtime_settings.SETTINGS.rpc_manager.clear()
-    runtime_settings.SETTINGS.outputs.clear()
+    engine_settings: Any = runtime_settings.SETTINGS  # typed loosely by the SDK's decorator
+    engine_settings.rpc_manager.clear()
+    engine_settings.outputs.clear()
 
     resolved: dict[str, Any] = {}
 

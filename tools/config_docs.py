@@ -1,7 +1,7 @@
 """Generate the config reference (README table) and the published JSON Schema from the config model.
 
-    python tools/config_docs.py          # rewrite README.md's reference block and docs/config.schema.json
-    python tools/config_docs.py --check  # exit 1 if either is out of date (the tests do the same)
+python tools/config_docs.py          # rewrite README.md's reference block and docs/config.schema.json
+python tools/config_docs.py --check  # exit 1 if either is out of date (the tests do the same)
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pydantic import BaseModel  # noqa: E402
-from pydantic.alias_generators import to_camel  # noqa: E402
-from pydantic_core import PydanticUndefined  # noqa: E402
+from pydantic import BaseModel
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticUndefined
 
-from infra.config import CONFIG_NAMESPACE, PlatformConfig, json_schema  # noqa: E402
+from infra.config import CONFIG_NAMESPACE, PlatformConfig, json_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -64,10 +64,7 @@ def _nested_model(annotation: Any) -> type[BaseModel] | None:
 def _default(field: Any) -> str:
     if field.is_required():
         return "required"
-    if field.default_factory is not None:
-        value = field.default_factory()
-    else:
-        value = field.default
+    value = field.default_factory() if field.default_factory is not None else field.default
     if value is PydanticUndefined:
         return "required"
     if isinstance(value, BaseModel):
@@ -120,7 +117,7 @@ def readme_with_reference(readme: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").strip().splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if the generated files are out of date")
     args = parser.parse_args(argv)
     readme = README.read_text()

@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 # The program must never reach AWS from here: no credentials lookups, no metadata endpoint.
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 
-from infra.config import ConfigError  # noqa: E402
-from infra.naming import NamingError  # noqa: E402
-from infra.offline import OfflinePlan, read_stack_values, run_program, stack_names  # noqa: E402
+from infra.config import ConfigError
+from infra.naming import NamingError
+from infra.offline import OfflinePlan, read_stack_values, run_program, stack_names
 
 
 def render_plan(plan: OfflinePlan) -> str:
@@ -69,9 +69,11 @@ def render_policies(plan: OfflinePlan) -> tuple[str, bool]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").strip().splitlines()[0])
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--stack", default=os.environ.get("STACK", "dev"), help="stack name (stacks/Pulumi.<stack>.yaml)")
+    group.add_argument(
+        "--stack", default=os.environ.get("STACK", "dev"), help="stack name (stacks/Pulumi.<stack>.yaml)"
+    )
     group.add_argument("--all", action="store_true", help="plan every stack in stacks/")
     parser.add_argument("--stack-file", type=Path, help="read the config from this file instead of stacks/")
     parser.add_argument("--no-policies", action="store_true", help="skip the policy pack")

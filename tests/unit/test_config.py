@@ -43,7 +43,9 @@ def test_unknown_top_level_key_names_key_and_allowed_keys() -> None:
 def test_unknown_nested_key_names_path_and_allowed_keys() -> None:
     lake = json.loads(base_values()["mlops:lake"]) | {"versioned": True}
     [problem] = problems_for(base_values() | {"mlops:lake": json.dumps(lake)})
-    assert problem == "mlops:lake.versioned: unknown key; allowed keys here: accessLogRetentionDays, forceDestroy, zones"
+    assert (
+        problem == "mlops:lake.versioned: unknown key; allowed keys here: accessLogRetentionDays, forceDestroy, zones"
+    )
 
 
 def test_wrong_type_is_refused_not_coerced() -> None:

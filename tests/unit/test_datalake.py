@@ -103,14 +103,19 @@ def test_every_zone_logs_to_the_log_bucket(plan: OfflinePlan) -> None:
 def test_lifecycle_follows_the_stack(plan: OfflinePlan) -> None:
     lifecycle = by_bucket(plan, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
     for zone, settings in plan.config.lake.zones.items():
-        rules = {r["id"]: r for r in lifecycle[f"{plan.config.project}-{plan.config.environment}-{zone}"].inputs["rules"]}
+        rules = {
+            r["id"]: r for r in lifecycle[f"{plan.config.project}-{plan.config.environment}-{zone}"].inputs["rules"]
+        }
         current = rules[f"{zone}-current-versions"]
         assert current.get("expiration", {}).get("days") == settings.expire_after_days
         days = {t["storageClass"]: t["days"] for t in current.get("transitions", [])}
         assert days.get("STANDARD_IA") == settings.infrequent_access_after_days
         assert days.get("GLACIER_IR") == settings.glacier_after_days
         housekeeping = rules[f"{zone}-housekeeping"]
-        assert housekeeping["noncurrentVersionExpiration"]["noncurrentDays"] == settings.noncurrent_versions_expire_after_days
+        assert (
+            housekeeping["noncurrentVersionExpiration"]["noncurrentDays"]
+            == settings.noncurrent_versions_expire_after_days
+        )
 
 
 def test_stateful_resources_follow_protect_and_retain(plan: OfflinePlan) -> None:
