@@ -8,6 +8,7 @@ program (``infra.platform.program``). The mocks return the computed attributes A
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
@@ -237,6 +238,17 @@ class OfflinePlan:
         return (r for r in self.resources if r.custom)
 
 
+def _ensure_event_loop() -> None:
+    """The SDK registers resources on the thread's current loop; ``asyncio.run`` elsewhere may have closed it."""
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+        if not loop.is_closed():
+            return
+    except RuntimeError:
+        pass
+    asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 def run_program(
     stack: str,
     overrides: Mapping[str, Any] | None = None,
@@ -253,6 +265,7 @@ def run_program(
     merged = apply_overrides(base, overrides or {})
     config = parse_stack_config(merged, stack)  # fail before the engine starts
 
+    _ensure_event_loop()
     mocks = PlatformMocks(config.region)
     monitor = RecordingMonitor(mocks)
     runtime_settings.ROOT.set(None)
