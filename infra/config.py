@@ -29,10 +29,9 @@ from pydantic.alias_generators import to_camel
 CONFIG_NAMESPACE = "mlops"
 """Pulumi config namespace of the platform (the Pulumi project name)."""
 
-ZONE_NAMES: tuple[str, ...] = ("raw", "curated", "features", "artifacts", "monitoring")
-"""Data lake zones; every zone is one bucket."""
-
 Zone = Literal["raw", "curated", "features", "artifacts", "monitoring"]
+ZONE_NAMES: tuple[Zone, ...] = ("raw", "curated", "features", "artifacts", "monitoring")
+"""Data lake zones; every zone is one bucket."""
 
 # CloudWatch Logs accepts only these retention periods (PutRetentionPolicy).
 LOG_RETENTION_DAYS: tuple[int, ...] = (
@@ -77,10 +76,12 @@ class _Model(BaseModel):
 class KmsSettings(_Model):
     """The platform's customer-managed KMS key."""
 
-    deletion_window_days: int = Field(30, ge=7, le=30, description="Waiting period before a deleted key is destroyed.")
-    rotation_period_days: int = Field(365, ge=90, le=2560, description="Automatic key rotation period.")
+    deletion_window_days: int = Field(
+        default=30, ge=7, le=30, description="Waiting period before a deleted key is destroyed."
+    )
+    rotation_period_days: int = Field(default=365, ge=90, le=2560, description="Automatic key rotation period.")
     administrator_arns: tuple[IamArn, ...] = Field(
-        (),
+        default=(),
         description="IAM principals allowed to administer (not use) the key. Empty: the account root only.",
     )
 
@@ -89,16 +90,20 @@ class ZoneSettings(_Model):
     """Lifecycle of one lake zone. ``None`` switches a transition or expiry off."""
 
     infrequent_access_after_days: int | None = Field(
-        None, ge=30, description="Move current objects to STANDARD_IA after this many days (AWS minimum: 30)."
+        default=None, ge=30, description="Move current objects to STANDARD_IA after this many days (AWS minimum: 30)."
     )
     glacier_after_days: int | None = Field(
-        None, ge=1, description="Move current objects to GLACIER_IR after this many days."
+        default=None, ge=1, description="Move current objects to GLACIER_IR after this many days."
     )
-    expire_after_days: int | None = Field(None, ge=1, description="Delete current objects after this many days.")
+    expire_after_days: int | None = Field(
+        default=None, ge=1, description="Delete current objects after this many days."
+    )
     noncurrent_versions_expire_after_days: int = Field(
-        90, ge=1, le=3650, description="Delete non-current object versions after this many days."
+        default=90, ge=1, le=3650, description="Delete non-current object versions after this many days."
     )
-    abort_incomplete_uploads_after_days: int = Field(7, ge=1, le=365)
+    abort_incomplete_uploads_after_days: int = Field(
+        default=7, ge=1, le=365, description="Abort multipart uploads left incomplete for this many days."
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> ZoneSettings:
@@ -114,7 +119,7 @@ class ZoneSettings(_Model):
         return self
 
 
-def _default_zones() -> dict[str, ZoneSettings]:
+def _default_zones() -> dict[Zone, ZoneSettings]:
     return {zone: ZoneSettings() for zone in ZONE_NAMES}
 
 
@@ -122,10 +127,10 @@ class LakeSettings(_Model):
     """The S3 data lake."""
 
     force_destroy: bool = Field(
-        False, description="Allow deleting non-empty buckets (disposable environments only)."
+        default=False, description="Allow deleting non-empty buckets (disposable environments only)."
     )
     access_log_retention_days: int = Field(
-        365, ge=1, le=3650, description="Expiry of server access logs in the log bucket."
+        default=365, ge=1, le=3650, description="Expiry of server access logs in the log bucket."
     )
     zones: dict[Zone, ZoneSettings] = Field(
         default_factory=_default_zones,
@@ -134,7 +139,7 @@ class LakeSettings(_Model):
 
     @field_validator("zones", mode="after")
     @classmethod
-    def _all_zones(cls, zones: dict[str, ZoneSettings]) -> dict[str, ZoneSettings]:
+    def _all_zones(cls, zones: dict[Zone, ZoneSettings]) -> dict[Zone, ZoneSettings]:
         return {zone: zones.get(zone, ZoneSettings()) for zone in ZONE_NAMES}
 
 
@@ -144,29 +149,35 @@ GlueType = Annotated[str, StringConstraints(pattern=_GLUE_TYPE.pattern)]
 class ColumnSpec(_Model):
     """One column of a Glue table."""
 
-    name: GlueName
-    type: GlueType = Field(description="Hive type: string, int, bigint, double, boolean, date, timestamp, decimal(p,s), array<...>.")
-    comment: str = ""
+    name: GlueName = Field(description="Column name: lowercase letters, digits and '_'.")
+    type: GlueType = Field(
+        description="Hive type: string, int, bigint, double, boolean, date, timestamp, decimal(p,s), array<...>."
+    )
+    comment: str = Field(default="", description="Column comment in the catalog.")
 
 
 class TableSpec(_Model):
     """A Glue table declared with an explicit schema (Parquet files under ``s3://<zone bucket>/<prefix>``)."""
 
-    name: GlueName
-    zone: Zone = "curated"
+    name: GlueName = Field(description="Table name: lowercase letters, digits and '_'.")
+    zone: Zone = Field(default="curated", description="Lake zone (bucket and Glue database) of the table.")
     prefix: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-/=.]+/$")] | None = Field(
-        None, description="S3 key prefix of the table's files, ending with '/'; default '<name>/'."
+        default=None, description="S3 key prefix of the table's files, ending with '/'; default '<name>/'."
     )
-    description: str = ""
-    columns: tuple[ColumnSpec, ...] = Field(min_length=1)
-    partition_keys: tuple[ColumnSpec, ...] = ()
+    description: str = Field(default="", description="Table description in the catalog.")
+    columns: tuple[ColumnSpec, ...] = Field(min_length=1, description="Data columns, in file order.")
+    partition_keys: tuple[ColumnSpec, ...] = Field(
+        default=(), description="Partition columns (Hive-style key=value folders)."
+    )
 
     @model_validator(mode="after")
     def _unique_columns(self) -> TableSpec:
         names = [c.name for c in (*self.columns, *self.partition_keys)]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"table '{self.name}' declares column(s) {dupes} more than once (columns and partitionKeys share one namespace)")
+            raise ValueError(
+                f"table '{self.name}' declares column(s) {dupes} more than once (columns and partitionKeys share one namespace)"
+            )
         return self
 
     @property
@@ -178,10 +189,13 @@ class CatalogSettings(_Model):
     """The Glue catalog over the lake."""
 
     crawler_schedule: str | None = Field(
-        "cron(0 3 * * ? *)", description="EventBridge cron expression for the crawlers; null: run on demand only."
+        default="cron(0 3 * * ? *)",
+        description="EventBridge cron expression for the crawlers; null: run on demand only.",
     )
-    crawled_zones: tuple[Zone, ...] = Field(("raw", "curated"), description="Zones that get a scheduled crawler.")
-    tables: tuple[TableSpec, ...] = ()
+    crawled_zones: tuple[Zone, ...] = Field(
+        default=("raw", "curated"), description="Zones that get a scheduled crawler."
+    )
+    tables: tuple[TableSpec, ...] = Field(default=(), description="Tables declared with explicit schemas.")
 
     @field_validator("crawler_schedule")
     @classmethod
@@ -201,20 +215,80 @@ class CatalogSettings(_Model):
         return self
 
 
+class FeatureStoreSettings(_Model):
+    """A model's SageMaker feature group: which stores it has and how they keep data."""
+
+    online_store: bool = Field(
+        default=False, description="Low-latency online store for real-time inference (billed per request and storage)."
+    )
+    offline_store: bool = Field(
+        default=True, description="Offline store in the lake's features bucket, registered in Glue (training sets)."
+    )
+    online_ttl_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=3650,
+        description="Hard-delete online records this many days after their event time; null keeps them until overwritten. Online store only.",
+    )
+    offline_table_format: Literal["Iceberg", "Glue"] = Field(
+        default="Iceberg",
+        description="Table format of the offline store: Iceberg (compactable, recommended) or Glue (Hive).",
+    )
+
+
 class ModelSettings(_Model):
     """One model the platform trains, registers, serves and monitors."""
 
     name: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]*[a-z0-9]$", max_length=24)] = Field(
         description="Model name: lowercase letters, digits and '-', at most 24 characters (it is part of SageMaker names)."
     )
-    description: str = ""
+    description: str = Field(default="", description="Free-text description of the model: what it predicts, for whom.")
+    feature_spec: str = Field(
+        description="Name of the registered feature specification (mlops.features) that feeds this model."
+    )
+    feature_store: FeatureStoreSettings = Field(
+        default_factory=lambda: FeatureStoreSettings(),
+        description="The model's feature group: online and offline stores, online TTL, offline table format.",
+    )
+
+    @model_validator(mode="after")
+    def _features(self) -> ModelSettings:
+        from mlops.features import FeatureSpecError, get_spec, registered_specs
+        from mlops.features.spec import feature_store_problems
+
+        try:
+            spec = get_spec(self.feature_spec)
+        except FeatureSpecError:
+            raise ValueError(
+                f"model '{self.name}': featureSpec '{self.feature_spec}' is not a registered feature spec; "
+                f"registered: {', '.join(sorted(registered_specs())) or '(none)'}"
+            ) from None
+        problems = feature_store_problems(spec)
+        if problems:
+            raise ValueError(
+                f"model '{self.name}': featureSpec '{self.feature_spec}' cannot be a feature group: {'; '.join(problems)}"
+            )
+        store = self.feature_store
+        if not (store.online_store or store.offline_store):
+            raise ValueError(
+                f"model '{self.name}': featureStore.onlineStore and featureStore.offlineStore are both false; "
+                "enable at least one store"
+            )
+        if store.online_ttl_days is not None and not store.online_store:
+            raise ValueError(
+                f"model '{self.name}': featureStore.onlineTtlDays={store.online_ttl_days} needs "
+                "featureStore.onlineStore=true (the TTL applies to online records only); remove it or enable the online store"
+            )
+        return self
 
 
 class PlatformConfig(_Model):
     """The whole platform's configuration for one stack (environment)."""
 
-    project: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]*[a-z0-9]$", min_length=3, max_length=20)] = Field(
-        description="Prefix of every physical name (<project>-<env>-<thing>); S3 names are global, so make it unique to your organisation."
+    project: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]*[a-z0-9]$", min_length=3, max_length=20)] = (
+        Field(
+            description="Prefix of every physical name (<project>-<env>-<thing>); S3 names are global, so make it unique to your organisation."
+        )
     )
     environment: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]*$", min_length=2, max_length=10)] = Field(
         description="Environment name, second part of every physical name (dev, staging, prod, ...)."
@@ -222,20 +296,28 @@ class PlatformConfig(_Model):
     region: Annotated[str, StringConstraints(pattern=_REGION.pattern)] = Field(
         description="AWS region; read from the 'aws:region' key of the stack."
     )
-    owner: Annotated[str, StringConstraints(min_length=1, max_length=256)] = Field(description="Owning team (tag 'Owner').")
-    cost_center: Annotated[str, StringConstraints(min_length=1, max_length=256)] = Field(description="Cost centre (tag 'CostCenter').")
+    owner: Annotated[str, StringConstraints(min_length=1, max_length=256)] = Field(
+        description="Owning team (tag 'Owner')."
+    )
+    cost_center: Annotated[str, StringConstraints(min_length=1, max_length=256)] = Field(
+        description="Cost centre (tag 'CostCenter')."
+    )
     tags: dict[str, str] = Field(default_factory=dict, description="Extra tags on every taggable resource.")
     protect_stateful_resources: bool = Field(
-        True, description="Protect buckets, keys and catalogs: Pulumi refuses to delete them."
+        default=True, description="Protect buckets, keys and catalogs: Pulumi refuses to delete them."
     )
     retain_stateful_on_delete: bool = Field(
-        True, description="Keep buckets, keys and catalogs in AWS when removed from the program."
+        default=True, description="Keep buckets, keys and catalogs in AWS when removed from the program."
     )
-    log_retention_days: int = Field(365, description=f"CloudWatch Logs retention; one of {list(LOG_RETENTION_DAYS)}.")
-    kms: KmsSettings = Field(default_factory=lambda: KmsSettings())
-    lake: LakeSettings = Field(default_factory=lambda: LakeSettings())
-    catalog: CatalogSettings = Field(default_factory=lambda: CatalogSettings())
-    models: tuple[ModelSettings, ...] = ()
+    log_retention_days: int = Field(
+        default=365, description=f"CloudWatch Logs retention; one of {list(LOG_RETENTION_DAYS)}."
+    )
+    kms: KmsSettings = Field(default_factory=lambda: KmsSettings(), description="The platform KMS key.")
+    lake: LakeSettings = Field(default_factory=lambda: LakeSettings(), description="The S3 data lake.")
+    catalog: CatalogSettings = Field(default_factory=lambda: CatalogSettings(), description="The Glue catalog.")
+    models: tuple[ModelSettings, ...] = Field(
+        default=(), description="Models the platform trains, serves and monitors."
+    )
 
     @field_validator("tags")
     @classmethod
@@ -311,7 +393,7 @@ def _format_error(err: Any, raw: Mapping[str, Any]) -> str:
         return f"{key}: required key is missing"
     msg = err["msg"]
     if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
+        msg = msg[len("Value error, ") :]
     if isinstance(value, Mapping):  # a rule over several keys: the message names them and their values
         return f"{key}: {msg}"
     shown = json.dumps(value, default=str)

@@ -80,6 +80,35 @@ def s3_write(sid: str, bucket_arns: Sequence[pulumi.Input[str]], prefix: str = "
     )
 
 
+def s3_list_prefix(sid: str, bucket_arns: Sequence[pulumi.Input[str]], prefix: str) -> Statement:
+    """List the buckets' keys under ``prefix`` only (the ``s3:prefix`` condition)."""
+    if not prefix:
+        raise ValueError(f"statement {sid}: a prefix is required (use s3_read to list whole buckets)")
+    return statement(
+        sid,
+        ["s3:ListBucket"],
+        list(bucket_arns),
+        conditions={"StringLike": {"s3:prefix": [prefix, f"{prefix}*"]}},
+    )
+
+
+def s3_read_objects(sid: str, bucket_arns: Sequence[pulumi.Input[str]], prefix: str = "") -> Statement:
+    """Read objects (optionally under ``prefix``), without listing the buckets."""
+    return statement(sid, ["s3:GetObject", "s3:GetObjectVersion"], _objects(bucket_arns, prefix))
+
+
+def s3_offline_store_acl(sid: str, bucket_arns: Sequence[pulumi.Input[str]], prefix: str) -> list[Statement]:
+    """The ACL calls Feature Store makes when it writes an offline store under ``prefix``.
+
+    It reads the bucket's ACL and sets bucket-owner-full-control on the objects it writes (what
+    AWS's AmazonSageMakerFeatureStoreAccess policy grants, here scoped to one bucket and prefix).
+    """
+    return [
+        statement(f"{sid}Bucket", ["s3:GetBucketAcl"], list(bucket_arns)),
+        statement(f"{sid}Objects", ["s3:PutObjectAcl"], _objects(bucket_arns, prefix)),
+    ]
+
+
 # --- KMS --------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,207 @@
+"""Feature store: one SageMaker feature group per model, built from the model's feature specification.
+
+The feature group's columns come from the same :class:`mlops.features.FeatureSpec` the training
+pipeline and the inference server use (``mlops.features.spec.feature_definitions``): the record
+identifier and the event time are ``String`` features (the event time as ISO-8601 UTC,
+``2024-05-01T12:00:00Z``, which Feature Store accepts and Athena parses with
+``from_iso8601_timestamp``), followed by the spec's features in spec order.
+
+- Online store (optional): KMS-encrypted with the platform key, optional TTL in days.
+- Offline store (optional): ``s3://<features bucket>/<model>/`` in the lake, SSE-KMS with the
+  platform key, registered in Glue (in the catalog's features database when one is given, else in
+  the ``sagemaker_featurestore`` database Feature Store creates), Iceberg or Glue table format.
+- A role SageMaker assumes: the platform key, and with an offline store S3 only under the model's
+  prefix and the Glue database and tables of the offline store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra import iam
+from infra.config import ModelSettings
+from infra.context import StackContext
+from infra.naming import Kind
+from mlops.features.spec import FeatureSpec, feature_definitions, feature_store_problems
+
+DEFAULT_GLUE_DATABASE = "sagemaker_featurestore"
+"""The database Feature Store registers offline stores in when no ``DataCatalogConfig`` is given."""
+
+GLUE_DATA_CATALOG = "AwsDataCatalog"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeatureStoreArgs:
+    """Inputs of :class:`FeatureStore`.
+
+    ``glue_database_name``: the catalog's features database; ``None`` lets Feature Store register
+    the offline table in its own ``sagemaker_featurestore`` database.
+    """
+
+    context: StackContext
+    model: ModelSettings
+    spec: FeatureSpec
+    kms_key_arn: pulumi.Input[str]
+    features_bucket_name: pulumi.Input[str]
+    features_bucket_arn: pulumi.Input[str]
+    glue_database_name: pulumi.Input[str] | None = None
+    account_id: pulumi.Input[str]
+
+
+def offline_store_prefix(model: ModelSettings) -> str:
+    """The key prefix of a model's offline store in the features bucket (``<model>/``)."""
+    return f"{model.name}/"
+
+
+class FeatureStore(pulumi.ComponentResource):
+    """A model's feature group and the role Feature Store uses to write its offline store.
+
+    Outputs: ``feature_group_name``, ``feature_group_arn``, ``role_arn``, ``offline_store_uri``
+    (``None`` without an offline store) and ``glue_table_name`` (``None`` when Feature Store names
+    the table itself or there is no offline store).
+    Raises ``ValueError`` at preview when the spec cannot be a feature group.
+    """
+
+    feature_group: aws.sagemaker.FeatureGroup
+    feature_group_name: pulumi.Output[str]
+    feature_group_arn: pulumi.Output[str]
+    role: aws.iam.Role
+    role_arn: pulumi.Output[str]
+    offline_store_uri: pulumi.Output[str] | None
+    glue_table_name: str | None
+
+    def __init__(self, name: str, args: FeatureStoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlops:features:FeatureStore", name, None, opts)
+        ctx, model, spec, store = args.context, args.model, args.spec, args.model.feature_store
+        problems = feature_store_problems(spec)
+        if problems:
+            raise ValueError(f"feature spec '{spec.name}' of model '{model.name}': {'; '.join(problems)}")
+
+        prefix = offline_store_prefix(model)
+        tags = ctx.naming.tags(Model=model.name, FeatureSpec=f"{spec.name}-v{spec.version}")
+        # The spec version is part of the name: Feature Store cannot drop or retype features in
+        # place, so a new spec version is a new feature group beside the old one's offline data.
+        group_name = ctx.naming.name(f"{model.name}-v{spec.version}", Kind.FEATURE_GROUP)
+        self.glue_table_name = (
+            ctx.naming.name(f"{model.name}-v{spec.version}", Kind.GLUE)
+            if store.offline_store and args.glue_database_name is not None
+            else None
+        )
+
+        self.role, role_policy = self._role(name, args, prefix, tags)
+
+        online = None
+        if store.online_store:
+            online = aws.sagemaker.FeatureGroupOnlineStoreConfigArgs(
+                enable_online_store=True,
+                storage_type="Standard",  # InMemory has no KMS security config and no offline replication
+                security_config=aws.sagemaker.FeatureGroupOnlineStoreConfigSecurityConfigArgs(
+                    kms_key_id=args.kms_key_arn
+                ),
+                ttl_duration=aws.sagemaker.FeatureGroupOnlineStoreConfigTtlDurationArgs(
+                    unit="Days", value=store.online_ttl_days
+                )
+                if store.online_ttl_days is not None
+                else None,
+            )
+
+        offline = None
+        self.offline_store_uri = None
+        if store.offline_store:
+            self.offline_store_uri = pulumi.Output.concat("s3://", args.features_bucket_name, "/", prefix)
+            offline = aws.sagemaker.FeatureGroupOfflineStoreConfigArgs(
+                s3_storage_config=aws.sagemaker.FeatureGroupOfflineStoreConfigS3StorageConfigArgs(
+                    s3_uri=self.offline_store_uri,
+                    kms_key_id=args.kms_key_arn,
+                ),
+                disable_glue_table_creation=False,
+                table_format=store.offline_table_format,
+                data_catalog_config=aws.sagemaker.FeatureGroupOfflineStoreConfigDataCatalogConfigArgs(
+                    catalog=GLUE_DATA_CATALOG,
+                    database=args.glue_database_name,
+                    table_name=self.glue_table_name,
+                )
+                if args.glue_database_name is not None
+                else None,
+            )
+
+        self.feature_group = aws.sagemaker.FeatureGroup(
+            f"{name}-group",
+            feature_group_name=group_name,
+            description=f"{spec.description or spec.name} (feature spec {spec.name} v{spec.version})",
+            record_identifier_feature_name=spec.record_identifier,
+            event_time_feature_name=spec.event_time,
+            feature_definitions=[
+                aws.sagemaker.FeatureGroupFeatureDefinitionArgs(feature_name=feature, feature_type=kind)
+                for feature, kind in feature_definitions(spec)
+            ],
+            online_store_config=online,
+            offline_store_config=offline,
+            role_arn=self.role.arn,
+            tags=tags,
+            # The online store holds the only copy of the latest values; offline data stays in S3.
+            opts=ctx.stateful(self, depends_on=[role_policy]),
+        )
+        self.feature_group_name = self.feature_group.feature_group_name
+        self.feature_group_arn = self.feature_group.arn
+        self.role_arn = self.role.arn
+        self.register_outputs(
+            {
+                "feature_group_name": self.feature_group_name,
+                "feature_group_arn": self.feature_group_arn,
+                "role_arn": self.role_arn,
+                "offline_store_uri": self.offline_store_uri,
+            }
+        )
+
+    def _role(
+        self, name: str, args: FeatureStoreArgs, prefix: str, tags: dict[str, str]
+    ) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+        """The role in the feature group's ``role_arn`` and its inline policy.
+
+        The provider requires a role even for an online-only group; it then gets the platform key
+        only (Feature Store creates grants for the online store's encryption). With an offline
+        store it also writes the model's prefix of the features bucket and its Glue table.
+
+        Built here rather than with :func:`infra.iam.service_role` because the feature group must wait
+        for the inline policy (CreateFeatureGroup checks the role's access), and ``service_role`` does
+        not return it.
+        """
+        ctx, model = args.context, args.model
+        bucket = [args.features_bucket_arn]
+        statements: list[iam.Statement] = [
+            iam.kms_use("PlatformKeyUse", [args.kms_key_arn]),
+            iam.kms_grant_for_aws_services("PlatformKeyGrants", [args.kms_key_arn]),
+        ]
+        if model.feature_store.offline_store:
+            database = args.glue_database_name if args.glue_database_name is not None else DEFAULT_GLUE_DATABASE
+            glue = iam.glue_arns(ctx.config.region, args.account_id, database)
+            statements += [
+                iam.s3_write("OfflineStoreWrite", bucket, prefix),
+                iam.s3_read_objects("OfflineStoreRead", bucket, prefix),  # Iceberg metadata, manifests
+                iam.s3_list_prefix("OfflineStoreList", bucket, prefix),
+                *iam.s3_offline_store_acl("OfflineStoreAcl", bucket, prefix),
+                iam.glue_catalog_read("OfflineStoreCatalogRead", glue),
+                iam.glue_catalog_write("OfflineStoreCatalogWrite", glue),
+            ]
+        thing = f"{model.name}-fs"
+        role = aws.iam.Role(
+            f"{name}-role",
+            name=ctx.naming.name(thing, Kind.IAM_ROLE),
+            assume_role_policy=iam.assume_role_policy("sagemaker.amazonaws.com"),
+            description=f"{ctx.naming.prefix} feature store of {model.name}: writes its offline store",
+            max_session_duration=3600,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        policy = aws.iam.RolePolicy(
+            f"{name}-role-policy",
+            role=role.id,
+            name=ctx.naming.name(f"{thing}-inline", Kind.IAM_POLICY),
+            policy=iam.policy_document(*statements),
+            opts=pulumi.ResourceOptions(parent=role),
+        )
+        return role, policy
