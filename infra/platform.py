@@ -6,10 +6,13 @@ from typing import Any
 
 import pulumi
 
+from infra.catalog import Catalog, CatalogArgs
 from infra.config import PlatformConfig, load_config
 from infra.context import StackContext
 from infra.datalake import DataLake, DataLakeArgs
+from infra.featurestore import FeatureStore, FeatureStoreArgs
 from infra.security import SecurityBase, SecurityBaseArgs
+from mlops.features import get_spec
 
 
 def build_platform(config: PlatformConfig) -> dict[str, Any]:
@@ -27,6 +30,34 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
         "lakeBuckets": lake.bucket_names,
         "accessLogBucket": lake.log_bucket.bucket,
     }
+    catalog = Catalog(
+        f"{prefix}-catalog",
+        CatalogArgs(
+            context=ctx,
+            bucket_names=lake.bucket_names,
+            bucket_arns=lake.bucket_arns,
+            kms_key_arn=security.key_arn,
+            account_id=security.account_id,
+        ),
+    )
+    outputs["glueDatabases"] = catalog.database_names
+    feature_groups: dict[str, pulumi.Output[str]] = {}
+    for model in config.models:
+        features = FeatureStore(
+            f"{prefix}-{model.name}-features",
+            FeatureStoreArgs(
+                context=ctx,
+                model=model,
+                spec=get_spec(model.feature_spec),
+                kms_key_arn=security.key_arn,
+                features_bucket_name=lake.bucket_names["features"],
+                features_bucket_arn=lake.bucket_arns["features"],
+                glue_database_name=catalog.database_names["features"],
+                account_id=security.account_id,
+            ),
+        )
+        feature_groups[model.name] = features.feature_group_name
+    outputs["featureGroups"] = feature_groups
     # [layers] each layer below adds its component and outputs here, in dependency order.
     return outputs
 

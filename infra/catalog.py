@@ -1,0 +1,246 @@
+"""Catalog: a Glue database per lake zone, encrypted crawlers and explicitly declared tables.
+
+Declared tables (``catalog.tables`` in the stack file) are owned by Pulumi. Crawlers discover
+everything else, and only ever add: their schema change policy logs changes and deletions instead
+of applying them, so a crawler never rewrites or drops a table Pulumi created (Pulumi stays the
+only writer of what it created) and never drops a table because a prefix is briefly empty.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra import iam
+from infra.config import ZONE_NAMES, ColumnSpec, TableSpec
+from infra.context import StackContext
+from infra.naming import Kind
+
+PARQUET_INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
+PARQUET_OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
+PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+
+CRAWLER_LOG_GROUP_PREFIX = "/aws-glue/crawlers"
+"""Crawlers log to ``/aws-glue/crawlers``; with an encrypting security configuration Glue uses
+``/aws-glue/crawlers-role/<role>-<security configuration>`` instead. One ARN prefix covers both."""
+
+# Glue rejects CRAWL_NEW_FOLDERS_ONLY unless both schema-change behaviours are LOG
+# ("The SchemaChangePolicy for 'Crawl new folders only' Amazon S3 target can have only LOG ...").
+# LOG/LOG is also what keeps crawlers from rewriting Pulumi-managed tables.
+RECRAWL_BEHAVIOR = "CRAWL_NEW_FOLDERS_ONLY"
+SCHEMA_UPDATE_BEHAVIOR = "LOG"
+SCHEMA_DELETE_BEHAVIOR = "LOG"
+
+# New partitions take the table's schema; compatible folders become one table, not one per folder.
+CRAWLER_CONFIGURATION = json.dumps(
+    {
+        "Version": 1.0,
+        "CrawlerOutput": {"Partitions": {"AddOrUpdateBehavior": "InheritFromTable"}},
+        "Grouping": {"TableGroupingPolicy": "CombineCompatibleSchemas"},
+    },
+    sort_keys=True,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CatalogArgs:
+    """Inputs of :class:`Catalog`.
+
+    ``bucket_names`` and ``bucket_arns`` are keyed by lake zone (every zone in ``ZONE_NAMES``);
+    ``kms_key_arn`` is the platform key that crawler logs, bookmarks and outputs are encrypted with.
+    """
+
+    context: StackContext
+    bucket_names: Mapping[str, pulumi.Input[str]]
+    bucket_arns: Mapping[str, pulumi.Input[str]]
+    kms_key_arn: pulumi.Input[str]
+    account_id: pulumi.Input[str]
+
+
+def crawler_logs_write(sid: str, region: str, account_id: pulumi.Input[str]) -> iam.Statement:
+    """Write crawler logs, and associate the platform key with the crawler's encrypted log group.
+
+    ``logs:AssociateKmsKey`` is what Glue calls, as the crawler role, when its security
+    configuration encrypts CloudWatch Logs. Scoped to the ``/aws-glue/crawlers*`` log groups.
+    """
+    prefix = pulumi.Output.concat(
+        "arn:aws:logs:", region, ":", account_id, ":log-group:", CRAWLER_LOG_GROUP_PREFIX, "*"
+    )
+    return iam.statement(
+        sid, ["logs:AssociateKmsKey", "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], [prefix]
+    )
+
+
+def crawler_statements(
+    *,
+    region: str,
+    account_id: pulumi.Input[str],
+    database_name: pulumi.Input[str],
+    bucket_arns: Sequence[pulumi.Input[str]],
+    kms_key_arn: pulumi.Input[str],
+) -> list[iam.Statement]:
+    """Least privilege for one zone's crawler: read its bucket(s), catalogue into its database only."""
+    glue_resources = iam.glue_arns(region, account_id, database_name)
+    return [
+        *iam.s3_read("ZoneData", bucket_arns),
+        iam.glue_catalog_read("CatalogRead", glue_resources),
+        iam.glue_catalog_write("CatalogWrite", glue_resources),
+        iam.kms_use("PlatformKey", [kms_key_arn]),
+        crawler_logs_write("CrawlerLogs", region, account_id),
+    ]
+
+
+def _columns(columns: Sequence[ColumnSpec]) -> list[aws.glue.CatalogTableStorageDescriptorColumnArgs]:
+    return [
+        aws.glue.CatalogTableStorageDescriptorColumnArgs(name=c.name, type=c.type, comment=c.comment or None)
+        for c in columns
+    ]
+
+
+def _partition_keys(columns: Sequence[ColumnSpec]) -> list[aws.glue.CatalogTablePartitionKeyArgs]:
+    return [aws.glue.CatalogTablePartitionKeyArgs(name=c.name, type=c.type, comment=c.comment or None) for c in columns]
+
+
+class Catalog(pulumi.ComponentResource):
+    """The Glue catalog over the lake.
+
+    - one database per zone (``<project>_<env>_<zone>``, located at the zone bucket), stateful;
+    - one security configuration: SSE-KMS for S3 output, CloudWatch Logs and job bookmarks;
+    - one crawler per ``catalog.crawledZones`` zone, on ``catalog.crawlerSchedule`` (none: on
+      demand), with its own least-privilege role, crawling new folders only and never rewriting
+      or deleting tables;
+    - one Parquet table per ``catalog.tables`` entry, with the declared columns and partition keys.
+
+    Outputs: ``databases``, ``database_names`` (keyed by zone), ``security_configuration``,
+    ``crawlers`` (keyed by zone), ``tables`` (keyed by ``<zone>.<table>``).
+    """
+
+    databases: dict[str, aws.glue.CatalogDatabase]
+    database_names: dict[str, pulumi.Output[str]]
+    security_configuration: aws.glue.SecurityConfiguration
+    crawlers: dict[str, aws.glue.Crawler]
+    crawler_roles: dict[str, aws.iam.Role]
+    tables: dict[str, aws.glue.CatalogTable]
+
+    def __init__(self, name: str, args: CatalogArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlops:catalog:Catalog", name, None, opts)
+        ctx = args.context
+        cfg = ctx.config
+        missing = sorted(set(ZONE_NAMES) - set(args.bucket_names) | set(ZONE_NAMES) - set(args.bucket_arns))
+        if missing:
+            raise ValueError(f"CatalogArgs: no bucket name/ARN for zone(s) {missing}")
+
+        self.databases = {}
+        for zone in ZONE_NAMES:
+            self.databases[zone] = aws.glue.CatalogDatabase(
+                f"{name}-{zone}-database",
+                name=ctx.naming.name(zone, Kind.GLUE),
+                description=f"{ctx.naming.prefix} lake zone '{zone}'",
+                location_uri=pulumi.Output.concat("s3://", args.bucket_names[zone], "/"),
+                tags=ctx.naming.tags(Zone=zone),
+                opts=ctx.stateful(self),
+            )
+        self.database_names = {zone: db.name for zone, db in self.databases.items()}
+
+        self.security_configuration = aws.glue.SecurityConfiguration(
+            f"{name}-security-configuration",
+            name=ctx.naming.name("glue-kms", Kind.GENERIC),
+            encryption_configuration=aws.glue.SecurityConfigurationEncryptionConfigurationArgs(
+                s3_encryption=aws.glue.SecurityConfigurationEncryptionConfigurationS3EncryptionArgs(
+                    s3_encryption_mode="SSE-KMS", kms_key_arn=args.kms_key_arn
+                ),
+                cloudwatch_encryption=aws.glue.SecurityConfigurationEncryptionConfigurationCloudwatchEncryptionArgs(
+                    cloudwatch_encryption_mode="SSE-KMS", kms_key_arn=args.kms_key_arn
+                ),
+                job_bookmarks_encryption=aws.glue.SecurityConfigurationEncryptionConfigurationJobBookmarksEncryptionArgs(
+                    job_bookmarks_encryption_mode="CSE-KMS", kms_key_arn=args.kms_key_arn
+                ),
+            ),
+            # Security configurations cannot be updated, only replaced, and the name is fixed:
+            # the old one must go before the new one can be created.
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+        )
+
+        self.crawlers = {}
+        self.crawler_roles = {}
+        for zone in cfg.catalog.crawled_zones:
+            role = iam.service_role(
+                f"{name}-{zone}-crawler-role",
+                naming=ctx.naming,
+                thing=f"{zone}-crawler",
+                services=["glue.amazonaws.com"],
+                statements=crawler_statements(
+                    region=cfg.region,
+                    account_id=args.account_id,
+                    database_name=self.databases[zone].name,
+                    bucket_arns=[args.bucket_arns[zone]],
+                    kms_key_arn=args.kms_key_arn,
+                ),
+                tags=ctx.naming.tags(Zone=zone),
+                parent=self,
+            )
+            self.crawler_roles[zone] = role
+            self.crawlers[zone] = aws.glue.Crawler(
+                f"{name}-{zone}-crawler",
+                name=ctx.naming.name(f"{zone}-crawler", Kind.GLUE_CRAWLER),
+                description=f"{ctx.naming.prefix}: catalogues new folders of the '{zone}' zone",
+                database_name=self.databases[zone].name,
+                role=role.arn,
+                security_configuration=self.security_configuration.name,
+                schedule=cfg.catalog.crawler_schedule,
+                s3_targets=[
+                    aws.glue.CrawlerS3TargetArgs(path=pulumi.Output.concat("s3://", args.bucket_names[zone], "/"))
+                ],
+                schema_change_policy=aws.glue.CrawlerSchemaChangePolicyArgs(
+                    update_behavior=SCHEMA_UPDATE_BEHAVIOR, delete_behavior=SCHEMA_DELETE_BEHAVIOR
+                ),
+                recrawl_policy=aws.glue.CrawlerRecrawlPolicyArgs(recrawl_behavior=RECRAWL_BEHAVIOR),
+                configuration=CRAWLER_CONFIGURATION,
+                tags=ctx.naming.tags(Zone=zone),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+
+        self.tables = {}
+        for spec in cfg.catalog.tables:
+            self.tables[f"{spec.zone}.{spec.name}"] = self._table(name, spec, args)
+
+        self.register_outputs(
+            {
+                "database_names": self.database_names,
+                "security_configuration": self.security_configuration.name,
+                "crawlers": {zone: c.name for zone, c in self.crawlers.items()},
+                "tables": {key: t.name for key, t in self.tables.items()},
+            }
+        )
+
+    def _table(self, name: str, spec: TableSpec, args: CatalogArgs) -> aws.glue.CatalogTable:
+        """An external Parquet table under ``s3://<zone bucket>/<prefix>``.
+
+        Not protected: a table is a definition over data that lives in the (protected) bucket, and
+        Pulumi must be free to replace it when its declaration changes.
+        """
+        return aws.glue.CatalogTable(
+            f"{name}-{spec.zone}-{spec.name}-table",
+            name=spec.name,
+            database_name=self.databases[spec.zone].name,
+            description=spec.description or None,
+            table_type="EXTERNAL_TABLE",
+            parameters={"EXTERNAL": "TRUE", "classification": "parquet", "parquet.compression": "SNAPPY"},
+            partition_keys=_partition_keys(spec.partition_keys) or None,
+            storage_descriptor=aws.glue.CatalogTableStorageDescriptorArgs(
+                location=pulumi.Output.concat("s3://", args.bucket_names[spec.zone], "/", spec.location_prefix),
+                columns=_columns(spec.columns),
+                input_format=PARQUET_INPUT_FORMAT,
+                output_format=PARQUET_OUTPUT_FORMAT,
+                compressed=False,
+                stored_as_sub_directories=False,
+                ser_de_info=aws.glue.CatalogTableStorageDescriptorSerDeInfoArgs(
+                    serialization_library=PARQUET_SERDE, parameters={"serialization.format": "1"}
+                ),
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )

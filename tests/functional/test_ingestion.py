@@ -1,0 +1,309 @@
+"""Curated-zone ingestion against moto: good frames land and are catalogued, bad ones leave no trace."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+
+import awswrangler as wr
+import boto3
+import pandas as pd
+import pytest
+from moto import mock_aws
+
+from infra.config import ColumnSpec, TableSpec
+from mlops.ingestion import (
+    CatalogMismatchError,
+    ColumnTypeError,
+    EmptyDatasetError,
+    IngestionError,
+    PartitionValueError,
+    SchemaMismatchError,
+    write_curated_dataset,
+)
+
+REGION = "eu-west-1"
+BUCKET = "acme-mlops-test-curated"
+DATABASE = "acme_mlops_test_curated"
+
+TABLE = TableSpec(
+    name="customer_activity",
+    zone="curated",
+    columns=(
+        ColumnSpec(name="customer_id", type="string"),
+        ColumnSpec(name="event_time", type="timestamp"),
+        ColumnSpec(name="sessions", type="int"),
+        ColumnSpec(name="minutes_active", type="double"),
+        ColumnSpec(name="support_tickets", type="int"),
+        ColumnSpec(name="plan", type="string"),
+        ColumnSpec(name="monthly_spend", type="double"),
+        ColumnSpec(name="churned", type="int"),
+    ),
+    partition_keys=(ColumnSpec(name="dt", type="string"),),
+)
+LOCATION = f"s3://{BUCKET}/customer_activity/"
+
+
+def good_frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": ["c-1", "c-2", "c-3", "c-1"],
+            "event_time": pd.to_datetime(
+                ["2024-05-01 08:00:00", "2024-05-01 09:30:00", "2024-05-02 10:15:00", "2024-05-02 23:59:59"]
+            ),
+            "sessions": [3, 1, 7, 2],
+            "minutes_active": [12.5, 3.0, 55.25, 8.0],
+            "support_tickets": [0, 1, 0, 2],
+            "plan": ["basic", "pro", "pro", "basic"],
+            "monthly_spend": [9.99, 29.99, 29.99, 9.99],
+            "churned": [0, 0, 1, 0],
+            "dt": ["2024-05-01", "2024-05-01", "2024-05-02", "2024-05-02"],
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def shared_session() -> boto3.Session:
+    """One session for the module: it caches botocore's service models (loading them costs ~1 s)."""
+    return boto3.Session(region_name=REGION)
+
+
+@pytest.fixture
+def session(shared_session: boto3.Session) -> Iterator[boto3.Session]:
+    """A fresh moto account with the curated bucket and its Glue database, as the platform creates them.
+
+    Clients are created inside the mock (by the test and by awswrangler), so every call is intercepted.
+    """
+    with mock_aws():
+        aws = shared_session
+        aws.client("s3").create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        aws.client("glue").create_database(DatabaseInput={"Name": DATABASE})
+        yield aws
+
+
+def ingest(df: pd.DataFrame, aws: boto3.Session, **kwargs: object):
+    return write_curated_dataset(df, TABLE, bucket=BUCKET, database=DATABASE, boto3_session=aws, **kwargs)  # type: ignore[arg-type]
+
+
+def object_keys(aws: boto3.Session) -> list[str]:
+    listing = aws.client("s3").list_objects_v2(Bucket=BUCKET)
+    return sorted(o["Key"] for o in listing.get("Contents", []))
+
+
+def glue_tables(aws: boto3.Session) -> list[str]:
+    return [t["Name"] for t in aws.client("glue").get_tables(DatabaseName=DATABASE)["TableList"]]
+
+
+def create_table_like_pulumi(aws: boto3.Session, columns: list[dict[str, str]] | None = None) -> None:
+    """The table as ``infra/catalog.py`` declares it (description and parameters included)."""
+    aws.client("glue").create_table(
+        DatabaseName=DATABASE,
+        TableInput={
+            "Name": TABLE.name,
+            "Description": "managed by pulumi",
+            "TableType": "EXTERNAL_TABLE",
+            "Parameters": {"EXTERNAL": "TRUE", "classification": "parquet", "parquet.compression": "SNAPPY"},
+            "PartitionKeys": [{"Name": k.name, "Type": k.type} for k in TABLE.partition_keys],
+            "StorageDescriptor": {
+                "Columns": columns or [{"Name": c.name, "Type": c.type} for c in TABLE.columns],
+                "Location": LOCATION,
+                "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+                "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+                "SerdeInfo": {"SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"},
+            },
+        },
+    )
+
+
+# --- a good frame -----------------------------------------------------------------------------
+
+
+def test_good_frame_lands_as_parquet_partitions_under_the_table_location(session: boto3.Session) -> None:
+    ingest(good_frame(), session)
+    keys = object_keys(session)
+    assert keys
+    assert all(k.startswith("customer_activity/dt=") and k.endswith(".parquet") for k in keys), keys
+    assert {k.split("/")[1] for k in keys} == {"dt=2024-05-01", "dt=2024-05-02"}
+
+
+def test_good_frame_creates_the_glue_table_with_the_declared_schema(session: boto3.Session) -> None:
+    ingest(good_frame(), session)
+    table = session.client("glue").get_table(DatabaseName=DATABASE, Name=TABLE.name)["Table"]
+    assert [(c["Name"], c["Type"]) for c in table["StorageDescriptor"]["Columns"]] == [
+        (c.name, c.type) for c in TABLE.columns
+    ]
+    assert [(k["Name"], k["Type"]) for k in table["PartitionKeys"]] == [(k.name, k.type) for k in TABLE.partition_keys]
+    assert table["StorageDescriptor"]["Location"].rstrip("/") == LOCATION.rstrip("/")
+
+
+def test_good_frame_registers_its_partitions(session: boto3.Session) -> None:
+    ingest(good_frame(), session)
+    partitions = session.client("glue").get_partitions(DatabaseName=DATABASE, TableName=TABLE.name)["Partitions"]
+    assert sorted(p["Values"][0] for p in partitions) == ["2024-05-01", "2024-05-02"]
+
+
+def test_good_frame_reads_back_unchanged(session: boto3.Session) -> None:
+    df = good_frame()
+    ingest(df, session)
+    back = wr.s3.read_parquet(LOCATION, dataset=True, boto3_session=session)
+    back["dt"] = back["dt"].astype(str)  # partition values come back as categories
+    order = ["dt", "customer_id", "event_time"]
+    expected = df.sort_values(order).reset_index(drop=True)
+    actual = back[list(df.columns)].sort_values(order).reset_index(drop=True)
+    pd.testing.assert_frame_equal(actual, expected, check_dtype=False)
+
+
+def test_report_says_what_was_written(session: boto3.Session) -> None:
+    report = ingest(good_frame(), session)
+    assert (report.database, report.table, report.location, report.rows) == (DATABASE, TABLE.name, LOCATION, 4)
+    assert sorted(f"s3://{BUCKET}/{k}" for k in object_keys(session)) == sorted(report.files)
+    assert report.partitions == (f"{LOCATION}dt=2024-05-01/", f"{LOCATION}dt=2024-05-02/")
+
+
+def test_existing_table_gets_partitions_but_keeps_its_definition(session: boto3.Session) -> None:
+    create_table_like_pulumi(session)
+    ingest(good_frame(), session)
+    glue = session.client("glue")
+    table = glue.get_table(DatabaseName=DATABASE, Name=TABLE.name)["Table"]
+    assert table["Description"] == "managed by pulumi"
+    assert table["Parameters"]["parquet.compression"] == "SNAPPY"
+    assert len(glue.get_partitions(DatabaseName=DATABASE, TableName=TABLE.name)["Partitions"]) == 2
+
+
+def test_append_adds_rows_on_a_rerun(session: boto3.Session) -> None:
+    ingest(good_frame(), session, mode="append")
+    ingest(good_frame(), session, mode="append")
+    assert len(wr.s3.read_parquet(LOCATION, dataset=True, boto3_session=session)) == 8
+
+
+def test_overwrite_partitions_makes_a_rerun_idempotent(session: boto3.Session) -> None:
+    ingest(good_frame(), session, mode="overwrite_partitions")
+    ingest(good_frame(), session, mode="overwrite_partitions")
+    assert len(wr.s3.read_parquet(LOCATION, dataset=True, boto3_session=session)) == 4
+
+
+def test_callers_frame_is_not_modified(session: boto3.Session) -> None:
+    df = good_frame()
+    ingest(df, session)
+    pd.testing.assert_frame_equal(df, good_frame())
+
+
+def test_kms_key_is_requested_when_given(session: boto3.Session) -> None:
+    key_arn = session.client("kms").create_key()["KeyMetadata"]["Arn"]
+    ingest(good_frame(), session, kms_key_arn=key_arn)
+    head = session.client("s3").head_object(Bucket=BUCKET, Key=object_keys(session)[0])
+    assert head["ServerSideEncryption"] == "aws:kms"
+    assert head["SSEKMSKeyId"] == key_arn
+
+
+# --- bad frames: refused before anything is written -------------------------------------------
+
+
+def _empty(df: pd.DataFrame) -> pd.DataFrame:
+    return df.iloc[0:0]
+
+
+def _missing_column(df: pd.DataFrame) -> pd.DataFrame:
+    return df.drop(columns=["plan"])
+
+
+def _extra_column(df: pd.DataFrame) -> pd.DataFrame:
+    return df.assign(notes="hello")
+
+
+def _wrong_type(df: pd.DataFrame) -> pd.DataFrame:
+    return df.assign(sessions=["3", "1", "seven", "2"])
+
+
+def _null_partition(df: pd.DataFrame) -> pd.DataFrame:
+    return df.assign(dt=["2024-05-01", None, "2024-05-02", "2024-05-02"])
+
+
+BAD_FRAMES: list[tuple[Callable[[pd.DataFrame], pd.DataFrame], type[IngestionError], str]] = [
+    (_empty, EmptyDatasetError, "customer_activity"),
+    (_missing_column, SchemaMismatchError, "plan"),
+    (_extra_column, SchemaMismatchError, "notes"),
+    (_wrong_type, ColumnTypeError, "sessions"),
+    (_null_partition, PartitionValueError, "dt"),
+]
+BAD_IDS = ["empty", "missing-column", "extra-column", "wrong-type", "null-partition"]
+
+
+@pytest.mark.parametrize(("spoil", "error", "named"), BAD_FRAMES, ids=BAD_IDS)
+def test_bad_frame_raises_its_specific_error_naming_the_problem(
+    session: boto3.Session, spoil: Callable[[pd.DataFrame], pd.DataFrame], error: type[IngestionError], named: str
+) -> None:
+    with pytest.raises(error, match=named):
+        ingest(spoil(good_frame()), session)
+
+
+@pytest.mark.parametrize(("spoil", "error", "named"), BAD_FRAMES, ids=BAD_IDS)
+def test_bad_frame_writes_no_objects(
+    session: boto3.Session, spoil: Callable[[pd.DataFrame], pd.DataFrame], error: type[IngestionError], named: str
+) -> None:
+    with pytest.raises(IngestionError):
+        ingest(spoil(good_frame()), session)
+    assert object_keys(session) == []
+
+
+@pytest.mark.parametrize(("spoil", "error", "named"), BAD_FRAMES, ids=BAD_IDS)
+def test_bad_frame_creates_no_glue_table(
+    session: boto3.Session, spoil: Callable[[pd.DataFrame], pd.DataFrame], error: type[IngestionError], named: str
+) -> None:
+    with pytest.raises(IngestionError):
+        ingest(spoil(good_frame()), session)
+    assert glue_tables(session) == []
+
+
+def test_schema_mismatch_lists_missing_and_extra_columns(session: boto3.Session) -> None:
+    with pytest.raises(SchemaMismatchError) as caught:
+        ingest(good_frame().drop(columns=["plan", "churned"]).assign(notes="x"), session)
+    assert caught.value.missing == ("plan", "churned")
+    assert caught.value.extra == ("notes",)
+
+
+@pytest.mark.parametrize(
+    ("column", "values"),
+    [
+        ("sessions", [1.5, 2.0, 3.0, 4.0]),  # fractional in an int column
+        ("churned", [True, False, True, False]),  # booleans are not ints
+        ("plan", [1, 2, 3, 4]),  # numbers in a string column
+        ("event_time", ["2024-05-01", "2024-05-01", "2024-05-02", "2024-05-02"]),  # strings are not parsed
+        ("minutes_active", ["1.0", "2.0", "3.0", "4.0"]),  # strings in a double column
+        ("sessions", [1, 2, 3, 2**40]),  # out of the int range
+    ],
+    ids=["fraction-in-int", "bool-in-int", "int-in-string", "string-in-timestamp", "string-in-double", "int-overflow"],
+)
+def test_values_not_convertible_to_the_declared_type_are_refused(
+    session: boto3.Session, column: str, values: list[object]
+) -> None:
+    with pytest.raises(ColumnTypeError) as caught:
+        ingest(good_frame().assign(**{column: values}), session)
+    assert caught.value.columns == (column,)
+    assert object_keys(session) == []
+
+
+def test_partition_value_with_a_slash_is_refused(session: boto3.Session) -> None:
+    with pytest.raises(PartitionValueError, match="dt"):
+        ingest(good_frame().assign(dt=["2024/05/01"] * 4), session)
+    assert object_keys(session) == []
+
+
+def test_existing_table_with_another_schema_is_refused(session: boto3.Session) -> None:
+    create_table_like_pulumi(session, columns=[{"Name": "customer_id", "Type": "string"}])
+    with pytest.raises(CatalogMismatchError, match="columns"):
+        ingest(good_frame(), session)
+    assert object_keys(session) == []
+
+
+def test_unknown_mode_is_refused(session: boto3.Session) -> None:
+    with pytest.raises(ValueError, match="overwrite"):
+        ingest(good_frame(), session, mode="overwrite")
+    assert object_keys(session) == []
+
+
+def test_ingestion_module_does_not_import_pulumi() -> None:
+    code = "import sys, mlops.ingestion; print(sorted(m for m in sys.modules if m.split('.')[0].startswith('pulumi')))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
