@@ -168,7 +168,7 @@ class Catalog(pulumi.ComponentResource):
         self.crawlers = {}
         self.crawler_roles = {}
         for zone in cfg.catalog.crawled_zones:
-            role = iam.service_role(
+            crawler_role = iam.service_role(
                 f"{name}-{zone}-crawler-role",
                 naming=ctx.naming,
                 thing=f"{zone}-crawler",
@@ -182,14 +182,15 @@ class Catalog(pulumi.ComponentResource):
                 ),
                 tags=ctx.naming.tags(Zone=zone),
                 parent=self,
+                source_account=args.account_id,
             )
-            self.crawler_roles[zone] = role
+            self.crawler_roles[zone] = crawler_role.role
             self.crawlers[zone] = aws.glue.Crawler(
                 f"{name}-{zone}-crawler",
                 name=ctx.naming.name(f"{zone}-crawler", Kind.GLUE_CRAWLER),
                 description=f"{ctx.naming.prefix}: catalogues new folders of the '{zone}' zone",
                 database_name=self.databases[zone].name,
-                role=role.arn,
+                role=crawler_role.arn,
                 security_configuration=self.security_configuration.name,
                 schedule=cfg.catalog.crawler_schedule,
                 s3_targets=[
@@ -201,7 +202,7 @@ class Catalog(pulumi.ComponentResource):
                 recrawl_policy=aws.glue.CrawlerRecrawlPolicyArgs(recrawl_behavior=RECRAWL_BEHAVIOR),
                 configuration=CRAWLER_CONFIGURATION,
                 tags=ctx.naming.tags(Zone=zone),
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[crawler_role.policy]),
             )
 
         self.tables = {}

@@ -208,6 +208,11 @@ class CatalogSettings(_Model):
     def _unique(self) -> CatalogSettings:
         if len(set(self.crawled_zones)) != len(self.crawled_zones):
             raise ValueError(f"crawledZones lists a zone twice: {list(self.crawled_zones)}")
+        if "features" in self.crawled_zones:
+            raise ValueError(
+                "crawledZones must not include 'features': the feature store registers its offline tables "
+                "itself and a crawler would catalogue them twice; allowed: raw, curated, artifacts, monitoring"
+            )
         keys = [(t.zone, t.name) for t in self.tables]
         dupes = sorted({f"{z}.{n}" for z, n in keys if keys.count((z, n)) > 1})
         if dupes:

@@ -91,7 +91,8 @@ class FeatureStore(pulumi.ComponentResource):
             else None
         )
 
-        self.role, role_policy = self._role(name, args, prefix, tags)
+        service_role = self._role(name, args, prefix, tags)
+        self.role = service_role.role
 
         online = None
         if store.online_store:
@@ -143,7 +144,8 @@ class FeatureStore(pulumi.ComponentResource):
             role_arn=self.role.arn,
             tags=tags,
             # The online store holds the only copy of the latest values; offline data stays in S3.
-            opts=ctx.stateful(self, depends_on=[role_policy]),
+            # CreateFeatureGroup checks the role's access: the inline policy must exist first.
+            opts=ctx.stateful(self, depends_on=[service_role.policy]),
         )
         self.feature_group_name = self.feature_group.feature_group_name
         self.feature_group_arn = self.feature_group.arn
@@ -157,18 +159,12 @@ class FeatureStore(pulumi.ComponentResource):
             }
         )
 
-    def _role(
-        self, name: str, args: FeatureStoreArgs, prefix: str, tags: dict[str, str]
-    ) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+    def _role(self, name: str, args: FeatureStoreArgs, prefix: str, tags: dict[str, str]) -> iam.ServiceRole:
         """The role in the feature group's ``role_arn`` and its inline policy.
 
         The provider requires a role even for an online-only group; it then gets the platform key
         only (Feature Store creates grants for the online store's encryption). With an offline
         store it also writes the model's prefix of the features bucket and its Glue table.
-
-        Built here rather than with :func:`infra.iam.service_role` because the feature group must wait
-        for the inline policy (CreateFeatureGroup checks the role's access), and ``service_role`` does
-        not return it.
         """
         ctx, model = args.context, args.model
         bucket = [args.features_bucket_arn]
@@ -188,20 +184,14 @@ class FeatureStore(pulumi.ComponentResource):
                 iam.glue_catalog_write("OfflineStoreCatalogWrite", glue),
             ]
         thing = f"{model.name}-fs"
-        role = aws.iam.Role(
+        return iam.service_role(
             f"{name}-role",
-            name=ctx.naming.name(thing, Kind.IAM_ROLE),
-            assume_role_policy=iam.assume_role_policy("sagemaker.amazonaws.com"),
-            description=f"{ctx.naming.prefix} feature store of {model.name}: writes its offline store",
-            max_session_duration=3600,
+            naming=ctx.naming,
+            thing=thing,
+            services=["sagemaker.amazonaws.com"],
+            statements=statements,
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self),
+            parent=self,
+            source_account=args.account_id,
+            description=f"{ctx.naming.prefix} feature store of {model.name}: writes its offline store",
         )
-        policy = aws.iam.RolePolicy(
-            f"{name}-role-policy",
-            role=role.id,
-            name=ctx.naming.name(f"{thing}-inline", Kind.IAM_POLICY),
-            policy=iam.policy_document(*statements),
-            opts=pulumi.ResourceOptions(parent=role),
-        )
-        return role, policy

@@ -9,14 +9,14 @@ the policy pack checks the same.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
-from infra.naming import Kind
+from infra.naming import Kind, Naming
 
 Statement = dict[str, Any]
 
@@ -45,16 +45,20 @@ def policy_document(*statements: Statement) -> pulumi.Output[str]:
     return pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": list(statements)})
 
 
-def assume_role_policy(*services: str, source_account: str | None = None) -> str:
-    """Trust policy letting the given AWS service principals assume a role."""
+def assume_role_policy(*services: str, source_account: pulumi.Input[str] | None = None) -> pulumi.Output[str]:
+    """Trust policy letting the given AWS service principals assume a role.
+
+    With ``source_account`` the services may assume it only on behalf of that account (the
+    confused-deputy guard AWS recommends for service roles).
+    """
     trust: Statement = {
         "Effect": "Allow",
         "Principal": {"Service": sorted(services)},
         "Action": "sts:AssumeRole",
     }
-    if source_account:
+    if source_account is not None:
         trust["Condition"] = {"StringEquals": {"aws:SourceAccount": source_account}}
-    return json.dumps({"Version": "2012-10-17", "Statement": [trust]}, sort_keys=True)
+    return pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": [trust]})
 
 
 def _objects(bucket_arns: Sequence[pulumi.Input[str]], prefix: str = "") -> list[pulumi.Output[str]]:
@@ -200,44 +204,45 @@ def logs_write(sid: str, log_group_arn_prefixes: Sequence[pulumi.Input[str]]) ->
 # --- Roles ------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ServiceRole:
+    """A service role and its inline policy (depend on ``policy`` before the service first uses the role)."""
+
+    role: aws.iam.Role
+    policy: aws.iam.RolePolicy
+
+    @property
+    def arn(self) -> pulumi.Output[str]:
+        return self.role.arn
+
+
 def service_role(
     resource_name: str,
     *,
-    naming: Any,
+    naming: Naming,
     thing: str,
     services: Sequence[str],
     statements: Sequence[Statement],
     tags: dict[str, str],
     parent: pulumi.Resource,
-    managed_policy_arns: Sequence[str] = (),
-    source_account: str | None = None,
-) -> aws.iam.Role:
-    """A role for AWS services with one inline least-privilege policy.
-
-    ``managed_policy_arns`` is for AWS-managed service policies only (for example the Glue service
-    role policy, which grants the service's own bookkeeping calls); data access stays inline.
-    """
+    source_account: pulumi.Input[str] | None = None,
+    description: str | None = None,
+) -> ServiceRole:
+    """A role for AWS services with one inline least-privilege policy and no managed policies."""
     role = aws.iam.Role(
         resource_name,
         name=naming.name(thing, Kind.IAM_ROLE),
         assume_role_policy=assume_role_policy(*services, source_account=source_account),
-        description=f"{naming.prefix} {thing}: least-privilege service role",
+        description=description or f"{naming.prefix} {thing}: least-privilege service role",
         max_session_duration=3600,
         tags=tags,
         opts=pulumi.ResourceOptions(parent=parent),
     )
-    aws.iam.RolePolicy(
+    policy = aws.iam.RolePolicy(
         f"{resource_name}-policy",
         role=role.id,
         name=naming.name(f"{thing}-inline", Kind.IAM_POLICY),
         policy=policy_document(*statements),
         opts=pulumi.ResourceOptions(parent=role),
     )
-    for index, arn in enumerate(managed_policy_arns):
-        aws.iam.RolePolicyAttachment(
-            f"{resource_name}-managed-{index}",
-            role=role.name,
-            policy_arn=arn,
-            opts=pulumi.ResourceOptions(parent=role),
-        )
-    return role
+    return ServiceRole(role=role, policy=policy)

@@ -190,7 +190,8 @@ class PlannedResource:
     state: dict[str, Any]
     protect: bool
     retain_on_delete: bool
-
+    dependencies: tuple[str, ...] = ()
+    """URNs this resource waits for (``depends_on`` and the resources behind its input outputs)."""
     component: str = "stack"
     """The top-level component this resource lives under (``mlops:lake:DataLake``), or ``stack``."""
 
@@ -208,6 +209,7 @@ class RecordingMonitor(runtime_mocks.MockMonitor):
             "parent": request.parent,
             "protect": bool(request.protect),
             "retain_on_delete": bool(request.retainOnDelete),
+            "dependencies": tuple(request.dependencies),
             "custom": bool(request.custom),
             "type": request.type,
             "name": request.name,
@@ -308,6 +310,7 @@ def run_program(
                 state=dict(registration.state or {}),
                 protect=opts.get("protect", False),
                 retain_on_delete=opts.get("retain_on_delete", False),
+                dependencies=tuple(opts.get("dependencies", ())),
                 component=top_component(urn),
             )
         )

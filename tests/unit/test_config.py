@@ -147,3 +147,9 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_invalid_config_fails_before_any_resource() -> None:
     with pytest.raises(ConfigError):
         run_program("dev", overrides={"logRetentionDays": 15})
+
+
+def test_features_zone_is_not_crawled() -> None:
+    catalog = json.loads(base_values()["mlops:catalog"]) | {"crawledZones": ["raw", "features"]}
+    [problem] = problems_for(base_values() | {"mlops:catalog": json.dumps(catalog)})
+    assert "crawledZones must not include 'features'" in problem
