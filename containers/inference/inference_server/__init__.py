@@ -1,0 +1,1 @@
+"""SageMaker inference server for scikit-learn models built on a shared feature spec (see README.md)."""

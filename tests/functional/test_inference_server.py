@@ -1,0 +1,453 @@
+"""The inference container's server, run for real on 127.0.0.1 against a model artifact made here.
+
+Covers SageMaker's container contract (``GET /ping``, ``POST /invocations``), parity with the
+training path (predictions equal ``predict_proba`` of the vectors the feature spec computes offline),
+refusals of malformed requests (4xx with a JSON message, never 500), the request log, and start-up
+failures on a bad artifact (non-zero exit naming the file and the problem).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import sklearn
+from sklearn.linear_model import LogisticRegression
+
+from mlops.features.spec import frame_to_vectors, get_spec, transform_frame
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVER_DIR = ROOT / "containers" / "inference"
+SPEC = get_spec("customer-churn")
+PLANS = ("basic", "standard", "premium", "trial")
+RAW_COLUMNS = ("sessions", "minutes_active", "support_tickets", "monthly_spend", "plan")
+MAX_ROWS = 40
+MAX_BODY_BYTES = 64 * 1024
+START_TIMEOUT = 60  # seconds; imports are slow on a busy 2-core machine
+
+
+def raw_records(count: int, seed: int) -> list[dict[str, object]]:
+    """Seeded synthetic raw ``customer_activity`` records (identifier and event time included)."""
+    rng = np.random.default_rng(seed)
+    return [
+        {
+            "customer_id": f"c-{seed}-{i}",
+            "event_time": "2024-05-01T12:00:00Z",
+            "sessions": int(rng.integers(0, 30)),
+            "minutes_active": round(float(rng.uniform(0, 400)), 3),
+            "support_tickets": int(rng.integers(0, 6)),
+            "monthly_spend": round(float(rng.uniform(5, 150)), 2),
+            "plan": PLANS[int(rng.integers(0, len(PLANS)))],
+        }
+        for i in range(count)
+    ]
+
+
+def offline_vectors(records: list[dict[str, object]]) -> np.ndarray:
+    """Model input vectors computed the training way: the spec's frame transform, then its vectors."""
+    return np.array(frame_to_vectors(SPEC, transform_frame(SPEC, pd.DataFrame(records))), dtype=np.float64)
+
+
+def write_artifact(directory: Path) -> LogisticRegression:
+    """model.joblib + model-metadata.json as the training step writes them; returns the model."""
+    records = raw_records(400, seed=1)
+    vectors = offline_vectors(records)
+    rng = np.random.default_rng(2)
+    labels = (vectors[:, 2] - 0.05 * vectors[:, 0] + rng.normal(size=len(vectors)) > 1.5).astype(int)
+    model = LogisticRegression(max_iter=1000).fit(vectors, labels)
+    directory.mkdir(parents=True, exist_ok=True)
+    joblib.dump(model, directory / "model.joblib")
+    metadata = {
+        "feature_spec": SPEC.name,
+        "feature_spec_version": SPEC.version,
+        "feature_names": list(SPEC.feature_names),
+        "target": SPEC.target,
+        "framework": "scikit-learn",
+        "framework_version": sklearn.__version__,
+    }
+    (directory / "model-metadata.json").write_text(json.dumps(metadata))
+    return model
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_env(**extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SERVER_DIR), str(ROOT)]),
+        "OMP_NUM_THREADS": "1",
+        **extra,
+    }
+
+
+def server_command(model_dir: Path, port: int, workers: int = 1) -> list[str]:
+    return [
+        sys.executable, "-m", "inference_server", "--host", "127.0.0.1", "--port", str(port),
+        "--model-dir", str(model_dir), "--workers", str(workers),
+    ]  # fmt: skip
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the server's process group (workers included); SIGKILL if it lingers."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@contextlib.contextmanager
+def running_server(model_dir: Path, log_path: Path, workers: int = 1) -> Iterator[Server]:
+    port = free_port()
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            server_command(model_dir, port, workers),
+            env=server_env(INFERENCE_MAX_ROWS=str(MAX_ROWS), INFERENCE_MAX_BODY_BYTES=str(MAX_BODY_BYTES)),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: teardown stops the workers too
+        )
+    server = Server(f"http://127.0.0.1:{port}", process, log_path)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"server exited with {process.returncode}:\n{log_path.read_text()}")
+            with contextlib.suppress(OSError):
+                if call(server, "GET", "/ping", timeout=1).status == 200:
+                    break
+            if time.monotonic() > deadline:
+                pytest.fail(f"server did not answer /ping within {START_TIMEOUT} s:\n{log_path.read_text()}")
+            time.sleep(0.1)
+        yield server
+    finally:
+        stop(process)
+
+
+@dataclass
+class Reply:
+    status: int
+    content_type: str
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def call(
+    server: Server, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
+    timeout: float = 10,
+) -> Reply:  # fmt: skip
+    request = urllib.request.Request(server.url + path, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return Reply(response.status, response.headers.get("Content-Type", ""), response.read())
+    except urllib.error.HTTPError as error:
+        return Reply(error.code, error.headers.get("Content-Type", ""), error.read())
+
+
+def invoke(server: Server, body: bytes, content_type: str, accept: str | None = None) -> Reply:
+    headers = {"Content-Type": content_type} | ({"Accept": accept} if accept else {})
+    return call(server, "POST", "/invocations", body, headers)
+
+
+def to_csv(records: list[dict[str, object]], columns: tuple[str, ...] = RAW_COLUMNS) -> bytes:
+    lines = [",".join(columns)] + [",".join(str(record[c]) for c in columns) for record in records]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def raw_only(record: dict[str, object]) -> dict[str, object]:
+    """What a caller sends for inference: the raw columns, no identifier or event time."""
+    return {column: record[column] for column in RAW_COLUMNS}
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, LogisticRegression]:
+    directory = tmp_path_factory.mktemp("model")
+    return directory, write_artifact(directory)
+
+
+@pytest.fixture(scope="module")
+def server(artifact: tuple[Path, LogisticRegression], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with running_server(artifact[0], tmp_path_factory.mktemp("logs") / "server.log") as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def model(artifact: tuple[Path, LogisticRegression]) -> LogisticRegression:
+    return artifact[1]
+
+
+def expected(model: LogisticRegression, records: list[dict[str, object]]) -> np.ndarray:
+    return model.predict_proba(offline_vectors(records))[:, 1]
+
+
+# --- SageMaker's contract ----------------------------------------------------------------------
+
+
+def test_ping_answers_200_once_the_model_is_loaded(server: Server) -> None:
+    reply = call(server, "GET", "/ping")
+    assert reply.status == 200
+
+
+def test_csv_batch_with_csv_accept_matches_predict_proba_of_offline_vectors(server: Server, model) -> None:
+    records = raw_records(25, seed=10)
+    reply = invoke(server, to_csv(records), "text/csv", accept="text/csv")
+    assert reply.status == 200
+    assert reply.content_type == "text/csv"
+    predictions = np.array([float(line) for line in reply.body.decode().splitlines()])
+    np.testing.assert_allclose(predictions, expected(model, records), rtol=0, atol=1e-9)
+
+
+def test_csv_request_is_answered_in_json_by_default(server: Server, model) -> None:
+    records = raw_records(3, seed=11)
+    reply = invoke(server, to_csv(records), "text/csv; charset=utf-8")
+    assert reply.status == 200
+    assert reply.content_type == "application/json"
+    np.testing.assert_allclose(reply.json()["predictions"], expected(model, records), rtol=0, atol=1e-9)
+
+
+def test_json_single_record_matches_predict_proba(server: Server, model) -> None:
+    record = raw_records(1, seed=12)[0]
+    reply = invoke(server, json.dumps(raw_only(record)).encode(), "application/json")
+    assert reply.status == 200
+    np.testing.assert_allclose(reply.json()["predictions"], expected(model, [record]), rtol=0, atol=1e-9)
+
+
+def test_json_batch_matches_predict_proba_row_for_row(server: Server, model) -> None:
+    records = raw_records(MAX_ROWS, seed=13)
+    body = json.dumps({"instances": [raw_only(r) for r in records]}).encode()
+    reply = invoke(server, body, "application/json", accept="application/json")
+    assert reply.status == 200
+    predictions = reply.json()["predictions"]
+    assert len(predictions) == MAX_ROWS
+    np.testing.assert_allclose(predictions, expected(model, records), rtol=0, atol=1e-9)
+
+
+def test_concurrent_requests_get_their_own_predictions(server: Server, model) -> None:
+    """Requests predicted together (coalesced) still get exactly their own rows back."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    batches = [raw_records(size, seed=100 + size) for size in (1, 7, 2, 13, 5, 1, 9, 3)]
+
+    def send(records: list[dict[str, object]]) -> list[float]:
+        reply = invoke(server, json.dumps({"instances": [raw_only(r) for r in records]}).encode(), "application/json")
+        assert reply.status == 200
+        return reply.json()["predictions"]
+
+    with ThreadPoolExecutor(max_workers=len(batches)) as pool:
+        answers = list(pool.map(send, batches * 3))
+    for records, answer in zip(batches * 3, answers, strict=True):
+        np.testing.assert_allclose(answer, expected(model, records), rtol=0, atol=1e-9)
+
+
+def test_string_numbers_in_json_are_read_like_csv_values(server: Server, model) -> None:
+    record = raw_records(1, seed=14)[0]
+    as_strings = {column: str(value) for column, value in raw_only(record).items()}
+    reply = invoke(server, json.dumps(as_strings).encode(), "application/json")
+    assert reply.status == 200
+    np.testing.assert_allclose(reply.json()["predictions"], expected(model, [record]), rtol=0, atol=1e-9)
+
+
+# --- refusals: 4xx with a JSON message, never 500 -----------------------------------------------
+
+GOOD = raw_only(raw_records(1, seed=20)[0])
+
+
+def _with(**changes: object) -> bytes:
+    return json.dumps(GOOD | changes).encode()
+
+
+def _without(column: str) -> bytes:
+    return json.dumps({k: v for k, v in GOOD.items() if k != column}).encode()
+
+
+MALFORMED = {
+    "bad json": (b'{"sessions": 3,', "application/json", None, 400, "malformed JSON"),
+    "json array": (b"[1, 2]", "application/json", None, 400, "must be an object"),
+    "instances not a list": (b'{"instances": {"a": 1}}', "application/json", None, 400, "non-empty list"),
+    "empty instances": (b'{"instances": []}', "application/json", None, 400, "non-empty list"),
+    "instance not an object": (b'{"instances": [1]}', "application/json", None, 400, '"instances"[0]'),
+    "missing column": (_without("plan"), "application/json", None, 400, "lacks column 'plan'"),
+    "non-numeric value": (_with(sessions="many"), "application/json", None, 400, "record 0"),
+    "null value": (_with(monthly_spend=None), "application/json", None, 400, "record 0"),
+    "non-finite value": (_with(monthly_spend="inf"), "application/json", None, 400, "monthly_spend"),
+    "empty body": (b"", "application/json", None, 400, "empty"),
+    "whitespace body": (b"  \n", "text/csv", None, 400, "empty"),
+    "unsupported content type": (b"sessions=3", "application/x-www-form-urlencoded", None, 415, "not supported"),
+    "no content type": (b"{}", "", None, 415, "not supported"),
+    "unacceptable accept": (_with(), "application/json", "application/xml", 406, "cannot answer"),
+    "csv missing column": (b"sessions,plan\n3,basic\n", "text/csv", None, 400, "lacks column 'minutes_active'"),
+    "csv ragged row": (to_csv([GOOD]) + b"1,2\n", "text/csv", None, 400, "has 2 fields"),
+    "csv header only": (b"sessions,minutes_active\n", "text/csv", None, 400, "no records"),
+    "csv non-numeric": (to_csv([GOOD | {"sessions": "x"}]), "text/csv", None, 400, "could not convert"),
+    "csv not utf-8": (b"sessions\n\xff\xfe\n", "text/csv", None, 400, "not UTF-8"),
+    "too many rows": (
+        json.dumps({"instances": [GOOD] * (MAX_ROWS + 1)}).encode(), "application/json", None, 413, "limit of 40",
+    ),
+    "too many csv rows": (to_csv([GOOD] * (MAX_ROWS + 1)), "text/csv", None, 413, "limit of 40"),
+    "body too large": (b" " * (MAX_BODY_BYTES + 1), "application/json", None, 413, "exceeds"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", MALFORMED.values(), ids=MALFORMED.keys())
+def test_malformed_request_gets_4xx_with_message(server: Server, case: tuple) -> None:
+    body, content_type, accept, status, fragment = case
+    headers = {"Content-Type": content_type} if content_type else {}
+    if accept:
+        headers["Accept"] = accept
+    reply = call(server, "POST", "/invocations", body, headers)
+    assert reply.status == status, reply.body
+    assert reply.content_type == "application/json"
+    message = reply.json()["message"]
+    assert fragment in message
+
+
+@pytest.mark.parametrize(("method", "path", "status"), [("GET", "/invocations", 405), ("GET", "/models", 404)])
+def test_wrong_route_gets_4xx_with_message(server: Server, method: str, path: str, status: int) -> None:
+    reply = call(server, method, path)
+    assert reply.status == status
+    assert reply.json()["message"]
+
+
+def test_server_still_serves_after_refusals(server: Server, model) -> None:
+    for body, content_type, accept, _, _ in MALFORMED.values():
+        call(server, "POST", "/invocations", body, {"Content-Type": content_type or "x/y", "Accept": accept or "*/*"})
+    record = raw_records(1, seed=21)[0]
+    reply = invoke(server, json.dumps(raw_only(record)).encode(), "application/json")
+    assert reply.status == 200
+    np.testing.assert_allclose(reply.json()["predictions"], expected(model, [record]), rtol=0, atol=1e-9)
+
+
+# --- request log ------------------------------------------------------------------------------------
+
+
+def test_each_request_logs_one_json_line_without_payload(server: Server) -> None:
+    marker = "zz-private-plan-value"
+    invoke(server, _with(plan=marker, sessions=f"{marker}-sessions"), "application/json")  # refused: 400
+    invoke(server, _with(plan=marker), "application/json")  # served: 200
+    time.sleep(0.2)
+    text = server.log_path.read_text()
+    assert marker not in text
+    entries = [json.loads(line) for line in text.splitlines()]  # every line is JSON
+    requests = [e for e in entries if e["message"] == "request" and e["path"] == "/invocations"]
+    assert {"status", "latency_ms", "rows", "method"} <= requests[-1].keys()
+    assert [e["status"] for e in requests[-2:]] == [400, 200]
+    assert requests[-1]["rows"] == 1
+    assert requests[-2]["error"] == "bad_record"
+
+
+# --- several workers ---------------------------------------------------------------------------------
+
+
+def test_multi_worker_server_serves_the_same_predictions(artifact, tmp_path: Path) -> None:
+    model_dir, model = artifact
+    records = raw_records(4, seed=30)
+    with running_server(model_dir, tmp_path / "server.log", workers=2) as started:
+        replies = [invoke(started, to_csv(records), "text/csv") for _ in range(6)]
+    for reply in replies:
+        assert reply.status == 200
+        np.testing.assert_allclose(reply.json()["predictions"], expected(model, records), rtol=0, atol=1e-9)
+
+
+# --- start-up failures --------------------------------------------------------------------------------
+
+
+def _metadata_change(**changes: object) -> Callable[[Path], None]:
+    def apply(directory: Path) -> None:
+        path = directory / "model-metadata.json"
+        path.write_text(json.dumps(json.loads(path.read_text()) | changes))
+
+    return apply
+
+
+def _corrupt_model(directory: Path) -> None:
+    data = (directory / "model.joblib").read_bytes()
+    (directory / "model.joblib").write_bytes(data[: len(data) // 2])
+
+
+def _garbage_model(directory: Path) -> None:
+    (directory / "model.joblib").write_bytes(b"this is not a pickle")
+
+
+BROKEN = {
+    "missing model dir": (lambda d: None, "does-not-exist", "model directory does not exist"),
+    "corrupt model.joblib": (_corrupt_model, "model.joblib", "cannot load model"),
+    "garbage model.joblib": (_garbage_model, "model.joblib", "cannot load model"),
+    "missing model.joblib": (lambda d: (d / "model.joblib").unlink(), "model.joblib", "model file is missing"),
+    "missing metadata": (lambda d: (d / "model-metadata.json").unlink(), "model-metadata.json", "missing"),
+    "metadata not json": (
+        lambda d: (d / "model-metadata.json").write_text("{nope"), "model-metadata.json", "cannot read metadata",
+    ),
+    "feature_names differ": (
+        _metadata_change(feature_names=list(reversed(SPEC.feature_names))), "model-metadata.json", "differ from spec",
+    ),
+    "unknown spec": (_metadata_change(feature_spec="no-such-spec"), "model-metadata.json", "unknown feature spec"),
+    "spec version differs": (
+        _metadata_change(feature_spec_version=SPEC.version + 1), "model-metadata.json", "this image has version",
+    ),
+    "other framework": (_metadata_change(framework="xgboost"), "model-metadata.json", "serves 'scikit-learn'"),
+    "other sklearn version": (
+        _metadata_change(framework_version="0.24.2"), "model-metadata.json", "trained with scikit-learn 0.24.2",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", BROKEN.values(), ids=BROKEN.keys())
+def test_bad_artifact_stops_the_server_at_start_with_a_clear_error(
+    case: tuple, artifact, tmp_path: Path
+) -> None:  # fmt: skip
+    breaks, file_named, problem = case
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    for name in ("model.joblib", "model-metadata.json"):
+        (model_dir / name).write_bytes((artifact[0] / name).read_bytes())
+    breaks(model_dir)
+    target = tmp_path / "does-not-exist" if file_named == "does-not-exist" else model_dir
+    process = subprocess.Popen(
+        server_command(target, free_port()),
+        env=server_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        _, stderr = process.communicate(timeout=START_TIMEOUT)
+    finally:
+        stop(process)
+    assert process.returncode == 2
+    message = stderr.decode()
+    assert "cannot start" in message
+    assert str(target / file_named if file_named != "does-not-exist" else target) in message
+    assert problem in message
