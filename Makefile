@@ -42,8 +42,10 @@ typecheck: setup
 docs: setup  ## regenerate the README config reference and docs/config.schema.json
 	$(PY) tools/config_docs.py
 
-bench: setup  ## benchmarks, printed as tables
+bench: setup  ## benchmarks, printed as tables (install Debian's wrk for the inference load generator)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -r benchmarks/requirements.txt
 	$(PY) benchmarks/plan_bench.py
+	$(PY) benchmarks/inference_bench.py
 
 lock: setup  ## refresh constraints.txt from the current environment
 	$(PY) -m pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
