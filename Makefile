@@ -48,7 +48,8 @@ bench: setup  ## benchmarks, printed as tables (install Debian's wrk for the inf
 	$(PY) benchmarks/inference_bench.py
 
 lock: setup  ## refresh constraints.txt from the current environment
-	$(PY) -m pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
+	{ echo '# Every resolved package, pinned (make lock refreshes it). Installed with: pip install -c constraints.txt -e ".[dev]"'; \
+	  $(PY) -m pip freeze --exclude-editable | grep -v '^-e'; } > constraints.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
