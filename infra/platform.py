@@ -12,6 +12,7 @@ from infra.context import StackContext
 from infra.datalake import DataLake, DataLakeArgs
 from infra.featurestore import FeatureStore, FeatureStoreArgs
 from infra.security import SecurityBase, SecurityBaseArgs
+from infra.training import TrainingPipeline, TrainingPipelineArgs
 from mlops.features import get_spec
 
 
@@ -58,6 +59,27 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
         )
         feature_groups[model.name] = features.feature_group_name
     outputs["featureGroups"] = feature_groups
+    training_pipelines: dict[str, pulumi.Output[str]] = {}
+    model_package_groups: dict[str, pulumi.Output[str]] = {}
+    for model in config.models:
+        training = TrainingPipeline(
+            f"{prefix}-{model.name}-training",
+            TrainingPipelineArgs(
+                context=ctx,
+                model=model,
+                kms_key_arn=security.key_arn,
+                artifacts_bucket_name=lake.bucket_names["artifacts"],
+                artifacts_bucket_arn=lake.bucket_arns["artifacts"],
+                raw_bucket_name=lake.bucket_names["raw"],
+                raw_bucket_arn=lake.bucket_arns["raw"],
+                curated_bucket_arn=lake.bucket_arns["curated"],
+                account_id=security.account_id,
+            ),
+        )
+        training_pipelines[model.name] = training.pipeline_name
+        model_package_groups[model.name] = training.model_package_group_name
+    outputs["trainingPipelines"] = training_pipelines
+    outputs["modelPackageGroups"] = model_package_groups
     # [layers] each layer below adds its component and outputs here, in dependency order.
     return outputs
 

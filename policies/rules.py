@@ -71,6 +71,7 @@ TAGGABLE_TYPES: frozenset[str] = frozenset(
         # cloudwatch EventTarget and Dashboard, sns TopicSubscription/TopicPolicy, sqs QueuePolicy,
         # lambda Permission, appautoscaling Policy.
         "aws:s3/bucket:Bucket",
+        "aws:s3/bucketObjectv2:BucketObjectv2",
         "aws:kms/key:Key",
         "aws:iam/role:Role",
         "aws:iam/policy:Policy",
