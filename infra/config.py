@@ -492,17 +492,18 @@ def _allowed_keys(loc: list[str]) -> list[str]:
         field = next((f for n, f in model.model_fields.items() if _alias_of(n) == part), None)
         if field is None:
             continue  # a list index or dict key: stay on the element model resolved below
-        model = _element_model(field.annotation)
+        model = nested_model(field.annotation)
     if isinstance(model, type) and issubclass(model, BaseModel):
         return sorted(_alias_of(n) for n in model.model_fields)
     return []
 
 
-def _element_model(annotation: Any) -> Any:
+def nested_model(annotation: Any) -> type[BaseModel] | None:
+    """The config section class inside a field's annotation (``tuple[TableSpec, ...]`` → ``TableSpec``), if any."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for arg in get_args(annotation):
-        found = _element_model(arg)
+        found = nested_model(arg)
         if found is not None:
             return found
     return None

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticUndefined
 
-from infra.config import CONFIG_NAMESPACE, PlatformConfig, json_schema
+from infra.config import CONFIG_NAMESPACE, PlatformConfig, json_schema, nested_model
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -51,16 +51,6 @@ def _type_name(annotation: Any) -> str:
     return str(annotation)
 
 
-def _nested_model(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in get_args(annotation):
-        found = _nested_model(arg)
-        if found is not None:
-            return found
-    return None
-
-
 def _default(field: Any) -> str:
     if field.is_required():
         return "required"
@@ -82,7 +72,7 @@ def _rows(model: type[BaseModel], prefix: str, seen: set[type[BaseModel]]) -> li
         path = f"{prefix}{key}"
         description = (field.description or "").replace("|", "\\|")
         rows.append(f"| `{path}` | {_type_name(field.annotation)} | {_default(field)} | {description} |")
-        sub = _nested_model(field.annotation)
+        sub = nested_model(field.annotation)
         if sub is not None:
             origin = get_origin(field.annotation)
             suffix = "[]." if origin in (tuple, list) else ".<zone>." if origin is dict else "."
