@@ -46,6 +46,7 @@ from sklearn.linear_model import LogisticRegression
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from mlops.features.artifact import METADATA_FILE, MODEL_FILE, model_metadata  # noqa: E402
 from mlops.features.spec import compute_features, get_spec  # noqa: E402
 
 SPEC = get_spec("customer-churn")
@@ -76,16 +77,9 @@ def write_model(directory: Path, kind: str) -> None:
     labels = (matrix[:, 2] - 0.05 * matrix[:, 0] + rng.normal(size=len(matrix)) > 1.5).astype(int)
     model = LogisticRegression(max_iter=1000) if kind == "logreg" else GradientBoostingClassifier(random_state=0)
     model.fit(matrix, labels)
-    joblib.dump(model, directory / "model.joblib")
-    metadata = {
-        "feature_spec": SPEC.name,
-        "feature_spec_version": SPEC.version,
-        "feature_names": list(SPEC.feature_names),
-        "target": SPEC.target,
-        "framework": "scikit-learn",
-        "framework_version": sklearn.__version__,
-    }
-    (directory / "model-metadata.json").write_text(json.dumps(metadata))
+    joblib.dump(model, directory / MODEL_FILE)
+    metadata = model_metadata(SPEC, framework_version=sklearn.__version__)
+    (directory / METADATA_FILE).write_text(json.dumps(metadata))
 
 
 def free_port() -> int:

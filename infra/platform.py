@@ -42,7 +42,10 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
         ),
     )
     outputs["glueDatabases"] = catalog.database_names
+    # Every model gets every per-model layer, in dependency order.
     feature_groups: dict[str, pulumi.Output[str]] = {}
+    training_pipelines: dict[str, pulumi.Output[str]] = {}
+    model_package_groups: dict[str, pulumi.Output[str]] = {}
     for model in config.models:
         features = FeatureStore(
             f"{prefix}-{model.name}-features",
@@ -57,11 +60,6 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
                 account_id=security.account_id,
             ),
         )
-        feature_groups[model.name] = features.feature_group_name
-    outputs["featureGroups"] = feature_groups
-    training_pipelines: dict[str, pulumi.Output[str]] = {}
-    model_package_groups: dict[str, pulumi.Output[str]] = {}
-    for model in config.models:
         training = TrainingPipeline(
             f"{prefix}-{model.name}-training",
             TrainingPipelineArgs(
@@ -76,8 +74,10 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
                 account_id=security.account_id,
             ),
         )
+        feature_groups[model.name] = features.feature_group_name
         training_pipelines[model.name] = training.pipeline_name
         model_package_groups[model.name] = training.model_package_group_name
+    outputs["featureGroups"] = feature_groups
     outputs["trainingPipelines"] = training_pipelines
     outputs["modelPackageGroups"] = model_package_groups
     # [layers] each layer below adds its component and outputs here, in dependency order.

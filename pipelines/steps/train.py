@@ -33,8 +33,6 @@ from sklearn.metrics import roc_auc_score
 
 LOG = logging.getLogger("train")
 DEFAULT_BASE = "/opt/ml"
-MODEL_FILE = "model.joblib"
-METADATA_FILE = "model-metadata.json"
 
 # Hyperparameters of the estimator and their types; anything else in the hyperparameters is metadata.
 HYPERPARAMETERS: dict[str, type] = {
@@ -154,23 +152,21 @@ def main(argv: list[str] | None = None) -> int:
     # SageMaker metric definitions can scrape this line.
     print(f"validation:auc={validation_auc:.6f}", flush=True)
 
+    from mlops.features.artifact import METADATA_FILE, MODEL_FILE, model_metadata  # importable once load_spec ran
+
     paths.model_dir.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, paths.model_dir / MODEL_FILE)
-    metadata = {
-        "feature_spec": spec.name,
-        "feature_spec_version": spec.version,
-        "feature_names": feature_names,
-        "target": spec.target,
-        "framework": "scikit-learn",
-        "framework_version": sklearn.__version__,
-        "estimator": type(model).__name__,
-        "hyperparameters": parameters,
-        "positive_class": 1,
-        "data_version": str(hyperparameters.get("data_version", "unknown")),
-        "code_version": str(hyperparameters.get("code_version", "unknown")),
-        "training_rows": len(train),
-        "validation_auc": validation_auc,
-    }
+    metadata = model_metadata(
+        spec,
+        framework_version=sklearn.__version__,
+        estimator=type(model).__name__,
+        hyperparameters=parameters,
+        positive_class=1,
+        data_version=str(hyperparameters.get("data_version", "unknown")),
+        code_version=str(hyperparameters.get("code_version", "unknown")),
+        training_rows=len(train),
+        validation_auc=validation_auc,
+    )
     (paths.model_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n", "utf-8")
     paths.output_data_dir.mkdir(parents=True, exist_ok=True)
     (paths.output_data_dir / "validation-metrics.json").write_text(

@@ -30,6 +30,7 @@ import pytest
 import sklearn
 from sklearn.linear_model import LogisticRegression
 
+from mlops.features.artifact import METADATA_FILE, MODEL_FILE, model_metadata
 from mlops.features.spec import frame_to_vectors, get_spec, transform_frame
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,16 +73,9 @@ def write_artifact(directory: Path) -> LogisticRegression:
     labels = (vectors[:, 2] - 0.05 * vectors[:, 0] + rng.normal(size=len(vectors)) > 1.5).astype(int)
     model = LogisticRegression(max_iter=1000).fit(vectors, labels)
     directory.mkdir(parents=True, exist_ok=True)
-    joblib.dump(model, directory / "model.joblib")
-    metadata = {
-        "feature_spec": SPEC.name,
-        "feature_spec_version": SPEC.version,
-        "feature_names": list(SPEC.feature_names),
-        "target": SPEC.target,
-        "framework": "scikit-learn",
-        "framework_version": sklearn.__version__,
-    }
-    (directory / "model-metadata.json").write_text(json.dumps(metadata))
+    joblib.dump(model, directory / MODEL_FILE)
+    metadata = model_metadata(SPEC, framework_version=sklearn.__version__)
+    (directory / METADATA_FILE).write_text(json.dumps(metadata))
     return model
 
 

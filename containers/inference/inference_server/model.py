@@ -20,13 +20,10 @@ import numpy as np
 import sklearn
 import sklearn.exceptions
 
+from mlops.features.artifact import METADATA_FILE, MODEL_FILE, REQUIRED_METADATA
 from mlops.features.spec import FeatureSpec, FeatureSpecError, get_spec
 
 from .errors import ModelLoadError
-
-MODEL_FILE = "model.joblib"
-METADATA_FILE = "model-metadata.json"
-REQUIRED_METADATA = ("feature_spec", "feature_spec_version", "feature_names", "framework", "framework_version")
 
 
 @dataclass(frozen=True)
