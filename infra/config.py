@@ -312,6 +312,321 @@ class TrainingSettings(_Model):
         return value
 
 
+# ---------------------------------------------------------------------------------------------
+# Serving, monitoring and responders (per model)
+
+VariantName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")]
+ModelPackageArn = Annotated[
+    str,
+    StringConstraints(pattern=r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[a-zA-Z0-9-]{1,63}/\d+$"),
+]
+ServingStrategy = Literal["single", "ab", "shadow", "serverless"]
+RolloutMode = Literal["all-at-once", "canary", "linear"]
+
+
+class AutoscalingSettings(_Model):
+    """Target-tracking autoscaling of one variant's instance count."""
+
+    min_capacity: int = Field(default=1, ge=1, le=100, description="Fewest instances the variant scales in to.")
+    max_capacity: int = Field(default=4, ge=1, le=100, description="Most instances the variant scales out to.")
+    target_invocations_per_instance: int = Field(
+        default=200,
+        ge=1,
+        le=100000,
+        description="Target of SageMakerVariantInvocationsPerInstance (invocations per instance per minute).",
+    )
+    scale_in_cooldown_seconds: int = Field(default=300, ge=0, le=3600, description="Wait after a scale-in.")
+    scale_out_cooldown_seconds: int = Field(default=60, ge=0, le=3600, description="Wait after a scale-out.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoscalingSettings:
+        if self.max_capacity < self.min_capacity:
+            raise ValueError(f"maxCapacity={self.max_capacity} is below minCapacity={self.min_capacity}")
+        return self
+
+
+class VariantSettings(_Model):
+    """One production or shadow variant of an endpoint."""
+
+    name: VariantName = Field(description="Variant name (letters, digits, '-'; at most 63); stable across updates.")
+    model_package_arn: ModelPackageArn | None = Field(
+        default=None,
+        description="Model package version this variant serves; null: the latest Approved version of the "
+        "model's package group, resolved at `pulumi up` time.",
+    )
+    instance_type: InstanceType = Field(default="ml.m5.large", description="Instance type (ml.<family>.<size>).")
+    instance_count: int = Field(default=1, ge=1, le=100, description="Initial instance count.")
+    weight: float = Field(
+        default=1.0, description="Traffic weight; each production variant gets weight / sum(weights) of requests."
+    )
+    autoscaling: AutoscalingSettings | None = Field(
+        default=None, description="Target-tracking autoscaling for this variant; null: fixed instance count."
+    )
+
+
+class ServerlessSettings(_Model):
+    """Serverless inference (strategy ``serverless``): pay per request, cold starts, no instances."""
+
+    memory_size_mb: Literal[1024, 2048, 3072, 4096, 5120, 6144] = Field(
+        default=2048, description="Memory of each serverless worker: 1024-6144 MB in 1024 MB steps."
+    )
+    max_concurrency: int = Field(default=5, ge=1, le=200, description="Most concurrent invocations.")
+    provisioned_concurrency: int | None = Field(
+        default=None, ge=1, le=200, description="Warm workers kept ready (no cold starts); at most maxConcurrency."
+    )
+    model_package_arn: ModelPackageArn | None = Field(
+        default=None, description="Model package version served; null: the latest Approved version at `pulumi up`."
+    )
+
+
+class RolloutSettings(_Model):
+    """How an endpoint update shifts traffic: SageMaker deployment guardrails (blue/green)."""
+
+    mode: RolloutMode = Field(
+        default="all-at-once",
+        description="Blue/green traffic shifting: all-at-once, canary (a slice, then the rest) or linear (equal steps).",
+    )
+    canary_percent: int = Field(
+        default=10, ge=1, le=100, description="Canary: percent of the new fleet's capacity that takes traffic first."
+    )
+    linear_step_percent: int = Field(
+        default=20, ge=1, le=100, description="Linear: percent of capacity shifted at each step."
+    )
+    wait_interval_seconds: int = Field(
+        default=600, ge=0, le=3600, description="Bake time between traffic shifts, while rollback alarms are watched."
+    )
+    termination_wait_seconds: int = Field(
+        default=600, ge=0, le=3600, description="Time the old fleet is kept after full shift (fast rollback)."
+    )
+    maximum_execution_timeout_seconds: int = Field(
+        default=3600, ge=600, le=14400, description="Most time the whole blue/green deployment may take."
+    )
+    rollback_alarms: bool = Field(
+        default=True,
+        description="Create 5xx-error and p99-latency alarms on the endpoint and roll the update back when one fires.",
+    )
+    error_rate_percent_threshold: float = Field(
+        default=1.0,
+        gt=0,
+        le=100,
+        description="Rollback when a variant's 5xx errors exceed this percent of invocations.",
+    )
+    latency_p99_ms_threshold: int = Field(
+        default=500, ge=1, le=60000, description="Rollback when a variant's p99 ModelLatency exceeds this (ms)."
+    )
+
+
+class DataCaptureSettings(_Model):
+    """Capture of requests and responses into the lake's monitoring zone (KMS-encrypted)."""
+
+    enabled: bool = Field(default=True, description="Capture requests and responses (needed by Model Monitor).")
+    sampling_percent: int = Field(default=100, ge=1, le=100, description="Percent of requests captured.")
+
+
+class NetworkSettings(_Model):
+    """VPC placement of the model containers."""
+
+    subnet_ids: tuple[Annotated[str, StringConstraints(pattern=r"^subnet-[0-9a-f]{8,17}$")], ...] = Field(
+        default=(), description="Private subnets for the model containers; empty: SageMaker-managed network."
+    )
+    security_group_ids: tuple[Annotated[str, StringConstraints(pattern=r"^sg-[0-9a-f]{8,17}$")], ...] = Field(
+        default=(), description="Security groups of the model containers (needed with subnetIds)."
+    )
+    network_isolation: bool = Field(
+        default=True, description="No outbound network from the model container (it only reads its model)."
+    )
+
+
+class ServingSettings(_Model):
+    """A model's real-time endpoint: strategy, variants, rollout guardrails, capture and network."""
+
+    strategy: ServingStrategy = Field(
+        default="single",
+        description="single (one variant), ab (weighted production variants), shadow (one production variant "
+        "plus one shadow variant that gets a copy of traffic) or serverless.",
+    )
+    variants: tuple[VariantSettings, ...] = Field(
+        default=(), description="Production variants (instance strategies; ab needs at least two)."
+    )
+    shadow_variant: VariantSettings | None = Field(
+        default=None, description="The shadow variant (strategy shadow only); its responses are captured, not returned."
+    )
+    serverless: ServerlessSettings | None = Field(
+        default=None, description="Serverless settings (strategy serverless only)."
+    )
+    rollout: RolloutSettings = Field(
+        default_factory=lambda: RolloutSettings(), description="Blue/green deployment guardrails of endpoint updates."
+    )
+    data_capture: DataCaptureSettings = Field(
+        default_factory=lambda: DataCaptureSettings(), description="Request/response capture into the lake."
+    )
+    network: NetworkSettings = Field(
+        default_factory=lambda: NetworkSettings(), description="VPC and network isolation of the model containers."
+    )
+
+
+class DataQualityMonitorSettings(_Model):
+    """Model Monitor data-quality schedule: drift of captured features against the training baseline."""
+
+    enabled: bool = Field(default=True, description="Run the data-quality (feature drift) schedule.")
+    schedule: str = Field(
+        default="cron(0 * ? * * *)", description="Schedule of the monitoring job (hourly or daily cron expression)."
+    )
+    instance_type: InstanceType = Field(default="ml.m5.large", description="Instance type of the monitoring job.")
+    max_runtime_seconds: int = Field(default=3600, ge=60, le=86400, description="Time limit of each monitoring job.")
+    drift_alarm_features: tuple[str, ...] = Field(
+        default=(),
+        description="Features whose drift metric gets an alarm; empty: every feature of the model's feature spec.",
+    )
+    drift_threshold: float = Field(
+        default=0.1, gt=0, le=1, description="Alarm when a feature's baseline drift distance exceeds this."
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if not _CRON.match(value):
+            raise ValueError(f"'{value}' is not a cron expression of the form cron(min hour day month weekday year)")
+        return value
+
+
+class ModelQualityMonitorSettings(_Model):
+    """Model Monitor model-quality schedule: predictions joined with ground truth labels."""
+
+    enabled: bool = Field(default=True, description="Run the model-quality schedule (needs ground truth labels).")
+    schedule: str = Field(
+        default="cron(0 0 ? * * *)", description="Schedule of the monitoring job (daily by default: labels lag)."
+    )
+    instance_type: InstanceType = Field(default="ml.m5.large", description="Instance type of the monitoring job.")
+    max_runtime_seconds: int = Field(default=3600, ge=60, le=86400, description="Time limit of each monitoring job.")
+    ground_truth_prefix: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-/=.]+/$")] = Field(
+        default="ground-truth/",
+        description="Prefix in the monitoring bucket where labelled outcomes land (under <model>/), ending with '/'.",
+    )
+    probability_threshold: float = Field(
+        default=0.5, gt=0, lt=1, description="Probability at or above which a prediction counts as positive."
+    )
+    metric_threshold: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Alarm when the live metric (training.metricName) falls below this; null: training.metricThreshold.",
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if not _CRON.match(value):
+            raise ValueError(f"'{value}' is not a cron expression of the form cron(min hour day month weekday year)")
+        return value
+
+
+class BusinessKpiSettings(_Model):
+    """A business metric the application publishes to CloudWatch, alarmed like the technical ones."""
+
+    namespace: Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^:].*$")] = Field(
+        description="CloudWatch namespace the application publishes the KPI to (not AWS/...)."
+    )
+    metric_name: Annotated[str, StringConstraints(min_length=1, max_length=255)] = Field(
+        description="Metric name of the KPI."
+    )
+    dimensions: dict[str, str] = Field(default_factory=dict, description="Dimensions of the KPI metric.")
+    statistic: Literal["Average", "Sum", "Minimum", "Maximum", "SampleCount"] = Field(
+        default="Average", description="Statistic compared with the threshold."
+    )
+    comparison: Literal["below", "above"] = Field(
+        default="below", description="Alarm when the KPI goes below or above the threshold."
+    )
+    threshold: float = Field(description="Alarm threshold of the KPI.")
+    period_seconds: int = Field(default=3600, ge=60, le=86400, description="Period of the statistic (multiple of 60).")
+    evaluation_periods: int = Field(default=3, ge=1, le=100, description="Consecutive breaching periods to alarm.")
+
+    @field_validator("namespace")
+    @classmethod
+    def _not_aws(cls, value: str) -> str:
+        if value.startswith("AWS/"):
+            raise ValueError(f"namespace '{value}' is reserved for AWS services; use your application's namespace")
+        return value
+
+    @field_validator("period_seconds")
+    @classmethod
+    def _minute(cls, value: int) -> int:
+        if value % 60:
+            raise ValueError(f"periodSeconds={value} must be a multiple of 60")
+        return value
+
+
+class RetrainingSettings(_Model):
+    """What the retraining responder may do when a drift or quality alarm fires."""
+
+    enabled: bool = Field(default=True, description="Start the training pipeline when a drift or quality alarm fires.")
+    cooldown_minutes: int = Field(
+        default=360, ge=0, le=10080, description="No new alarm-driven execution within this many minutes of the last."
+    )
+    max_per_day: int = Field(default=2, ge=1, le=24, description="Most alarm-driven executions per UTC day.")
+
+
+class MonitoringSettings(_Model):
+    """A model's monitoring: Model Monitor schedules, alarms, dashboard and alarm-driven retraining."""
+
+    data_quality: DataQualityMonitorSettings = Field(
+        default_factory=lambda: DataQualityMonitorSettings(), description="Data-quality (feature drift) monitoring."
+    )
+    model_quality: ModelQualityMonitorSettings = Field(
+        default_factory=lambda: ModelQualityMonitorSettings(), description="Model-quality monitoring."
+    )
+    business_kpi: BusinessKpiSettings | None = Field(default=None, description="Business KPI alarm; null: none.")
+    retraining: RetrainingSettings = Field(
+        default_factory=lambda: RetrainingSettings(), description="Alarm-driven retraining limits."
+    )
+
+
+class DeploymentHookSettings(_Model):
+    """Where the approval responder dispatches a deployment when a model version is approved."""
+
+    kind: Literal["none", "github-workflow"] = Field(
+        default="none",
+        description="none (notify only) or github-workflow (POST a workflow_dispatch that runs `pulumi up`).",
+    )
+    repository: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")] | None = Field(
+        default=None, description="GitHub repository 'owner/name' whose workflow deploys (github-workflow)."
+    )
+    workflow: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+\.ya?ml$")] | None = Field(
+        default=None, description="Workflow file name, e.g. deploy.yml (github-workflow)."
+    )
+    ref: Annotated[str, StringConstraints(min_length=1, max_length=255)] = Field(
+        default="main", description="Git ref the workflow runs on."
+    )
+    token_secret_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9/_+=.@-]{1,512}$")] | None = Field(
+        default=None,
+        description="Secrets Manager secret holding the GitHub token (created outside Pulumi; never in the stack file).",
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> DeploymentHookSettings:
+        if self.kind == "github-workflow":
+            missing = [
+                k
+                for k, v in (
+                    ("repository", self.repository),
+                    ("workflow", self.workflow),
+                    ("tokenSecretName", self.token_secret_name),
+                )
+                if v is None
+            ]
+            if missing:
+                raise ValueError(f"kind=github-workflow needs {', '.join(missing)}")
+        return self
+
+
+class AlertSettings(_Model):
+    """Who hears about alarms, pipeline results and deployments (the encrypted SNS topic for humans)."""
+
+    email_addresses: tuple[Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")], ...] = Field(
+        default=(), description="Email subscriptions of the alerts topic (each must confirm by email)."
+    )
+
+
 class ModelSettings(_Model):
     """One model the platform trains, registers, serves and monitors."""
 
@@ -330,6 +645,14 @@ class ModelSettings(_Model):
         default_factory=lambda: TrainingSettings(),
         description="The model's training pipeline: instances, hyperparameters, quality gate, approval, "
         "registry sharing and retraining schedule.",
+    )
+    serving: ServingSettings | None = Field(
+        default=None,
+        description="The model's real-time endpoint: strategy, variants, rollout, capture, network; null: not served.",
+    )
+    monitoring: MonitoringSettings = Field(
+        default_factory=lambda: MonitoringSettings(),
+        description="Model Monitor schedules, alarms, business KPI and alarm-driven retraining (served models only).",
     )
 
     @model_validator(mode="after")
@@ -360,7 +683,118 @@ class ModelSettings(_Model):
                 f"model '{self.name}': featureStore.onlineTtlDays={store.online_ttl_days} needs "
                 "featureStore.onlineStore=true (the TTL applies to online records only); remove it or enable the online store"
             )
+        problems = serving_problems(self, [f.name for f in spec.features])
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
+
+
+def serving_problems(model: ModelSettings, feature_names: list[str]) -> list[str]:
+    """Invalid serving and monitoring combinations of ``model``, each naming the model and the key."""
+    where = f"model '{model.name}'"
+    serving = model.serving
+    monitoring = model.monitoring
+    problems: list[str] = []
+    unknown = sorted(set(monitoring.data_quality.drift_alarm_features) - set(feature_names))
+    if unknown:
+        problems.append(
+            f"{where}: monitoring.dataQuality.driftAlarmFeatures lists {unknown}, not features of "
+            f"featureSpec '{model.feature_spec}'; allowed: {feature_names}"
+        )
+    if serving is None:
+        return problems
+    variants = serving.variants
+    for i, v in enumerate((*variants, *([serving.shadow_variant] if serving.shadow_variant else []))):
+        key = f"serving.variants[{i}]" if i < len(variants) else "serving.shadowVariant"
+        if v.weight <= 0:
+            problems.append(f"{where}: {key}.weight={v.weight} must be positive (weights are traffic shares)")
+        if v.autoscaling and not v.autoscaling.min_capacity <= v.instance_count <= v.autoscaling.max_capacity:
+            a = v.autoscaling
+            problems.append(
+                f"{where}: {key}.instanceCount={v.instance_count} must lie within autoscaling "
+                f"minCapacity..maxCapacity ({a.min_capacity}..{a.max_capacity})"
+            )
+    names = [v.name for v in variants] + ([serving.shadow_variant.name] if serving.shadow_variant else [])
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        problems.append(f"{where}: serving variant names must be unique; repeated: {dupes}")
+    strategy = serving.strategy
+    counts = {"single": (1, 1), "ab": (2, 10), "shadow": (1, 1)}
+    if strategy in counts:
+        low, high = counts[strategy]
+        if not low <= len(variants) <= high:
+            allowed = f"exactly {low}" if low == high else f"{low} to {high}"
+            extra = " (AWS accepts one production variant beside a shadow variant)" if strategy == "shadow" else ""
+            problems.append(
+                f"{where}: serving.strategy={strategy} needs {allowed} production variant(s) in serving.variants, "
+                f"got {len(variants)}{extra}"
+            )
+        if serving.serverless is not None:
+            problems.append(
+                f"{where}: serving.serverless is set but serving.strategy={strategy}; use strategy serverless"
+            )
+    if strategy == "shadow" and serving.shadow_variant is None:
+        problems.append(f"{where}: serving.strategy=shadow needs serving.shadowVariant")
+    if strategy != "shadow" and serving.shadow_variant is not None:
+        problems.append(f"{where}: serving.shadowVariant is set but serving.strategy={strategy}; use strategy shadow")
+    if strategy == "serverless":
+        if variants:
+            problems.append(
+                f"{where}: serving.strategy=serverless takes no serving.variants (serverless endpoints have one "
+                "variant and no instances, so no instance autoscaling); use serving.serverless"
+            )
+        if serving.serverless is None:
+            problems.append(f"{where}: serving.strategy=serverless needs serving.serverless")
+        elif (
+            serving.serverless.provisioned_concurrency is not None
+            and serving.serverless.provisioned_concurrency > serving.serverless.max_concurrency
+        ):
+            problems.append(
+                f"{where}: serving.serverless.provisionedConcurrency={serving.serverless.provisioned_concurrency} "
+                f"exceeds maxConcurrency={serving.serverless.max_concurrency}"
+            )
+        if serving.data_capture.enabled:
+            problems.append(
+                f"{where}: serving.dataCapture.enabled=true is not supported by serverless endpoints; "
+                "set serving.dataCapture.enabled=false"
+            )
+        for key, monitor in (("dataQuality", monitoring.data_quality), ("modelQuality", monitoring.model_quality)):
+            if monitor.enabled:
+                problems.append(
+                    f"{where}: monitoring.{key}.enabled=true needs captured data, which serverless endpoints "
+                    f"cannot produce; set monitoring.{key}.enabled=false"
+                )
+        if serving.network.subnet_ids or serving.network.security_group_ids:
+            problems.append(
+                f"{where}: serving.network subnets/security groups are not supported by serverless endpoints"
+            )
+    else:
+        for key, monitor in (("dataQuality", monitoring.data_quality), ("modelQuality", monitoring.model_quality)):
+            if monitor.enabled and not serving.data_capture.enabled:
+                problems.append(
+                    f"{where}: monitoring.{key}.enabled=true needs serving.dataCapture.enabled=true "
+                    "(Model Monitor reads the captured requests)"
+                )
+    rollout = serving.rollout
+    if rollout.mode == "canary" and rollout.canary_percent > 50:
+        problems.append(
+            f"{where}: serving.rollout.canaryPercent={rollout.canary_percent} is larger than half the fleet; "
+            "allowed: 1..50 (a canary must be the smaller part)"
+        )
+    if rollout.mode == "linear" and rollout.linear_step_percent > 50:
+        problems.append(
+            f"{where}: serving.rollout.linearStepPercent={rollout.linear_step_percent} shifts more than half the "
+            "fleet per step; allowed: 1..50 (use all-at-once for a single step)"
+        )
+    if rollout.mode != "all-at-once" and not rollout.rollback_alarms:
+        problems.append(
+            f"{where}: serving.rollout.mode={rollout.mode} without rollbackAlarms cannot roll back; "
+            "set serving.rollout.rollbackAlarms=true"
+        )
+    network = serving.network
+    if bool(network.subnet_ids) != bool(network.security_group_ids):
+        problems.append(f"{where}: serving.network needs both subnetIds and securityGroupIds, or neither")
+    return problems
 
 
 class PlatformConfig(_Model):
@@ -390,6 +824,10 @@ class PlatformConfig(_Model):
     retain_stateful_on_delete: bool = Field(
         default=True, description="Keep buckets, keys and catalogs in AWS when removed from the program."
     )
+    production: bool = Field(
+        default=False,
+        description="Production environment: endpoints must keep rollback alarms (the policy pack adds more checks).",
+    )
     log_retention_days: int = Field(
         default=365, description=f"CloudWatch Logs retention; one of {list(LOG_RETENTION_DAYS)}."
     )
@@ -398,6 +836,13 @@ class PlatformConfig(_Model):
     catalog: CatalogSettings = Field(default_factory=lambda: CatalogSettings(), description="The Glue catalog.")
     models: tuple[ModelSettings, ...] = Field(
         default=(), description="Models the platform trains, serves and monitors."
+    )
+    alerts: AlertSettings = Field(
+        default_factory=lambda: AlertSettings(), description="Humans notified of alarms, pipeline results, deployments."
+    )
+    deployment: DeploymentHookSettings = Field(
+        default_factory=lambda: DeploymentHookSettings(),
+        description="Deployment dispatched when a model version is approved (it ends in `pulumi up`).",
     )
 
     @field_validator("tags")
@@ -431,6 +876,13 @@ class PlatformConfig(_Model):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"models declared twice: {dupes}")
+        if self.production:
+            for m in self.models:
+                if m.serving is not None and not m.serving.rollout.rollback_alarms:
+                    raise ValueError(
+                        f"model '{m.name}': serving.rollout.rollbackAlarms=false is not allowed with production=true "
+                        "(a production endpoint update must roll back on errors and latency)"
+                    )
         return self
 
     def model(self, name: str) -> ModelSettings:
