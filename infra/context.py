@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 
 from infra.config import PlatformConfig
+from infra.model_versions import ModelVersionSource, RegistryVersions
 from infra.naming import Naming
 
 
@@ -16,11 +17,14 @@ class StackContext:
 
     config: PlatformConfig
     naming: Naming
+    versions: ModelVersionSource = field(default_factory=lambda: RegistryVersions(region="us-east-1"))
+    """Resolves the model version each endpoint variant serves (the registry at ``pulumi up``)."""
 
     @classmethod
-    def from_config(cls, config: PlatformConfig) -> StackContext:
+    def from_config(cls, config: PlatformConfig, versions: ModelVersionSource | None = None) -> StackContext:
         return cls(
             config=config,
+            versions=versions or RegistryVersions(region=config.region),
             naming=Naming(
                 project=config.project,
                 environment=config.environment,

@@ -25,6 +25,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from infra.config import CONFIG_NAMESPACE, PlatformConfig, parse_stack_config
+from infra.model_versions import ModelVersionSource, OfflineVersions
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS_DIR = ROOT / "stacks"
@@ -255,10 +256,13 @@ def run_program(
     stack: str,
     overrides: Mapping[str, Any] | None = None,
     values: Mapping[str, str] | None = None,
+    versions: ModelVersionSource | None = None,
 ) -> OfflinePlan:
     """Run the platform program for ``stack`` under mocks and return what it registered.
 
     ``values`` replaces the stack file (Pulumi's string form); ``overrides`` replaces top-level keys.
+    ``versions`` answers "which model version does each endpoint serve"; default: every group has an
+    approved version 1 (:class:`infra.model_versions.OfflineVersions`).
     Config is validated first: a :class:`infra.config.ConfigError` is raised before any resource exists.
     """
     from infra import platform  # imported late: the program module imports pulumi_aws
@@ -280,7 +284,7 @@ def run_program(
     resolved: dict[str, Any] = {}
 
     def program() -> None:
-        outputs = platform.program()
+        outputs = platform.program(versions or OfflineVersions(region=config.region, account_id=MOCK_ACCOUNT_ID))
 
         def keep(values: dict[str, Any]) -> None:
             resolved.update(values)

@@ -11,14 +11,18 @@ from infra.config import PlatformConfig, load_config
 from infra.context import StackContext
 from infra.datalake import DataLake, DataLakeArgs
 from infra.featurestore import FeatureStore, FeatureStoreArgs
+from infra.model_versions import ModelVersionSource
 from infra.security import SecurityBase, SecurityBaseArgs
 from infra.training import TrainingPipeline, TrainingPipelineArgs
 from mlops.features import get_spec
 
 
-def build_platform(config: PlatformConfig) -> dict[str, Any]:
-    """Create every layer for ``config`` and return the stack outputs."""
-    ctx = StackContext.from_config(config)
+def build_platform(config: PlatformConfig, versions: ModelVersionSource | None = None) -> dict[str, Any]:
+    """Create every layer for ``config`` and return the stack outputs.
+
+    ``versions`` resolves what each endpoint serves; default: the SageMaker model registry.
+    """
+    ctx = StackContext.from_config(config, versions)
     prefix = ctx.naming.prefix
 
     security = SecurityBase(f"{prefix}-security", SecurityBaseArgs(context=ctx))
@@ -42,6 +46,7 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
         ),
     )
     outputs["glueDatabases"] = catalog.database_names
+    # [notifications] topics the alarms publish to are created here, before the per-model layers.
     # Every model gets every per-model layer, in dependency order.
     feature_groups: dict[str, pulumi.Output[str]] = {}
     training_pipelines: dict[str, pulumi.Output[str]] = {}
@@ -74,18 +79,20 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
                 account_id=security.account_id,
             ),
         )
+        # [serving] the model's endpoint (after training: it serves the registry's versions).
+        # [monitoring] the model's monitors, alarms and dashboard (after serving: they watch the endpoint).
         feature_groups[model.name] = features.feature_group_name
         training_pipelines[model.name] = training.pipeline_name
         model_package_groups[model.name] = training.model_package_group_name
     outputs["featureGroups"] = feature_groups
     outputs["trainingPipelines"] = training_pipelines
     outputs["modelPackageGroups"] = model_package_groups
-    # [layers] each layer below adds its component and outputs here, in dependency order.
+    # [responders] the Lambda responders, after every model: they act on all models' alarms and events.
     return outputs
 
 
-def program() -> dict[str, Any]:
+def program(versions: ModelVersionSource | None = None) -> dict[str, Any]:
     """The Pulumi program: read and validate the stack config, then build. Used by ``__main__``."""
     config = load_config()
     pulumi.log.debug(f"building {config.project}-{config.environment} in {config.region}")
-    return build_platform(config)
+    return build_platform(config, versions)
