@@ -10,14 +10,17 @@ Differences from a real ``pulumi preview --policy-pack policies``, all on the ca
 the mocks record no property dependencies, so stack policies tie a bucket to its sub-resources by
 the ``bucket`` value (the engine can also use ``propertyDependencies``); and a value a policy could
 not read (unknown at preview; never the case with ``preview=False`` mocks) fails the policy here,
-where the engine would only warn.
+where the engine would only warn. A policy pack config (the ``--policy-pack-config`` file) can be
+passed to :func:`check_plan`; policies read it through ``args.get_config()`` as under the engine.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable, Sequence
+import json
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pulumi_policy import (
@@ -52,17 +55,51 @@ class PolicyResult:
     violations: list[str] = field(default_factory=list)
 
 
-def check_plan(plan: OfflinePlan, policies: Sequence[Policy] | None = None) -> list[PolicyResult]:
-    """Run every policy of the pack (or ``policies``) over ``plan``; one result per policy, in pack order."""
-    return check_resources(plan.resources, policies)
+PolicyPackConfig = Mapping[str, Any]
+"""What ``pulumi preview --policy-pack-config <file>`` reads: policy name -> ``"<enforcement level>"`` or
+``{"enforcementLevel": ..., <config property>: ...}``; the key ``"all"`` sets every policy's level."""
+
+
+def check_plan(
+    plan: OfflinePlan, policies: Sequence[Policy] | None = None, config: PolicyPackConfig | None = None
+) -> list[PolicyResult]:
+    """Run every policy of the pack (or ``policies``) over ``plan``; one result per policy, in pack order.
+
+    ``config`` is a policy pack config (see :data:`PolicyPackConfig`); without it each policy uses its
+    defaults, as ``pulumi preview --policy-pack policies`` does without ``--policy-pack-config``.
+    """
+    return check_resources(plan.resources, policies, config)
 
 
 def check_resources(
-    resources: Iterable[PlannedResource], policies: Sequence[Policy] | None = None
+    resources: Iterable[PlannedResource],
+    policies: Sequence[Policy] | None = None,
+    config: PolicyPackConfig | None = None,
 ) -> list[PolicyResult]:
     """Run the policies over any set of planned resources (a plan's, or a synthetic or mutated set)."""
     planned = list(resources)
-    return [_run(policy, planned) for policy in (rules.POLICIES if policies is None else policies)]
+    return [_run(policy, planned, config or {}) for policy in (rules.POLICIES if policies is None else policies)]
+
+
+def load_policy_config(path: Path) -> dict[str, Any]:
+    """Read a policy pack config file (JSON, the format of ``--policy-pack-config``).
+
+    Raises ``ValueError`` naming the file when it is not a JSON object, names a policy the pack does not
+    have, or gives a policy something other than a level or an object.
+    """
+    try:
+        raw = json.loads(path.read_text())
+    except ValueError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from error
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: a policy pack config is a JSON object of policy name -> config")
+    known = {p.name for p in rules.POLICIES} | {"all"}
+    for name, value in raw.items():
+        if name not in known:
+            raise ValueError(f"{path}: unknown policy {name!r}; the pack has {sorted(known - {'all'})}")
+        if not isinstance(value, str | dict):
+            raise ValueError(f"{path}: policy {name!r} takes an enforcement level or an object, not {value!r}")
+    return raw
 
 
 def failures(results: Iterable[PolicyResult]) -> list[PolicyResult]:
@@ -73,8 +110,21 @@ def failures(results: Iterable[PolicyResult]) -> list[PolicyResult]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _enforcement(policy: Policy) -> EnforcementLevel:
+def _enforcement(policy: Policy, config: PolicyPackConfig) -> EnforcementLevel:
+    for key in (policy.name, "all"):  # the policy's own entry wins over "all"
+        entry = config.get(key)
+        level = entry.get("enforcementLevel") if isinstance(entry, Mapping) else entry
+        if isinstance(level, str):
+            return EnforcementLevel(level)
     return policy.enforcement_level if policy.enforcement_level is not None else rules.PACK_ENFORCEMENT
+
+
+def _properties(policy: Policy, config: PolicyPackConfig) -> dict[str, Any]:
+    """The policy's config properties (what ``args.get_config()`` returns), enforcement level excluded."""
+    entry = config.get(policy.name)
+    if not isinstance(entry, Mapping):
+        return {}
+    return {k: v for k, v in entry.items() if k != "enforcementLevel"}
 
 
 def _options(resource: PlannedResource) -> PolicyResourceOptions:
@@ -89,7 +139,7 @@ def _options(resource: PlannedResource) -> PolicyResourceOptions:
     )
 
 
-def resource_args(resource: PlannedResource) -> ResourceValidationArgs:
+def resource_args(resource: PlannedResource, config: Mapping[str, Any] | None = None) -> ResourceValidationArgs:
     """What the engine passes a resource policy: the resource's inputs, behind the unknown-checking proxy."""
     return ResourceValidationArgs(
         resource.type,
@@ -98,10 +148,11 @@ def resource_args(resource: PlannedResource) -> ResourceValidationArgs:
         resource.name,
         _options(resource),
         None,
+        dict(config or {}),
     )
 
 
-def stack_args(resources: Sequence[PlannedResource]) -> StackValidationArgs:
+def stack_args(resources: Sequence[PlannedResource], config: Mapping[str, Any] | None = None) -> StackValidationArgs:
     """What the engine passes a stack policy: every resource's outputs, parents linked by URN."""
     built = [
         PolicyResource(
@@ -120,11 +171,12 @@ def stack_args(resources: Sequence[PlannedResource]) -> StackValidationArgs:
     by_urn = {p.urn: p for p in built}
     for planned, policy_resource in zip(resources, built, strict=True):
         policy_resource.parent = by_urn.get(planned.parent)
-    return StackValidationArgs(built)
+    return StackValidationArgs(built, dict(config or {}))
 
 
-def _run(policy: Policy, resources: Sequence[PlannedResource]) -> PolicyResult:
-    level = _enforcement(policy)
+def _run(policy: Policy, resources: Sequence[PlannedResource], config: PolicyPackConfig) -> PolicyResult:
+    level = _enforcement(policy, config)
+    properties = _properties(policy, config)
     if level is EnforcementLevel.DISABLED:
         return PolicyResult(policy.name, level.value, True, [])
     violations: list[str] = []
@@ -134,10 +186,14 @@ def _run(policy: Policy, resources: Sequence[PlannedResource]) -> PolicyResult:
         violations.append(message)
 
     if isinstance(policy, StackValidationPolicy):
-        _call(lambda: policy.validate(stack_args(resources), report_violation), violations)
+        _call(lambda: policy.validate(stack_args(resources, properties), report_violation), violations)
     elif isinstance(policy, ResourceValidationPolicy):
         for resource in resources:
-            _call(lambda r=resource: policy.validate(resource_args(r), report_violation), violations, resource.urn)
+            _call(
+                lambda r=resource: policy.validate(resource_args(r, properties), report_violation),
+                violations,
+                resource.urn,
+            )
     else:
         raise TypeError(f"policy {policy.name!r} is neither a resource nor a stack validation policy")
     return PolicyResult(policy.name, level.value, not violations, violations)

@@ -20,6 +20,7 @@ What the engine hands a policy:
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ from typing import Any
 from pulumi_policy import (
     EnforcementLevel,
     Policy,
+    PolicyConfigSchema,
     PolicyResource,
     ReportViolation,
     ResourceValidationArgs,
@@ -64,9 +66,9 @@ PUBLIC_ACCESS_FLAGS: tuple[str, ...] = (
 
 TAGGABLE_TYPES: frozenset[str] = frozenset(
     {
-        # Every type in this set has a `tags` input in pulumi-aws 7.x (tests/unit/test_policies.py
-        # introspects the provider classes, and fails on any taggable type the program creates that
-        # is missing here). Not taggable, so absent on purpose: kms Alias, iam RolePolicy and
+        # Every type in this set has a `tags` input in pulumi-aws 7.x or pulumi-aws-native
+        # (tests/unit/test_policies.py introspects the provider classes, and fails on any taggable
+        # type the program creates that is missing here). Not taggable, so absent on purpose: kms Alias, iam RolePolicy and
         # RolePolicyAttachment, s3 bucket sub-resources, glue CatalogTable and SecurityConfiguration,
         # cloudwatch EventTarget and Dashboard, sns TopicSubscription/TopicPolicy, sqs QueuePolicy,
         # lambda Permission, appautoscaling Policy.
@@ -112,6 +114,13 @@ TAGGABLE_TYPES: frozenset[str] = frozenset(
         "aws:athena/workgroup:Workgroup",
         "aws:ec2/securityGroup:SecurityGroup",
         "aws:ec2/vpcEndpoint:VpcEndpoint",
+        # pulumi-aws-native (model-quality, bias and explainability monitors are only there): `tags` is a
+        # list of {key, value}, which `_tags` reads like the map form.
+        "aws-native:sagemaker:ModelQualityJobDefinition",
+        "aws-native:sagemaker:DataQualityJobDefinition",
+        "aws-native:sagemaker:ModelBiasJobDefinition",
+        "aws-native:sagemaker:ModelExplainabilityJobDefinition",
+        "aws-native:sagemaker:MonitoringSchedule",
     }
 )
 
@@ -507,6 +516,384 @@ def validate_iam_no_wildcard_data_actions(args: ResourceValidationArgs, report: 
 
 
 # ---------------------------------------------------------------------------------------------
+# ML guardrails: shared pieces
+#
+# A rule knows a resource belongs to a production environment from its `Environment` tag (set on
+# every taggable resource by the naming helper and enforced by required-tags), compared with the
+# policy's `productionEnvironments` config (default ["prod"]). Stack names never appear in code
+# paths: a fork with other environment names changes the pack config, not this file.
+
+ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
+ENDPOINT_CONFIG = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
+FEATURE_GROUP = "aws:sagemaker/featureGroup:FeatureGroup"
+SAGEMAKER_PIPELINE = "aws:sagemaker/pipeline:Pipeline"
+MONITORING_SCHEDULE = "aws:sagemaker/monitoringSchedule:MonitoringSchedule"
+NATIVE_MONITORING_SCHEDULE = "aws-native:sagemaker:MonitoringSchedule"
+SCALABLE_TARGET = "aws:appautoscaling/target:Target"
+LAMBDA_FUNCTION = "aws:lambda/function:Function"
+
+MONITORING_JOB_DEFINITIONS: Mapping[str, str] = {
+    # type token -> the camelCase prefix of its `<prefix>JobInput` / `<prefix>JobOutputConfig` inputs
+    "aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition": "dataQuality",
+    "aws-native:sagemaker:DataQualityJobDefinition": "dataQuality",
+    "aws-native:sagemaker:ModelQualityJobDefinition": "modelQuality",
+    "aws-native:sagemaker:ModelBiasJobDefinition": "modelBias",
+    "aws-native:sagemaker:ModelExplainabilityJobDefinition": "modelExplainability",
+}
+"""Model Monitor job definitions (pulumi-aws has data quality only; the others are aws-native)."""
+
+DEFAULT_PRODUCTION_ENVIRONMENTS: tuple[str, ...] = ("prod",)
+DEFAULT_MIN_PRODUCTION_INSTANCES = 2
+SMALL_INSTANCE_TYPES: tuple[str, ...] = (
+    "ml.t2.*",
+    "ml.t3.*",
+    "ml.m5.large",
+    "ml.m5.xlarge",
+    "ml.m6i.large",
+    "ml.m6i.xlarge",
+    "ml.c5.large",
+    "ml.c5.xlarge",
+    "ml.c6i.large",
+    "ml.c6i.xlarge",
+)
+DEFAULT_ALLOWED_INSTANCE_TYPES: Mapping[str, tuple[str, ...]] = {
+    "dev": SMALL_INSTANCE_TYPES,
+    "local": SMALL_INSTANCE_TYPES,
+}
+"""Per environment, the instance types (shell patterns) allowed; an environment not listed is unrestricted."""
+
+_PRODUCTION_ENVIRONMENTS_SCHEMA: dict[str, Any] = {
+    "type": "array",
+    "items": {"type": "string"},
+    "default": list(DEFAULT_PRODUCTION_ENVIRONMENTS),
+    "description": "Values of the Environment tag that mark a production resource.",
+}
+
+
+def _config(args: ResourceValidationArgs | StackValidationArgs, key: str, default: Any) -> Any:
+    """The policy's config value ``key`` (from ``--policy-pack-config``), else the pack's default."""
+    config = args.get_config()
+    value = config.get(key) if isinstance(config, Mapping) else None
+    return default if value is None else value
+
+
+def _production_environments(args: ResourceValidationArgs | StackValidationArgs) -> frozenset[str]:
+    return frozenset(str(e) for e in _items(_config(args, "productionEnvironments", DEFAULT_PRODUCTION_ENVIRONMENTS)))
+
+
+def _environment(props: Any) -> str | None:
+    """The resource's ``Environment`` tag (``None`` when untagged: required-tags reports that)."""
+    tags = _tags(props)
+    if tags is None or not _has(tags, "Environment"):
+        return None
+    value = tags["Environment"]
+    return value if isinstance(value, str) else None
+
+
+def _is_production(args: ResourceValidationArgs) -> bool:
+    return _environment(args.props) in _production_environments(args)
+
+
+def _path(props: Any, *keys: str) -> Any:
+    """``props[k1][k2]...`` or ``None`` when any level is absent."""
+    for key in keys:
+        props = _get(props, key)
+        if props is None:
+            return None
+    return props
+
+
+def _set(value: Any) -> bool:
+    """A non-empty string, or a value not known yet (an ARN from another resource's output at preview)."""
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _set_or_unknown(props: Any, *keys: str) -> bool:
+    try:
+        return _set(_path(props, *keys))
+    except UnknownValueError:
+        return True  # computed from another resource (a key ARN): known at update time
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+# ---------------------------------------------------------------------------------------------
+# prod-endpoint-data-capture
+
+
+def validate_prod_data_capture(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """A production endpoint configuration captures requests and responses (Model Monitor reads them)."""
+    if args.resource_type != ENDPOINT_CONFIG or not _is_production(args):
+        return
+    subject = f"production endpoint configuration '{args.name}'"
+    capture = _get(args.props, "dataCaptureConfig")
+    if capture is None:
+        report(f"{subject} has no dataCaptureConfig; production endpoints must capture data for Model Monitor", None)
+        return
+    if _get(capture, "enableCapture") is not True:
+        # pulumi-aws: enableCapture defaults to false
+        report(f"{subject}: dataCaptureConfig.enableCapture is not true; production endpoints must capture data", None)
+    sampling = _number(_get(capture, "initialSamplingPercentage"))
+    if sampling is None or sampling <= 0:
+        report(f"{subject}: dataCaptureConfig.initialSamplingPercentage must be above 0", None)
+
+
+# ---------------------------------------------------------------------------------------------
+# prod-endpoint-auto-rollback
+
+
+def validate_prod_auto_rollback(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """A production endpoint's updates are blue/green with CloudWatch alarms that roll them back."""
+    if args.resource_type != ENDPOINT or not _is_production(args):
+        return
+    alarms = _items(_path(args.props, "deploymentConfig", "autoRollbackConfiguration", "alarms"))
+    if not alarms:
+        report(
+            f"production endpoint '{args.name}' has no deploymentConfig.autoRollbackConfiguration.alarms; "
+            "a production update must roll back automatically when an alarm fires",
+            None,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# prod-endpoint-min-instances
+
+
+def validate_prod_min_instances(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """Every production variant of a production endpoint runs on at least N instances (N from config, 2)."""
+    if args.resource_type not in (ENDPOINT_CONFIG, SCALABLE_TARGET) or not _is_production(args):
+        return
+    minimum = int(_config(args, "minInstances", DEFAULT_MIN_PRODUCTION_INSTANCES))
+    if args.resource_type == SCALABLE_TARGET:
+        if _get(args.props, "scalableDimension") != "sagemaker:variant:DesiredInstanceCount":
+            return
+        capacity = _number(_get(args.props, "minCapacity"))
+        if capacity is None or capacity < minimum:
+            report(
+                f"autoscaling target '{args.name}' of a production variant has minCapacity={_shown(capacity)}; "
+                f"it must be at least {minimum} (scaling in must not leave a single instance)",
+                None,
+            )
+        return
+    for index, variant in enumerate(_items(_get(args.props, "productionVariants"))):
+        name = _get(variant, "variantName") or f"#{index}"
+        if _get(variant, "serverlessConfig") is not None:
+            report(
+                f"production endpoint configuration '{args.name}': variant '{name}' is serverless; production "
+                f"variants run on at least {minimum} instances",
+                None,
+            )
+            continue
+        count = _number(_get(variant, "initialInstanceCount"))
+        if count is None or count < minimum:
+            report(
+                f"production endpoint configuration '{args.name}': variant '{name}' has "
+                f"initialInstanceCount={_shown(count)}; it must be at least {minimum}",
+                None,
+            )
+
+
+def _shown(number: float | None) -> str:
+    return "unset" if number is None else f"{number:g}"
+
+
+# ---------------------------------------------------------------------------------------------
+# prod-endpoint-monitoring-schedule
+
+
+def _monitored_endpoint(definition: Any, prefix: str) -> Any:
+    """The endpoint a Model Monitor job definition reads (aws: ``<prefix>JobInput.endpointInput``)."""
+    name = _path(definition, f"{prefix}JobInput", "endpointInput", "endpointName")
+    return name if name is not None else _get(definition, "endpointName")  # aws-native also has a top-level one
+
+
+def _inline_monitored_endpoints(config: Any) -> list[Any]:
+    """Endpoints read by a schedule's inline job definition (aws and aws-native shapes)."""
+    definition = _get(config, "monitoringJobDefinition")
+    found: list[Any] = []
+    for monitoring_input in _items(_get(definition, "monitoringInputs")):
+        found.append(_path(monitoring_input, "endpointInput", "endpointName"))
+    return [name for name in found if name is not None]
+
+
+def validate_prod_monitoring_schedule(args: StackValidationArgs, report: ReportViolation) -> None:
+    """Every production endpoint is the input of a Model Monitor job definition that a schedule runs."""
+    unknowns = _Unknowns()
+    production = _production_environments(args)
+    definitions: dict[str, Any] = {}  # job definition name -> endpoint name it reads
+    scheduled: set[str] = set()  # endpoint names a schedule monitors
+    for resource in args.resources:
+        with unknowns.guard():
+            prefix = MONITORING_JOB_DEFINITIONS.get(resource.resource_type)
+            if prefix is not None:
+                name = _get(resource.props, "name") or _get(resource.props, "jobDefinitionName")
+                if isinstance(name, str):
+                    definitions[name] = _monitored_endpoint(resource.props, prefix)
+    for resource in args.resources:
+        if resource.resource_type not in (MONITORING_SCHEDULE, NATIVE_MONITORING_SCHEDULE):
+            continue
+        with unknowns.guard():
+            config = _get(resource.props, "monitoringScheduleConfig")
+            scheduled.update(str(e) for e in _inline_monitored_endpoints(config))
+            definition = _get(config, "monitoringJobDefinitionName")
+            if isinstance(definition, str) and definitions.get(definition) is not None:
+                scheduled.add(str(definitions[definition]))
+    for endpoint in (r for r in args.resources if r.resource_type == ENDPOINT):
+        with unknowns.guard():
+            if _environment(endpoint.props) not in production:
+                continue
+            name = _get(endpoint.props, "name")
+            if name not in scheduled:
+                report(
+                    f"production endpoint '{endpoint.name}' ({name}) is the input of no scheduled Model Monitor job "
+                    "definition; production endpoints must be monitored",
+                    endpoint.urn,
+                )
+    unknowns.raise_first()
+
+
+# ---------------------------------------------------------------------------------------------
+# instance-types-allowed
+
+
+def _pipeline_instance_types(definition: Any) -> list[tuple[str, Any]]:
+    """``(step, instance type)`` of every processing/training/transform step of a pipeline definition.
+
+    A type given as a pipeline parameter (``{"Get": "Parameters.X"}``) is checked at its default value:
+    that is what an execution started without overrides (schedules, responders) runs.
+    """
+    document = _document(definition)
+    if document is None:
+        return []
+    defaults = {
+        p.get("Name"): p.get("DefaultValue") for p in _items(document.get("Parameters")) if isinstance(p, Mapping)
+    }
+    found: list[tuple[str, Any]] = []
+    for step in _items(document.get("Steps")):
+        arguments = step.get("Arguments") if isinstance(step, Mapping) else None
+        if not isinstance(arguments, Mapping):
+            continue
+        for where in (
+            _path(arguments, "ProcessingResources", "ClusterConfig"),
+            _get(arguments, "ResourceConfig"),
+            _get(arguments, "TransformResources"),
+        ):
+            value = _get(where, "InstanceType")
+            if isinstance(value, Mapping) and str(value.get("Get", "")).startswith("Parameters."):
+                value = defaults.get(str(value["Get"]).removeprefix("Parameters."))
+            if value is not None:
+                found.append((f"step '{step.get('Name')}'", value))
+    return found
+
+
+def _instance_types(args: ResourceValidationArgs) -> list[tuple[str, Any]]:
+    """``(where, instance type)`` of every instance the resource runs, for the types that run instances."""
+    props = args.props
+    if args.resource_type == ENDPOINT_CONFIG:
+        return [
+            (f"variant '{_get(v, 'variantName')}'", _get(v, "instanceType"))
+            for key in ("productionVariants", "shadowProductionVariants")
+            for v in _items(_get(props, key))
+            if _get(v, "instanceType") is not None  # serverless variants run no instances
+        ]
+    if args.resource_type in MONITORING_JOB_DEFINITIONS:
+        return [("monitoring job", _path(props, "jobResources", "clusterConfig", "instanceType"))]
+    if args.resource_type in (MONITORING_SCHEDULE, NATIVE_MONITORING_SCHEDULE):
+        definition = _path(props, "monitoringScheduleConfig", "monitoringJobDefinition")
+        value = _path(definition, "monitoringResources", "clusterConfig", "instanceType")
+        return [] if value is None else [("monitoring job", value)]
+    if args.resource_type == SAGEMAKER_PIPELINE:
+        return _pipeline_instance_types(_get(props, "pipelineDefinition"))
+    return []
+
+
+def validate_instance_types(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """Endpoints, monitoring jobs and pipeline jobs use the instance types their environment allows."""
+    allowed_by_environment = _config(args, "allowedInstanceTypes", DEFAULT_ALLOWED_INSTANCE_TYPES)
+    environment = _environment(args.props)
+    if environment is None or not isinstance(allowed_by_environment, Mapping):
+        return
+    patterns = _items(allowed_by_environment.get(environment))
+    if environment not in allowed_by_environment:
+        return  # environments the config does not list are unrestricted
+    for where, instance_type in _instance_types(args):
+        if not isinstance(instance_type, str) or not any(fnmatch.fnmatchcase(instance_type, str(p)) for p in patterns):
+            report(
+                f"{args.resource_type} '{args.name}' {where}: instance type {instance_type!r} is not allowed in "
+                f"environment '{environment}' (allowed: {', '.join(str(p) for p in patterns) or 'none'})",
+                None,
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# lambda-dead-letter-queue
+
+
+def validate_lambda_dead_letter_queue(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """Every Lambda function (all of the platform's are asynchronous responders) has a dead-letter queue."""
+    if args.resource_type != LAMBDA_FUNCTION:
+        return
+    if not _set_or_unknown(args.props, "deadLetterConfig", "targetArn"):
+        report(
+            f"Lambda function '{args.name}' has no deadLetterConfig.targetArn; events that fail every retry "
+            "must land in a dead-letter queue, not vanish",
+            None,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# sagemaker-kms-encryption
+
+
+def _kms_gaps(args: ResourceValidationArgs) -> list[str]:
+    """The KMS settings a SageMaker data-holding resource lacks (dotted input paths)."""
+    props = args.props
+    gaps: list[str] = []
+    if args.resource_type == FEATURE_GROUP:
+        online = _get(props, "onlineStoreConfig")
+        online_on = online is not None and _get(online, "enableOnlineStore") is True
+        if online_on and not _set_or_unknown(online, "securityConfig", "kmsKeyId"):
+            gaps.append("onlineStoreConfig.securityConfig.kmsKeyId")
+        offline = _get(props, "offlineStoreConfig")
+        if offline is not None and not _set_or_unknown(offline, "s3StorageConfig", "kmsKeyId"):
+            gaps.append("offlineStoreConfig.s3StorageConfig.kmsKeyId")
+    elif args.resource_type in MONITORING_JOB_DEFINITIONS:
+        output = f"{MONITORING_JOB_DEFINITIONS[args.resource_type]}JobOutputConfig"
+        if not _set_or_unknown(props, output, "kmsKeyId"):
+            gaps.append(f"{output}.kmsKeyId")
+        if not _set_or_unknown(props, "jobResources", "clusterConfig", "volumeKmsKeyId"):
+            gaps.append("jobResources.clusterConfig.volumeKmsKeyId")
+    elif args.resource_type in (MONITORING_SCHEDULE, NATIVE_MONITORING_SCHEDULE):
+        definition = _path(props, "monitoringScheduleConfig", "monitoringJobDefinition")
+        if definition is not None:
+            if not _set_or_unknown(definition, "monitoringOutputConfig", "kmsKeyId"):
+                gaps.append("monitoringScheduleConfig.monitoringJobDefinition.monitoringOutputConfig.kmsKeyId")
+            if not _set_or_unknown(definition, "monitoringResources", "clusterConfig", "volumeKmsKeyId"):
+                gaps.append(
+                    "monitoringScheduleConfig.monitoringJobDefinition.monitoringResources.clusterConfig.volumeKmsKeyId"
+                )
+    elif args.resource_type == ENDPOINT_CONFIG:
+        capture = _get(props, "dataCaptureConfig")
+        capturing = capture is not None and _get(capture, "enableCapture") is True
+        if capturing and not _set_or_unknown(capture, "kmsKeyId"):
+            gaps.append("dataCaptureConfig.kmsKeyId")
+    return gaps
+
+
+def validate_sagemaker_kms(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """Feature stores, Model Monitor outputs and volumes, and captured data use a customer-managed KMS key."""
+    gaps = _kms_gaps(args)
+    if gaps:
+        report(
+            f"{args.resource_type} '{args.name}' is not encrypted with a customer-managed KMS key: set "
+            f"{', '.join(gaps)}",
+            None,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
 # The policies
 
 KMS_ENCRYPTION_AT_REST = StackValidationPolicy(
@@ -545,11 +932,94 @@ IAM_NO_WILDCARD_DATA_ACTIONS = ResourceValidationPolicy(
     validate=validate_iam_no_wildcard_data_actions,
 )
 
+PROD_ENDPOINT_DATA_CAPTURE = ResourceValidationPolicy(
+    name="prod-endpoint-data-capture",
+    description="Production endpoint configurations capture requests and responses (sampling above 0%).",
+    validate=validate_prod_data_capture,
+    config_schema=PolicyConfigSchema({"productionEnvironments": _PRODUCTION_ENVIRONMENTS_SCHEMA}),
+)
+
+PROD_ENDPOINT_MONITORING_SCHEDULE = StackValidationPolicy(
+    name="prod-endpoint-monitoring-schedule",
+    description="Every production endpoint is the input of a Model Monitor job definition that a schedule runs.",
+    validate=validate_prod_monitoring_schedule,
+    config_schema=PolicyConfigSchema({"productionEnvironments": _PRODUCTION_ENVIRONMENTS_SCHEMA}),
+)
+
+PROD_ENDPOINT_AUTO_ROLLBACK = ResourceValidationPolicy(
+    name="prod-endpoint-auto-rollback",
+    description="Production endpoints roll updates back automatically on CloudWatch alarms.",
+    validate=validate_prod_auto_rollback,
+    config_schema=PolicyConfigSchema({"productionEnvironments": _PRODUCTION_ENVIRONMENTS_SCHEMA}),
+)
+
+PROD_ENDPOINT_MIN_INSTANCES = ResourceValidationPolicy(
+    name="prod-endpoint-min-instances",
+    description=(
+        "Production variants run on at least minInstances instances (initial count and autoscaling minimum); "
+        "no serverless production variants."
+    ),
+    validate=validate_prod_min_instances,
+    config_schema=PolicyConfigSchema(
+        {
+            "productionEnvironments": _PRODUCTION_ENVIRONMENTS_SCHEMA,
+            "minInstances": {
+                "type": "integer",
+                "minimum": 1,
+                "default": DEFAULT_MIN_PRODUCTION_INSTANCES,
+                "description": "Fewest instances of each production variant of a production endpoint.",
+            },
+        }
+    ),
+)
+
+INSTANCE_TYPES_ALLOWED = ResourceValidationPolicy(
+    name="instance-types-allowed",
+    description=(
+        "Endpoint variants, Model Monitor jobs and pipeline processing/training jobs use instance types their "
+        "environment (Environment tag) allows."
+    ),
+    validate=validate_instance_types,
+    config_schema=PolicyConfigSchema(
+        {
+            "allowedInstanceTypes": {
+                "type": "object",
+                "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                "default": {env: list(types) for env, types in DEFAULT_ALLOWED_INSTANCE_TYPES.items()},
+                "description": "Environment -> allowed instance types (shell patterns such as ml.t3.*); "
+                "environments not listed are unrestricted.",
+            }
+        }
+    ),
+)
+
+LAMBDA_DEAD_LETTER_QUEUE = ResourceValidationPolicy(
+    name="lambda-dead-letter-queue",
+    description="Every Lambda function (the platform's responders are asynchronous) has a dead-letter queue.",
+    validate=validate_lambda_dead_letter_queue,
+)
+
+SAGEMAKER_KMS_ENCRYPTION = ResourceValidationPolicy(
+    name="sagemaker-kms-encryption",
+    description=(
+        "Feature groups (online and offline store), Model Monitor job outputs and volumes, and endpoint data "
+        "capture are encrypted with a customer-managed KMS key."
+    ),
+    validate=validate_sagemaker_kms,
+)
+
 POLICIES: list[Policy] = [
     KMS_ENCRYPTION_AT_REST,
     S3_PUBLIC_ACCESS_BLOCKED,
     S3_TLS_ONLY,
     REQUIRED_TAGS_POLICY,
     IAM_NO_WILDCARD_DATA_ACTIONS,
+    PROD_ENDPOINT_DATA_CAPTURE,
+    PROD_ENDPOINT_MONITORING_SCHEDULE,
+    PROD_ENDPOINT_AUTO_ROLLBACK,
+    PROD_ENDPOINT_MIN_INSTANCES,
+    INSTANCE_TYPES_ALLOWED,
+    LAMBDA_DEAD_LETTER_QUEUE,
+    SAGEMAKER_KMS_ENCRYPTION,
 ]
 """Every policy of the pack, in the order the pack reports them."""
