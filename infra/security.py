@@ -101,7 +101,15 @@ def key_policy(region: str, account_id: pulumi.Input[str], administrator_arns: t
         {
             "Sid": "AwsServicePublishers",
             "Effect": "Allow",
-            "Principal": {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com", "logging.s3.amazonaws.com"]},
+            # sns: writes undeliverable messages into the KMS-encrypted dead-letter queues.
+            "Principal": {
+                "Service": [
+                    "cloudwatch.amazonaws.com",
+                    "events.amazonaws.com",
+                    "logging.s3.amazonaws.com",
+                    "sns.amazonaws.com",
+                ]
+            },
             "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
             "Resource": "*",
             "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},

@@ -1,0 +1,618 @@
+"""Responders: the Lambda functions that close the loop, their triggers, dead-letter queues and state.
+
+Three functions (code in ``lambdas/<function>/``, packaged by :func:`lambdas.package.build_archive`):
+
+- ``retrain_on_alarm`` ← the ``retrain`` SNS topic (CloudWatch drift/quality alarms): starts the model's
+  training pipeline, at most once per cooldown and ``maxPerDay`` times a day (state in a DynamoDB table);
+- ``notify_pipeline`` ← EventBridge, a stack pipeline's execution reaching a final status: tells humans;
+- ``dispatch_deployment`` ← EventBridge, a version of a stack model package group becoming Approved:
+  dispatches the deployment (a GitHub workflow that runs ``pulumi up``) and tells humans.
+
+Every function is invoked asynchronously. A failed invocation is retried by Lambda and then lands in the
+function's own KMS-encrypted SQS dead-letter queue (``dead_letter_config`` and the on-failure destination);
+events the trigger could not deliver (SNS subscription redrive, EventBridge target DLQ) land in the same
+queue. Each function logs to its own KMS-encrypted log group and runs with a role scoped to exactly what it
+touches. The environment carries names and ARNs only, never a secret: the deployment token is read from
+Secrets Manager at run time, by name.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from infra import iam
+from infra.config import ModelSettings
+from infra.context import StackContext
+from infra.naming import Kind
+from lambdas.package import build_archive
+
+RETRAIN = "retrain_on_alarm"
+NOTIFY = "notify_pipeline"
+DISPATCH = "dispatch_deployment"
+FUNCTIONS: tuple[str, ...] = (RETRAIN, NOTIFY, DISPATCH)
+"""The responder functions: folder names under ``lambdas/`` and keys of every per-function output."""
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ARCHIVE_DIR = REPO_ROOT / "build" / "lambdas"
+"""Where the deterministic Lambda archives are built (gitignored)."""
+
+METRICS_NAMESPACE = "MLOps/Responders"
+LOG_LEVEL = "INFO"
+GITHUB_API_URL = "https://api.github.com"
+RUNTIME = "python3.13"
+ARCHITECTURE = "arm64"
+HANDLER = "app.handler"
+
+DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # SQS maximum: two weeks to look at and redrive a failed event
+MAX_EVENT_AGE_SECONDS = 6 * 3600  # Lambda's maximum: throttled events (reserved concurrency) wait, not drop
+MAX_RETRY_ATTEMPTS = 2  # Lambda's maximum for asynchronous invocations
+TARGET_MAX_EVENT_AGE_SECONDS = 6 * 3600
+TARGET_MAX_RETRY_ATTEMPTS = 10  # EventBridge → Lambda fails only when Lambda refuses the async invoke
+LAMBDA_ENV_LIMIT_BYTES = 4096  # AWS: total size of a function's environment variables (keys + values)
+
+PIPELINE_STATUS_CHANGE = "SageMaker Model Building Pipeline Execution Status Change"
+MODEL_PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
+FINAL_PIPELINE_STATUSES: tuple[str, ...] = ("Failed", "Stopped", "Succeeded")
+"""Execution statuses humans are told about (``Executing`` and ``Stopping`` are not final)."""
+
+
+class ResponderConfigError(ValueError):
+    """The responders cannot be built as configured (for example, an environment over Lambda's 4 KB)."""
+
+
+@dataclass(frozen=True)
+class FunctionSettings:
+    """Size and concurrency of one responder function."""
+
+    description: str
+    timeout_seconds: int
+    memory_mb: int
+    reserved_concurrency: int | None
+    """``None``: unreserved (the account pool). A number both caps and serialises the function."""
+
+
+SETTINGS: Mapping[str, FunctionSettings] = {
+    # One at a time: the cooldown and daily-cap check ("may I start the pipeline?") and the start that
+    # follows are one decision; serialising them means an alarm storm cannot start two executions between
+    # a read and a write, on top of the conditional writes in DynamoDB. Throttled events are not lost:
+    # Lambda keeps retrying them for MAX_EVENT_AGE_SECONDS.
+    RETRAIN: FunctionSettings(
+        description="Starts a model's training pipeline when its drift or quality alarm fires (rate-limited)",
+        timeout_seconds=60,
+        memory_mb=256,
+        reserved_concurrency=1,
+    ),
+    # Stateless and idempotent (a message per event): no reservation, no cap needed.
+    NOTIFY: FunctionSettings(
+        description="Tells humans when a training pipeline execution finishes",
+        timeout_seconds=30,
+        memory_mb=256,
+        reserved_concurrency=None,
+    ),
+    # One at a time: two approvals in quick succession must not dispatch two concurrent `pulumi up` runs
+    # of the same stack racing for its lock; they are dispatched in order instead.
+    DISPATCH: FunctionSettings(
+        description="Dispatches a deployment when a model version is approved",
+        timeout_seconds=60,
+        memory_mb=256,
+        reserved_concurrency=1,
+    ),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResponderModel:
+    """What the responders need to know of one model.
+
+    ``retraining_alarm_names`` are the alarms (``ModelMonitoring.retraining_alarm_names``) whose actions
+    publish to the retrain topic; empty for a model that is not served or not monitored.
+    """
+
+    settings: ModelSettings
+    pipeline_name: pulumi.Input[str]
+    pipeline_arn: pulumi.Input[str]
+    model_package_group_name: pulumi.Input[str]
+    retraining_alarm_names: Sequence[str] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class RespondersArgs:
+    """Inputs of :class:`Responders`: the platform key, both topics, and every model of the stack."""
+
+    context: StackContext
+    kms_key_arn: pulumi.Input[str]
+    account_id: pulumi.Input[str]
+    alerts_topic_arn: pulumi.Input[str]
+    retrain_topic_arn: pulumi.Input[str]
+    models: tuple[ResponderModel, ...]
+    archive_dir: Path = field(default=ARCHIVE_DIR)
+
+
+# --- least-privilege statements ---------------------------------------------------------------
+
+
+def sqs_send(sid: str, queue_arns: Sequence[pulumi.Input[str]]) -> iam.Statement:
+    """Send messages to the queues (a function's dead-letter queue and on-failure destination)."""
+    return iam.statement(sid, ["sqs:SendMessage"], list(queue_arns))
+
+
+def sns_publish(sid: str, topic_arns: Sequence[pulumi.Input[str]]) -> iam.Statement:
+    """Publish to the topics."""
+    return iam.statement(sid, ["sns:Publish"], list(topic_arns))
+
+
+def dynamodb_items(sid: str, table_arns: Sequence[pulumi.Input[str]]) -> iam.Statement:
+    """Read and write single items (idempotency records, the retraining ledger); no scans, no table changes."""
+    return iam.statement(
+        sid,
+        ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+        list(table_arns),
+    )
+
+
+def pipeline_start(sid: str, pipeline_arns: Sequence[pulumi.Input[str]]) -> iam.Statement:
+    """Start the pipelines; read their definitions (which parameters they take) and list their executions
+    (to skip a start while one is running)."""
+    return iam.statement(
+        sid,
+        ["sagemaker:DescribePipeline", "sagemaker:ListPipelineExecutions", "sagemaker:StartPipelineExecution"],
+        list(pipeline_arns),
+    )
+
+
+def pipeline_execution_read(sid: str, execution_arns: Sequence[pulumi.Input[str]]) -> iam.Statement:
+    """Describe executions of the pipelines (``<pipeline arn>/execution/*``)."""
+    return iam.statement(sid, ["sagemaker:DescribePipelineExecution"], list(execution_arns))
+
+
+def model_package_read(sid: str, package_arns: Sequence[pulumi.Input[str]]) -> iam.Statement:
+    """Describe model package versions (``model-package/<group>/*``)."""
+    return iam.statement(sid, ["sagemaker:DescribeModelPackage"], list(package_arns))
+
+
+def secret_read(sid: str, secret_arns: Sequence[pulumi.Input[str]]) -> iam.Statement:
+    """Read the secrets' current values."""
+    return iam.statement(sid, ["secretsmanager:GetSecretValue"], list(secret_arns))
+
+
+# --- pure helpers (tested without the engine) ------------------------------------------------
+
+
+def retrain_targets(models: Sequence[ResponderModel]) -> dict[str, dict[str, Any]]:
+    """``RETRAIN_TARGETS``: alarm name → the model it retrains, its pipeline and rate limits.
+
+    Models with ``monitoring.retraining.enabled=false`` are left out. Raises :class:`ResponderConfigError`
+    when one alarm name is claimed by two models (the responder could not tell which to retrain).
+    """
+    targets: dict[str, dict[str, Any]] = {}
+    for model in models:
+        retraining = model.settings.monitoring.retraining
+        if not retraining.enabled:
+            continue
+        for alarm in model.retraining_alarm_names:
+            if alarm in targets:
+                raise ResponderConfigError(
+                    f"alarm '{alarm}' retrains both '{targets[alarm]['model']}' and '{model.settings.name}'; "
+                    "an alarm may retrain one model only"
+                )
+            targets[alarm] = {
+                "model": model.settings.name,
+                "pipelineName": model.pipeline_name,
+                "cooldownMinutes": retraining.cooldown_minutes,
+                "maxPerDay": retraining.max_per_day,
+            }
+    return dict(sorted(targets.items()))
+
+
+def deploy_hook(context: StackContext) -> dict[str, str | None]:
+    """``DEPLOY_HOOK``: where approvals are dispatched. Holds the token secret's NAME, never its value."""
+    hook = context.config.deployment
+    return {
+        "kind": hook.kind,
+        "repository": hook.repository,
+        "workflow": hook.workflow,
+        "ref": hook.ref,
+        "tokenSecretName": hook.token_secret_name,
+    }
+
+
+def _name_map(names: Sequence[pulumi.Input[str]], models: Sequence[str]) -> pulumi.Output[str]:
+    """JSON ``{"<name>": "<model>"}`` where the names are outputs (JSON keys must be known strings)."""
+    return pulumi.Output.all(*names).apply(
+        lambda resolved: json.dumps(dict(zip(resolved, models, strict=True)), sort_keys=True, separators=(",", ":"))
+    )
+
+
+def _compact_json(value: Any) -> pulumi.Output[str]:
+    return pulumi.Output.json_dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def check_environment_size(function: str, variables: dict[str, str]) -> dict[str, str]:
+    """``variables`` unchanged, or :class:`ResponderConfigError` when they exceed Lambda's 4 KB limit."""
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in variables.items())
+    if size > LAMBDA_ENV_LIMIT_BYTES:
+        raise ResponderConfigError(
+            f"{function}: environment variables take {size} bytes; Lambda allows {LAMBDA_ENV_LIMIT_BYTES} "
+            "(fewer retraining alarms or shorter names)"
+        )
+    return variables
+
+
+def _checked_environment(function: str, variables: Mapping[str, pulumi.Input[str]]) -> pulumi.Output[dict[str, str]]:
+    """The variables as one output, refused at preview when over Lambda's limit (the deployment would fail)."""
+    return pulumi.Output.all(**variables).apply(lambda resolved: check_environment_size(function, resolved))
+
+
+def _program_path(path: Path) -> str:
+    """``path`` relative to the repository (the program's working directory under the Pulumi CLI) when inside it.
+
+    The same checkout on another machine then gives the same ``code`` input, byte for byte.
+    """
+    return path.relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else str(path)
+
+
+# --- the component ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Responder:
+    """One deployed responder function and what belongs to it."""
+
+    function: aws.lambda_.Function
+    dead_letter_queue: aws.sqs.Queue
+    log_group: aws.cloudwatch.LogGroup
+    role: iam.ServiceRole
+    invoke_config: aws.lambda_.FunctionEventInvokeConfig
+
+
+class Responders(pulumi.ComponentResource):
+    """The stack's responder functions, their state table, dead-letter queues and triggers.
+
+    Outputs: ``function_arns`` and ``dead_letter_queue_urls`` (keyed by function: ``retrain_on_alarm``,
+    ``notify_pipeline``, ``dispatch_deployment``) and ``state_table_name``. ``pipeline_rule`` and
+    ``approval_rule`` are ``None`` for a stack without models (nothing to match).
+    Raises :class:`ResponderConfigError` for an alarm claimed by two models or an over-large environment,
+    and ``infra.naming.NamingError`` when a derived name breaks AWS's limits.
+    """
+
+    state_table: aws.dynamodb.Table
+    state_table_name: pulumi.Output[str]
+    responders: dict[str, Responder]
+    function_arns: dict[str, pulumi.Output[str]]
+    dead_letter_queue_urls: dict[str, pulumi.Output[str]]
+    retrain_subscription: aws.sns.TopicSubscription
+    pipeline_rule: aws.cloudwatch.EventRule | None
+    approval_rule: aws.cloudwatch.EventRule | None
+
+    def __init__(self, name: str, args: RespondersArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlops:responders:Responders", name, None, opts)
+        ctx = args.context
+        self._args = args
+        self._name = name
+        targets = retrain_targets(args.models)
+        retrained = [m for m in args.models if m.settings.monitoring.retraining.enabled and m.retraining_alarm_names]
+
+        self.state_table = aws.dynamodb.Table(
+            f"{name}-state",
+            name=ctx.naming.name("responder-state", Kind.GENERIC),
+            billing_mode="PAY_PER_REQUEST",
+            hash_key="pk",
+            attributes=[aws.dynamodb.TableAttributeArgs(name="pk", type="S")],
+            ttl=aws.dynamodb.TableTtlArgs(attribute_name="expires_at", enabled=True),
+            server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(
+                enabled=True, kms_key_arn=args.kms_key_arn
+            ),
+            point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=True),
+            deletion_protection_enabled=ctx.config.protect_stateful_resources,
+            tags=ctx.naming.tags(),
+            # The retraining ledger (cooldowns, daily caps) and idempotency records live here.
+            opts=ctx.stateful(self),
+        )
+        self.state_table_name = self.state_table.name
+
+        common = {
+            "ALERTS_TOPIC_ARN": args.alerts_topic_arn,
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            "POWERTOOLS_LOG_LEVEL": LOG_LEVEL,
+        }
+        pipeline_arns = [m.pipeline_arn for m in args.models]
+        alerts = [args.alerts_topic_arn]
+
+        self.responders = {
+            RETRAIN: self._responder(
+                RETRAIN,
+                environment={
+                    **common,
+                    "STATE_TABLE": self.state_table.name,
+                    "RETRAIN_TARGETS": _compact_json(targets),
+                },
+                statements=[
+                    dynamodb_items("StateItems", [self.state_table.arn]),
+                    *([pipeline_start("StartPipelines", [m.pipeline_arn for m in retrained])] if retrained else []),
+                    sns_publish("Alerts", alerts),
+                ],
+            ),
+            NOTIFY: self._responder(
+                NOTIFY,
+                environment={
+                    **common,
+                    "PIPELINES": _name_map(
+                        [m.pipeline_name for m in args.models], [m.settings.name for m in args.models]
+                    ),
+                },
+                statements=[
+                    *(
+                        [
+                            pipeline_execution_read(
+                                "ReadExecutions", [pulumi.Output.concat(arn, "/execution/*") for arn in pipeline_arns]
+                            )
+                        ]
+                        if pipeline_arns
+                        else []
+                    ),
+                    sns_publish("Alerts", alerts),
+                ],
+            ),
+            DISPATCH: self._responder(
+                DISPATCH,
+                environment={
+                    **common,
+                    "DEPLOY_HOOK": _compact_json(deploy_hook(ctx)),
+                    "MODEL_PACKAGE_GROUPS": _name_map(
+                        [m.model_package_group_name for m in args.models], [m.settings.name for m in args.models]
+                    ),
+                    "GITHUB_API_URL": GITHUB_API_URL,
+                },
+                statements=[
+                    *(
+                        [model_package_read("ReadModelPackages", [self._model_packages(m) for m in args.models])]
+                        if args.models
+                        else []
+                    ),
+                    *self._secret_statements(),
+                    sns_publish("Alerts", alerts),
+                ],
+            ),
+        }
+
+        self.retrain_subscription = self._sns_trigger(self.responders[RETRAIN], args.retrain_topic_arn)
+        self.pipeline_rule = None
+        self.approval_rule = None
+        if args.models:
+            self.pipeline_rule = self._event_trigger(
+                self.responders[NOTIFY],
+                part="pipeline-status",
+                description="A training pipeline of this stack finished: notify humans",
+                pattern={
+                    "source": ["aws.sagemaker"],
+                    "detail-type": [PIPELINE_STATUS_CHANGE],
+                    "detail": {
+                        "pipelineArn": pipeline_arns,
+                        "currentPipelineExecutionStatus": list(FINAL_PIPELINE_STATUSES),
+                    },
+                },
+            )
+            self.approval_rule = self._event_trigger(
+                self.responders[DISPATCH],
+                part="model-approved",
+                description="A model version of this stack was approved: dispatch its deployment",
+                pattern={
+                    "source": ["aws.sagemaker"],
+                    "detail-type": [MODEL_PACKAGE_STATE_CHANGE],
+                    "detail": {
+                        "ModelPackageGroupName": [m.model_package_group_name for m in args.models],
+                        "ModelApprovalStatus": ["Approved"],
+                    },
+                },
+            )
+        self._queue_policy(RETRAIN, "sns.amazonaws.com", args.retrain_topic_arn)
+        self._queue_policy(NOTIFY, "events.amazonaws.com", self.pipeline_rule.arn if self.pipeline_rule else None)
+        self._queue_policy(DISPATCH, "events.amazonaws.com", self.approval_rule.arn if self.approval_rule else None)
+
+        self.function_arns = {key: r.function.arn for key, r in self.responders.items()}
+        self.dead_letter_queue_urls = {key: r.dead_letter_queue.url for key, r in self.responders.items()}
+        self.register_outputs(
+            {
+                "function_arns": self.function_arns,
+                "dead_letter_queue_urls": self.dead_letter_queue_urls,
+                "state_table_name": self.state_table_name,
+            }
+        )
+
+    # --- parts ---------------------------------------------------------------------------------
+
+    def _arn(self, service: str, resource: str) -> pulumi.Output[str]:
+        region = self._args.context.config.region
+        return pulumi.Output.concat("arn:aws:", service, ":", region, ":", self._args.account_id, ":", resource)
+
+    def _model_packages(self, model: ResponderModel) -> pulumi.Output[str]:
+        # SageMaker lowercases the group name in model package ARNs.
+        group = pulumi.Output.from_input(model.model_package_group_name).apply(str.lower)
+        return pulumi.Output.concat(self._arn("sagemaker", "model-package/"), group, "/*")
+
+    def _secret_statements(self) -> list[iam.Statement]:
+        secret = self._args.context.config.deployment.token_secret_name
+        if self._args.context.config.deployment.kind == "none" or secret is None:
+            return []
+        # Secrets Manager appends '-' and six random characters to a secret's name in its ARN; '??????'
+        # matches exactly those, so a secret named '<name>-other' is not matched.
+        return [secret_read("DeployToken", [self._arn("secretsmanager", f"secret:{secret}-??????")])]
+
+    def _responder(
+        self, key: str, *, environment: Mapping[str, pulumi.Input[str]], statements: Sequence[iam.Statement]
+    ) -> Responder:
+        """A function with its dead-letter queue, log group, execution role and asynchronous invoke config."""
+        args, ctx, name = self._args, self._args.context, self._name
+        settings = SETTINGS[key]
+        thing = key.replace("_", "-")
+        part = f"{name}-{thing}"
+        tags = ctx.naming.tags(Responder=key)
+        function_name = ctx.naming.name(thing, Kind.LAMBDA)
+        log_group_name = f"/aws/lambda/{function_name}"
+
+        queue = aws.sqs.Queue(
+            f"{part}-dlq",
+            name=ctx.naming.name(f"{thing}-dlq", Kind.SQS_QUEUE),
+            kms_master_key_id=args.kms_key_arn,
+            message_retention_seconds=DLQ_RETENTION_SECONDS,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        log_group = aws.cloudwatch.LogGroup(
+            f"{part}-logs",
+            name=log_group_name,
+            retention_in_days=ctx.config.log_retention_days,
+            kms_key_id=args.kms_key_arn,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        role = iam.service_role(
+            f"{part}-role",
+            naming=ctx.naming,
+            thing=f"{thing}-lambda",
+            # No aws:SourceAccount condition: Lambda assumes execution roles without that context key.
+            services=["lambda.amazonaws.com"],
+            statements=[
+                *statements,
+                sqs_send("DeadLetters", [queue.arn]),
+                iam.logs_write("OwnLogs", [self._arn("logs", f"log-group:{log_group_name}:*")]),
+                # Encrypted DLQ, topics, environment and table: the function encrypts and decrypts with the key.
+                iam.kms_use("PlatformKeyUse", [args.kms_key_arn]),
+            ],
+            tags=tags,
+            parent=self,
+            description=f"{ctx.naming.prefix} {key} responder: least-privilege execution role",
+        )
+        archive = build_archive(key, args.archive_dir)
+        function = aws.lambda_.Function(
+            part,
+            name=function_name,
+            description=settings.description,
+            role=role.arn,
+            code=pulumi.FileArchive(_program_path(archive.path)),
+            source_code_hash=archive.sha256_base64,
+            runtime=RUNTIME,
+            architectures=[ARCHITECTURE],
+            handler=HANDLER,
+            timeout=settings.timeout_seconds,
+            memory_size=settings.memory_mb,
+            reserved_concurrent_executions=settings.reserved_concurrency,
+            environment=aws.lambda_.FunctionEnvironmentArgs(
+                variables=_checked_environment(key, {**environment, "POWERTOOLS_SERVICE_NAME": key})
+            ),
+            kms_key_arn=args.kms_key_arn,
+            dead_letter_config=aws.lambda_.FunctionDeadLetterConfigArgs(target_arn=queue.arn),
+            logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="JSON", log_group=log_group.name),
+            tags=tags,
+            # CreateFunction checks that the role may send to the dead-letter queue: the policy comes first.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[role.policy, log_group]),
+        )
+        invoke_config = aws.lambda_.FunctionEventInvokeConfig(
+            f"{part}-async",
+            function_name=function.name,
+            maximum_retry_attempts=MAX_RETRY_ATTEMPTS,
+            maximum_event_age_in_seconds=MAX_EVENT_AGE_SECONDS,
+            destination_config=aws.lambda_.FunctionEventInvokeConfigDestinationConfigArgs(
+                on_failure=aws.lambda_.FunctionEventInvokeConfigDestinationConfigOnFailureArgs(destination=queue.arn)
+            ),
+            opts=pulumi.ResourceOptions(parent=function),
+        )
+        return Responder(
+            function=function, dead_letter_queue=queue, log_group=log_group, role=role, invoke_config=invoke_config
+        )
+
+    def _sns_trigger(self, responder: Responder, topic_arn: pulumi.Input[str]) -> aws.sns.TopicSubscription:
+        """Subscribe the function to the topic; messages SNS cannot deliver go to the function's DLQ."""
+        function, part = responder.function, f"{self._name}-{RETRAIN.replace('_', '-')}"
+        permission = aws.lambda_.Permission(
+            f"{part}-from-sns",
+            action="lambda:InvokeFunction",
+            function=function.name,
+            principal="sns.amazonaws.com",
+            source_arn=topic_arn,
+            opts=pulumi.ResourceOptions(parent=function),
+        )
+        return aws.sns.TopicSubscription(
+            f"{part}-subscription",
+            topic=topic_arn,
+            protocol="lambda",
+            endpoint=function.arn,
+            redrive_policy=pulumi.Output.json_dumps({"deadLetterTargetArn": responder.dead_letter_queue.arn}),
+            opts=pulumi.ResourceOptions(parent=function, depends_on=[permission]),
+        )
+
+    def _event_trigger(
+        self, responder: Responder, *, part: str, description: str, pattern: dict[str, Any]
+    ) -> aws.cloudwatch.EventRule:
+        """An EventBridge rule on the default bus targeting the function, with retries and the function's DLQ."""
+        ctx, function = self._args.context, responder.function
+        resource = f"{self._name}-{part}"
+        rule = aws.cloudwatch.EventRule(
+            resource,
+            name=ctx.naming.name(part, Kind.EVENT_RULE),
+            description=description,
+            event_pattern=_compact_json(pattern),
+            tags=ctx.naming.tags(),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        permission = aws.lambda_.Permission(
+            f"{resource}-permission",
+            action="lambda:InvokeFunction",
+            function=function.name,
+            principal="events.amazonaws.com",
+            source_arn=rule.arn,
+            opts=pulumi.ResourceOptions(parent=rule),
+        )
+        aws.cloudwatch.EventTarget(
+            f"{resource}-target",
+            rule=rule.name,
+            arn=function.arn,
+            dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(arn=responder.dead_letter_queue.arn),
+            retry_policy=aws.cloudwatch.EventTargetRetryPolicyArgs(
+                maximum_event_age_in_seconds=TARGET_MAX_EVENT_AGE_SECONDS,
+                maximum_retry_attempts=TARGET_MAX_RETRY_ATTEMPTS,
+            ),
+            opts=pulumi.ResourceOptions(parent=rule, depends_on=[permission]),
+        )
+        return rule
+
+    def _queue_policy(self, key: str, service: str, source_arn: pulumi.Input[str] | None) -> aws.sqs.QueuePolicy:
+        """TLS only; the trigger's service may send undeliverable events, for its own source ARN only.
+
+        The function itself sends through its execution role (``sqs:SendMessage`` in its policy).
+        """
+        queue = self.responders[key].dead_letter_queue
+        statements: list[dict[str, Any]] = [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "sqs:*",  # a Deny on every action is the point of this statement
+                "Resource": queue.arn,
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ]
+        if source_arn is not None:
+            statements.append(
+                {
+                    "Sid": "TriggerDeadLetters",
+                    "Effect": "Allow",
+                    "Principal": {"Service": service},
+                    "Action": "sqs:SendMessage",
+                    "Resource": queue.arn,
+                    "Condition": {"ArnEquals": {"aws:SourceArn": source_arn}},
+                }
+            )
+        return aws.sqs.QueuePolicy(
+            f"{self._name}-{key.replace('_', '-')}-dlq-policy",
+            queue_url=queue.url,
+            policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements}),
+            opts=pulumi.ResourceOptions(parent=queue),
+        )
