@@ -1,0 +1,499 @@
+"""The monitoring and notifications layers over every stack: monitors, alarms, topics, runbook links."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+
+from infra import monitoring
+from infra.config import ModelSettings, parse_stack_config
+from infra.context import StackContext
+from infra.model_versions import OfflineVersions
+from infra.offline import MOCK_ACCOUNT_ID, OfflinePlan, PlannedResource, PlatformMocks, read_stack_values, run_program
+from infra.serving import SERVERLESS_VARIANT
+from mlops.features import get_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+MONITORING = "mlops:monitoring:ModelMonitoring"
+NOTIFICATIONS = "mlops:notifications:Notifications"
+DQ = "aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition"
+MQ = "aws-native:sagemaker:ModelQualityJobDefinition"
+SCHEDULE = "aws:sagemaker/monitoringSchedule:MonitoringSchedule"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+COMPOSITE = "aws:cloudwatch/compositeAlarm:CompositeAlarm"
+TOPIC = "aws:sns/topic:Topic"
+TOPIC_POLICY = "aws:sns/topicPolicy:TopicPolicy"
+SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
+DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+PINNED_VERSION = 7
+SUBSET = ["sessions", "plan_tier"]
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def prefix(plan: OfflinePlan) -> str:
+    return f"{plan.config.project}-{plan.config.environment}"
+
+
+def of_model(plan: OfflinePlan, model: ModelSettings, type_token: str) -> list[PlannedResource]:
+    """Resources of ``type_token`` inside the model's ModelMonitoring component."""
+    head = f"{prefix(plan)}-{model.name}-monitoring-"
+    return [r for r in plan.of_type(type_token) if r.component == MONITORING and r.name.startswith(head)]
+
+
+def served(plan: OfflinePlan) -> list[ModelSettings]:
+    return [m for m in plan.config.models if m.serving is not None]
+
+
+def monitored(plan: OfflinePlan) -> list[ModelSettings]:
+    """Models whose instance endpoint captures data (Model Monitor can watch them)."""
+    return [
+        m
+        for m in served(plan)
+        if m.serving is not None and m.serving.strategy != "serverless" and m.serving.data_capture.enabled
+    ]
+
+
+def alarms(plan: OfflinePlan) -> list[PlannedResource]:
+    return [r for r in plan.resources if r.type in (ALARM, COMPOSITE) and r.component == MONITORING]
+
+
+def alarm_name(alarm: PlannedResource) -> str:
+    return str(alarm.inputs.get("name") or alarm.inputs.get("alarmName"))
+
+
+def topic_arn(plan: OfflinePlan, thing: str) -> str:
+    return f"arn:aws:sns:{plan.config.region}:{MOCK_ACCOUNT_ID}:{prefix(plan)}-{thing}"
+
+
+def drift_features(model: ModelSettings) -> set[str]:
+    return set(model.monitoring.data_quality.drift_alarm_features or get_spec(model.feature_spec).feature_names)
+
+
+def composite_members(composite: PlannedResource) -> set[str]:
+    return set(re.findall(r'ALARM\("([^"]+)"\)', composite.inputs["alarmRule"]))
+
+
+def runbook_anchors() -> set[str]:
+    """GitHub's anchors of the runbook's headings (lowercase, punctuation dropped, spaces to '-')."""
+    anchors = set()
+    for line in (ROOT / monitoring.RUNBOOK).read_text().splitlines():
+        if line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            anchors.add(re.sub(r"\s", "-", re.sub(r"[^\w\s-]", "", title)))
+    return anchors
+
+
+def models_with(stack: str, change: Any) -> dict[str, Any]:
+    models = json.loads(read_stack_values(stack)["mlops:models"])
+    for model in models:
+        change(model)
+    return {"models": models}
+
+
+def pin_subset_no_retraining(model: dict[str, Any]) -> None:
+    group = f"acme-mlops-staging-{model['name']}"
+    model["serving"]["variants"][0]["modelPackageArn"] = (
+        f"arn:aws:sagemaker:eu-west-1:{MOCK_ACCOUNT_ID}:model-package/{group}/{PINNED_VERSION}"
+    )
+    model["monitoring"]["dataQuality"]["driftAlarmFeatures"] = SUBSET
+    model["monitoring"]["retraining"] = {"enabled": False}
+
+
+@pytest.fixture(scope="module")
+def variant_plans() -> dict[str, OfflinePlan]:
+    """Staging pinned to version 7 with two drift features and retraining off; prod before any approval."""
+    return {
+        "staging": run_program("staging", overrides=models_with("staging", pin_subset_no_retraining)),
+        "prod-unapproved": run_program(
+            "prod",
+            versions=OfflineVersions(
+                region="eu-west-1",
+                account_id=MOCK_ACCOUNT_ID,
+                unapproved=frozenset({"acme-mlops-prod-customer-churn"}),
+            ),
+        ),
+    }
+
+
+# --- Model Monitor jobs -----------------------------------------------------------------------------
+
+
+def test_every_captured_instance_endpoint_has_both_monitors_on_its_endpoint(plan: OfflinePlan) -> None:
+    for model in monitored(plan):
+        endpoint = f"{prefix(plan)}-{model.name}"
+        (dq,) = of_model(plan, model, DQ)
+        (mq,) = of_model(plan, model, MQ)
+        assert dq.inputs["dataQualityJobInput"]["endpointInput"]["endpointName"] == endpoint
+        assert mq.inputs["modelQualityJobInput"]["endpointInput"]["endpointName"] == endpoint
+
+
+def test_schedules_run_each_monitor_on_its_configured_cron(plan: OfflinePlan) -> None:
+    for model in monitored(plan):
+        schedules = {
+            s.inputs["monitoringScheduleConfig"]["monitoringType"]: s.inputs["monitoringScheduleConfig"]
+            for s in of_model(plan, model, SCHEDULE)
+        }
+        (dq,) = of_model(plan, model, DQ)
+        (mq,) = of_model(plan, model, MQ)
+        assert schedules["DataQuality"]["monitoringJobDefinitionName"] == dq.inputs["name"]
+        assert schedules["ModelQuality"]["monitoringJobDefinitionName"] == mq.inputs["jobDefinitionName"]
+        assert (
+            schedules["DataQuality"]["scheduleConfig"]["scheduleExpression"] == model.monitoring.data_quality.schedule
+        )
+        assert (
+            schedules["ModelQuality"]["scheduleConfig"]["scheduleExpression"] == model.monitoring.model_quality.schedule
+        )
+
+
+def test_serverless_endpoints_get_endpoint_alarms_but_no_monitors(plan: OfflinePlan) -> None:
+    serverless = [m for m in served(plan) if m.serving is not None and m.serving.strategy == "serverless"]
+    for model in serverless:
+        assert of_model(plan, model, DQ) == [] and of_model(plan, model, MQ) == []
+        assert of_model(plan, model, SCHEDULE) == []
+        names = {alarm_name(a) for a in of_model(plan, model, ALARM)}
+        assert f"{prefix(plan)}-{model.name}-{SERVERLESS_VARIANT}-latency-sustained" in names
+        assert f"{prefix(plan)}-{model.name}-{SERVERLESS_VARIANT}-errors-sustained" in names
+
+
+def test_reports_and_volumes_are_encrypted_with_the_platform_key(plan: OfflinePlan) -> None:
+    key = plan.outputs["kmsKeyArn"]
+    for model in monitored(plan):
+        (dq,) = of_model(plan, model, DQ)
+        (mq,) = of_model(plan, model, MQ)
+        assert dq.inputs["dataQualityJobOutputConfig"]["kmsKeyId"] == key
+        assert mq.inputs["modelQualityJobOutputConfig"]["kmsKeyId"] == key
+        assert dq.inputs["jobResources"]["clusterConfig"]["volumeKmsKeyId"] == key
+        assert mq.inputs["jobResources"]["clusterConfig"]["volumeKmsKeyId"] == key
+
+
+def test_reports_land_under_the_model_in_the_monitoring_bucket(plan: OfflinePlan) -> None:
+    bucket = plan.outputs["lakeBuckets"]["monitoring"]
+    for model in monitored(plan):
+        (dq,) = of_model(plan, model, DQ)
+        (mq,) = of_model(plan, model, MQ)
+        dq_out = dq.inputs["dataQualityJobOutputConfig"]["monitoringOutputs"]["s3Output"]["s3Uri"]
+        (mq_out,) = [o["s3Output"]["s3Uri"] for o in mq.inputs["modelQualityJobOutputConfig"]["monitoringOutputs"]]
+        assert dq_out == f"s3://{bucket}/{model.name}/data-quality/"
+        assert mq_out == f"s3://{bucket}/{model.name}/model-quality/"
+
+
+def test_monitoring_jobs_are_network_isolated_and_publish_metrics(plan: OfflinePlan) -> None:
+    for model in monitored(plan):
+        (dq,) = of_model(plan, model, DQ)
+        (mq,) = of_model(plan, model, MQ)
+        for network in (dq.inputs["networkConfig"], mq.inputs["networkConfig"]):
+            assert network == {"enableNetworkIsolation": True, "enableInterContainerTrafficEncryption": True}
+        assert dq.inputs["dataQualityAppSpecification"]["environment"]["publish_cloudwatch_metrics"] == "Enabled"
+        assert mq.inputs["modelQualityAppSpecification"]["environment"]["publish_cloudwatch_metrics"] == "Enabled"
+
+
+def test_model_quality_reads_labels_and_the_container_probability(plan: OfflinePlan) -> None:
+    bucket = plan.outputs["lakeBuckets"]["monitoring"]
+    for model in monitored(plan):
+        (mq,) = of_model(plan, model, MQ)
+        settings = model.monitoring.model_quality
+        job_input = mq.inputs["modelQualityJobInput"]
+        assert mq.inputs["modelQualityAppSpecification"]["problemType"] == "BinaryClassification"
+        assert job_input["groundTruthS3Input"]["s3Uri"] == f"s3://{bucket}/{model.name}/{settings.ground_truth_prefix}"
+        assert job_input["endpointInput"]["probabilityAttribute"] == "0"
+        assert job_input["endpointInput"]["probabilityThresholdAttribute"] == settings.probability_threshold
+
+
+def test_baselines_are_the_served_versions(plan: OfflinePlan) -> None:
+    versions = OfflineVersions(region=plan.config.region, account_id=MOCK_ACCOUNT_ID)
+    for model in monitored(plan):
+        assert model.serving is not None
+        served_version = versions.resolve(f"{prefix(plan)}-{model.name}", model.serving.variants[0].model_package_arn)
+        assert served_version is not None
+        (dq,) = of_model(plan, model, DQ)
+        baseline = dq.inputs["dataQualityBaselineConfig"]
+        assert baseline["statisticsResource"]["s3Uri"] == served_version.data_statistics_uri
+        assert baseline["constraintsResource"]["s3Uri"] == served_version.data_constraints_uri
+
+
+def test_baselines_follow_a_pinned_version(variant_plans: dict[str, OfflinePlan]) -> None:
+    plan = variant_plans["staging"]
+    (model,) = monitored(plan)
+    (dq,) = of_model(plan, model, DQ)
+    statistics = dq.inputs["dataQualityBaselineConfig"]["statisticsResource"]["s3Uri"]
+    assert statistics.endswith(f"/acme-mlops-staging-{model.name}/{PINNED_VERSION}/statistics.json")
+
+
+def test_a_model_without_an_approved_version_gets_no_monitoring(variant_plans: dict[str, OfflinePlan]) -> None:
+    plan = variant_plans["prod-unapproved"]
+    assert [r for r in plan.resources if r.component == MONITORING] == []
+
+
+def test_the_monitoring_role_writes_only_the_models_report_prefixes(plan: OfflinePlan) -> None:
+    bucket_arn = f"arn:aws:s3:::{plan.outputs['lakeBuckets']['monitoring']}"
+    for model in monitored(plan):
+        (policy,) = [p for p in of_model(plan, model, ROLE_POLICY)]
+        writes = [
+            resource
+            for statement in json.loads(policy.inputs["policy"])["Statement"]
+            if "s3:PutObject" in statement["Action"]
+            for resource in statement["Resource"]
+        ]
+        assert sorted(writes) == [
+            f"{bucket_arn}/{model.name}/data-quality/*",
+            f"{bucket_arn}/{model.name}/model-quality/*",
+        ]
+
+
+# --- alarms ---------------------------------------------------------------------------------------
+
+
+def test_every_drift_feature_has_an_alarm(plan: OfflinePlan) -> None:
+    for model in monitored(plan):
+        drift = [
+            a for a in of_model(plan, model, ALARM) if a.inputs.get("namespace") == monitoring.DATA_METRICS_NAMESPACE
+        ]
+        assert {a.inputs["metricName"] for a in drift} == {f"feature_baseline_drift_{f}" for f in drift_features(model)}
+
+
+def test_drift_alarms_watch_the_endpoint_and_the_schedule(plan: OfflinePlan) -> None:
+    for model in monitored(plan):
+        for alarm in of_model(plan, model, ALARM):
+            if alarm.inputs.get("namespace") == monitoring.DATA_METRICS_NAMESPACE:
+                assert alarm.inputs["dimensions"] == {
+                    "Endpoint": f"{prefix(plan)}-{model.name}",
+                    "MonitoringSchedule": f"{prefix(plan)}-{model.name}-dq",
+                }
+                assert alarm.inputs["threshold"] == model.monitoring.data_quality.drift_threshold
+
+
+def test_the_drift_composite_covers_exactly_the_feature_alarms(plan: OfflinePlan) -> None:
+    for model in monitored(plan):
+        (composite,) = of_model(plan, model, COMPOSITE)
+        drift = {
+            alarm_name(a)
+            for a in of_model(plan, model, ALARM)
+            if a.inputs.get("namespace") == monitoring.DATA_METRICS_NAMESPACE
+        }
+        assert composite_members(composite) == drift
+
+
+def test_a_configured_feature_subset_gets_alarms_and_composite(variant_plans: dict[str, OfflinePlan]) -> None:
+    plan = variant_plans["staging"]
+    (model,) = monitored(plan)
+    (composite,) = of_model(plan, model, COMPOSITE)
+    assert composite_members(composite) == {f"{prefix(plan)}-{model.name}-drift-{f}" for f in SUBSET}
+
+
+def test_drift_composite_and_quality_alarms_publish_to_the_retrain_topic(plan: OfflinePlan) -> None:
+    retrain = topic_arn(plan, "retrain")
+    for model in monitored(plan):
+        (composite,) = of_model(plan, model, COMPOSITE)
+        (quality,) = [
+            a for a in of_model(plan, model, ALARM) if a.inputs.get("namespace") == monitoring.MODEL_METRICS_NAMESPACE
+        ]
+        assert retrain in composite.inputs["alarmActions"]
+        assert retrain in quality.inputs["alarmActions"]
+
+
+def test_no_other_alarm_publishes_to_the_retrain_topic(plan: OfflinePlan) -> None:
+    retrain = topic_arn(plan, "retrain")
+    for alarm in alarms(plan):
+        starts_retraining = (
+            alarm.type == COMPOSITE or alarm.inputs.get("namespace") == monitoring.MODEL_METRICS_NAMESPACE
+        )
+        if not starts_retraining:
+            assert retrain not in alarm.inputs.get("alarmActions", []), alarm_name(alarm)
+
+
+def test_retraining_off_keeps_alarms_away_from_the_retrain_topic(variant_plans: dict[str, OfflinePlan]) -> None:
+    plan = variant_plans["staging"]
+    retrain = topic_arn(plan, "retrain")
+    assert alarms(plan)
+    assert all(retrain not in a.inputs.get("alarmActions", []) for a in alarms(plan))
+
+
+def test_every_alarm_notifies_the_alerts_topic(plan: OfflinePlan) -> None:
+    alerts = topic_arn(plan, "alerts")
+    assert alarms(plan)
+    for alarm in alarms(plan):
+        assert alerts in alarm.inputs["alarmActions"], alarm_name(alarm)
+        assert alarm.inputs["okActions"] == [alerts], alarm_name(alarm)
+
+
+def test_every_alarm_chooses_how_to_treat_missing_data(plan: OfflinePlan) -> None:
+    for alarm in alarms(plan):
+        if alarm.type == ALARM:
+            assert alarm.inputs.get("treatMissingData") in {"ignore", "notBreaching", "missing"}, alarm_name(alarm)
+
+
+def test_every_alarm_description_links_an_existing_runbook_entry(plan: OfflinePlan) -> None:
+    anchors = runbook_anchors()
+    for alarm in alarms(plan):
+        links = re.findall(r"docs/runbook\.md#([\w-]+)", alarm.inputs["alarmDescription"])
+        assert links and set(links) <= anchors, (alarm_name(alarm), links)
+
+
+def test_the_runbook_has_an_entry_for_every_alarm_kind() -> None:
+    kinds = {
+        monitoring.ANCHOR_DRIFT_COMPOSITE,
+        monitoring.ANCHOR_FEATURE_DRIFT,
+        monitoring.ANCHOR_MODEL_QUALITY,
+        monitoring.ANCHOR_LATENCY,
+        monitoring.ANCHOR_ERRORS,
+        monitoring.ANCHOR_KPI,
+        "rollback-5xx-rate",
+        "rollback-p99-latency",
+    }
+    assert kinds <= runbook_anchors()
+
+
+def test_quality_alarm_uses_the_training_metric_and_threshold(plan: OfflinePlan) -> None:
+    for model in monitored(plan):
+        (quality,) = [
+            a for a in of_model(plan, model, ALARM) if a.inputs.get("namespace") == monitoring.MODEL_METRICS_NAMESPACE
+        ]
+        expected = model.monitoring.model_quality.metric_threshold
+        assert quality.inputs["metricName"] == model.training.metric_name
+        assert quality.inputs["threshold"] == (expected if expected is not None else model.training.metric_threshold)
+        assert quality.inputs["comparisonOperator"] == "LessThanThreshold"
+
+
+def test_latency_and_error_alarms_watch_every_production_variant(plan: OfflinePlan) -> None:
+    for model in served(plan):
+        assert model.serving is not None
+        variants = [v.name for v in model.serving.variants] or [SERVERLESS_VARIANT]
+        latency = {
+            a.inputs["dimensions"]["VariantName"]: a
+            for a in of_model(plan, model, ALARM)
+            if a.inputs.get("metricName") == "ModelLatency"
+        }
+        errors = [a for a in of_model(plan, model, ALARM) if a.inputs.get("metricQueries")]
+        assert sorted(latency) == sorted(variants)
+        assert len(errors) == len(variants)
+        for alarm in latency.values():
+            assert alarm.inputs["threshold"] == model.serving.rollout.latency_p99_ms_threshold * 1000  # microseconds
+            assert alarm.inputs["extendedStatistic"] == "p99"
+
+
+def test_kpi_alarm_follows_config(plan: OfflinePlan) -> None:
+    for model in served(plan):
+        kpi = model.monitoring.business_kpi
+        found = [
+            a for a in of_model(plan, model, ALARM) if alarm_name(a).startswith(f"{prefix(plan)}-{model.name}-kpi-")
+        ]
+        if kpi is None:
+            assert found == []
+            continue
+        (alarm,) = found
+        assert {k: alarm.inputs[k] for k in ("namespace", "metricName", "statistic", "threshold")} == {
+            "namespace": kpi.namespace,
+            "metricName": kpi.metric_name,
+            "statistic": kpi.statistic,
+            "threshold": kpi.threshold,
+        }
+        assert alarm.inputs["dimensions"] == kpi.dimensions
+        assert (alarm.inputs["period"], alarm.inputs["evaluationPeriods"]) == (
+            kpi.period_seconds,
+            kpi.evaluation_periods,
+        )
+        expected = "LessThanThreshold" if kpi.comparison == "below" else "GreaterThanThreshold"
+        assert alarm.inputs["comparisonOperator"] == expected
+
+
+def test_the_kpi_test_is_not_vacuous(stack_plans: dict[str, OfflinePlan]) -> None:
+    plan = stack_plans["prod"]
+    (model,) = served(plan)
+    assert model.monitoring.business_kpi is not None
+    assert [a for a in of_model(plan, model, ALARM) if alarm_name(a).startswith(f"{prefix(plan)}-{model.name}-kpi-")]
+
+
+def test_each_model_has_a_dashboard_showing_its_alarms(plan: OfflinePlan) -> None:
+    for model in served(plan):
+        (dashboard,) = of_model(plan, model, DASHBOARD)
+        body = json.loads(dashboard.inputs["dashboardBody"])
+        (alarm_widget,) = [w for w in body["widgets"] if w["type"] == "alarm"]
+        assert len(alarm_widget["properties"]["alarms"]) == len(
+            [a for a in alarms(plan) if a.name.startswith(f"{prefix(plan)}-{model.name}-monitoring-")]
+        )
+
+
+# --- notifications ----------------------------------------------------------------------------
+
+
+def test_both_topics_are_encrypted_with_the_platform_key(plan: OfflinePlan) -> None:
+    topics = {t.inputs["name"]: t for t in plan.of_type(TOPIC) if t.component == NOTIFICATIONS}
+    assert sorted(topics) == [f"{prefix(plan)}-alerts", f"{prefix(plan)}-retrain"]
+    assert all(t.inputs["kmsMasterKeyId"] == plan.outputs["kmsKeyArn"] for t in topics.values())
+
+
+def test_only_cloudwatch_alarms_and_the_account_may_publish(plan: OfflinePlan) -> None:
+    policies = [p for p in plan.of_type(TOPIC_POLICY) if p.component == NOTIFICATIONS]
+    assert len(policies) == 2
+    for policy in policies:
+        allows = [s for s in json.loads(policy.inputs["policy"])["Statement"] if s["Effect"] == "Allow"]
+        assert sorted(json.dumps(s["Principal"], sort_keys=True) for s in allows) == [
+            json.dumps({"AWS": f"arn:aws:iam::{MOCK_ACCOUNT_ID}:root"}),
+            json.dumps({"Service": "cloudwatch.amazonaws.com"}),
+        ]
+        (cloudwatch,) = [s for s in allows if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]
+        assert cloudwatch["Condition"]["StringEquals"] == {"aws:SourceAccount": MOCK_ACCOUNT_ID}
+
+
+def test_email_subscriptions_follow_config(plan: OfflinePlan) -> None:
+    subscriptions = [s for s in plan.of_type(SUBSCRIPTION) if s.component == NOTIFICATIONS]
+    assert sorted(s.inputs["endpoint"] for s in subscriptions) == sorted(plan.config.alerts.email_addresses)
+    assert all(
+        s.inputs["protocol"] == "email" and s.inputs["topic"] == topic_arn(plan, "alerts") for s in subscriptions
+    )
+
+
+def test_the_key_policy_lets_cloudwatch_use_the_key_for_this_account(plan: OfflinePlan) -> None:
+    (key,) = [k for k in plan.of_type("aws:kms/key:Key")]
+    statements = json.loads(key.inputs["policy"])["Statement"]
+    (cloudwatch,) = [s for s in statements if "cloudwatch.amazonaws.com" in json.dumps(s.get("Principal"))]
+    assert {"kms:Decrypt", "kms:GenerateDataKey"} <= set(cloudwatch["Action"])
+    assert cloudwatch["Condition"]["StringEquals"]["aws:SourceAccount"] == MOCK_ACCOUNT_ID
+
+
+# --- direct construction ----------------------------------------------------------------------------
+
+
+def test_model_quality_without_the_native_provider_is_refused() -> None:
+    config = parse_stack_config(read_stack_values("staging"), "staging")
+    (model,) = config.models
+    ctx = StackContext.from_config(config, OfflineVersions(region=config.region, account_id=MOCK_ACCOUNT_ID))
+    pulumi.runtime.set_mocks(PlatformMocks(config.region), project="mlops", stack="staging", preview=False)
+    with pytest.raises(ValueError) as error:
+        monitoring.ModelMonitoring(
+            "direct",
+            monitoring.ModelMonitoringArgs(
+                context=ctx,
+                model=model,
+                feature_names=tuple(get_spec(model.feature_spec).feature_names),
+                endpoint_name="endpoint",
+                variant_names=("current",),
+                data_capture_uri="s3://bucket/customer-churn/data-capture",
+                served_version_arn=None,
+                kms_key_arn="arn:aws:kms:eu-west-1:123456789012:key/k",
+                account_id=MOCK_ACCOUNT_ID,
+                monitoring_bucket_name="bucket",
+                monitoring_bucket_arn="arn:aws:s3:::bucket",
+                alerts_topic_arn="arn:aws:sns:eu-west-1:123456789012:alerts",
+                retrain_topic_arn="arn:aws:sns:eu-west-1:123456789012:retrain",
+            ),
+        )
+    assert str(error.value) == (
+        "model 'customer-churn': monitoring.modelQuality.enabled=true needs the aws-native provider "
+        "(ModelMonitoringArgs.native_provider)"
+    )
+
+
+def test_s3_uris_are_split_and_refused_exactly() -> None:
+    assert monitoring.split_s3_uri("s3://bucket/a/b.json") == ("bucket", "a/b.json")
+    with pytest.raises(ValueError) as error:
+        monitoring.split_s3_uri("https://bucket/a")
+    assert str(error.value) == "not an S3 URI: 'https://bucket/a'"
