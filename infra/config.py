@@ -321,6 +321,8 @@ ModelPackageArn = Annotated[
     StringConstraints(pattern=r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[a-zA-Z0-9-]{1,63}/\d+$"),
 ]
 ServingStrategy = Literal["single", "ab", "shadow", "serverless"]
+MAX_ROLLBACK_ALARMS = 10
+"""Most CloudWatch alarms one endpoint's AutoRollbackConfiguration accepts (SageMaker API limit)."""
 RolloutMode = Literal["all-at-once", "canary", "linear"]
 
 
@@ -704,7 +706,8 @@ def serving_problems(model: ModelSettings, feature_names: list[str]) -> list[str
     if serving is None:
         return problems
     variants = serving.variants
-    for i, v in enumerate((*variants, *([serving.shadow_variant] if serving.shadow_variant else []))):
+    shadow: tuple[VariantSettings, ...] = (serving.shadow_variant,) if serving.shadow_variant else ()
+    for i, v in enumerate((*variants, *shadow)):
         key = f"serving.variants[{i}]" if i < len(variants) else "serving.shadowVariant"
         if v.weight <= 0:
             problems.append(f"{where}: {key}.weight={v.weight} must be positive (weights are traffic shares)")
@@ -784,7 +787,24 @@ def serving_problems(model: ModelSettings, feature_names: list[str]) -> list[str
     if rollout.mode == "linear" and rollout.linear_step_percent > 50:
         problems.append(
             f"{where}: serving.rollout.linearStepPercent={rollout.linear_step_percent} shifts more than half the "
-            "fleet per step; allowed: 1..50 (use all-at-once for a single step)"
+            "fleet per step; allowed: 10..50 (use all-at-once for a single step)"
+        )
+    if rollout.mode == "linear" and rollout.linear_step_percent < 10:
+        problems.append(
+            f"{where}: serving.rollout.linearStepPercent={rollout.linear_step_percent} is below SageMaker's minimum "
+            "linear step; allowed: 10..50"
+        )
+    production_variants = 1 if strategy == "serverless" else len(variants)
+    if rollout.rollback_alarms and 2 * production_variants > MAX_ROLLBACK_ALARMS:
+        problems.append(
+            f"{where}: serving.rollout.rollbackAlarms=true creates 2 alarms per production variant, "
+            f"{2 * production_variants} for {production_variants} variants; an endpoint rolls back on at most "
+            f"{MAX_ROLLBACK_ALARMS} alarms (at most {MAX_ROLLBACK_ALARMS // 2} production variants)"
+        )
+    if serving.shadow_variant is not None and serving.shadow_variant.autoscaling is not None:
+        problems.append(
+            f"{where}: serving.shadowVariant.autoscaling is not supported (only production variants scale); "
+            "size the shadow with serving.shadowVariant.instanceCount"
         )
     if rollout.mode != "all-at-once" and not rollout.rollback_alarms:
         problems.append(

@@ -142,6 +142,13 @@ class PlatformMocks(pulumi.runtime.Mocks):
             arn = f"arn:aws:lambda:{region}:{account}:function:{physical}"
             state["invokeArn"] = f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{arn}/invocations"
             state["qualifiedArn"] = f"{arn}:$LATEST"
+        elif typ == "aws:cloudwatch/eventRule:EventRule":
+            arn = f"arn:aws:events:{region}:{account}:rule/{physical}"
+        elif typ == "aws:cloudwatch/logGroup:LogGroup":
+            arn = f"arn:aws:logs:{region}:{account}:log-group:{physical}"
+        elif typ == "aws:dynamodb/table:Table":
+            arn = f"arn:aws:dynamodb:{region}:{account}:table/{physical}"
+            state["streamArn"] = ""
         elif svc == "sagemaker":
             kind = {
                 "FeatureGroup": "feature-group",

@@ -419,9 +419,9 @@ def test_key_policy_lets_the_services_that_write_encrypted_responder_data_use_th
     services: set[str] = set()
     for statement in policy["Statement"]:
         principal = statement.get("Principal", {})
-        if statement["Effect"] == "Allow" and isinstance(principal, dict) and "Service" in principal:
-            if {"kms:Decrypt", "kms:GenerateDataKey"} <= set(statement["Action"]):
-                assert statement.get("Condition"), f"service statement {statement.get('Sid')} is not scoped"
-                found = principal["Service"]
-                services.update([found] if isinstance(found, str) else found)
+        is_service = statement["Effect"] == "Allow" and isinstance(principal, dict) and "Service" in principal
+        if is_service and {"kms:Decrypt", "kms:GenerateDataKey"} <= set(statement["Action"]):
+            assert statement.get("Condition"), f"service statement {statement.get('Sid')} is not scoped"
+            found = principal["Service"]
+            services.update([found] if isinstance(found, str) else found)
     assert {"sns.amazonaws.com", "events.amazonaws.com", "cloudwatch.amazonaws.com"} <= services

@@ -1,0 +1,480 @@
+"""The serving layer over every stack (dev serverless, staging shadow + linear, prod A/B + canary) and variants.
+
+Scenarios beyond the stack files run the real program with overrides: a single-variant endpoint with
+linear rollout, VPC placement, network isolation, a pinned model version and a local-storage instance type;
+and a brand-new stack whose package group has no approved version yet.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from infra.model_versions import OfflineVersions
+from infra.offline import MOCK_ACCOUNT_ID, OfflinePlan, PlannedResource, read_stack_values, run_program
+from infra.serving import SERVERLESS_VARIANT, has_local_storage
+
+COMPONENT = "mlops:serving:Serving"
+MODEL = "aws:sagemaker/model:Model"
+CONFIG = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
+ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+TARGET = "aws:appautoscaling/target:Target"
+POLICY = "aws:appautoscaling/policy:Policy"
+GROUP = "aws:sagemaker/modelPackageGroup:ModelPackageGroup"
+
+PINNED = f"arn:aws:sagemaker:eu-west-1:{MOCK_ACCOUNT_ID}:model-package/acme-mlops-prod-customer-churn/7"
+SUBNETS = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+GROUPS = ["sg-0123456789abcdef0"]
+
+
+def serving(plan: OfflinePlan, type_token: str) -> list[PlannedResource]:
+    return [r for r in plan.of_type(type_token) if r.component == COMPONENT]
+
+
+def part(plan: OfflinePlan, model: str, name: str) -> PlannedResource:
+    return plan.named(f"{plan.config.project}-{plan.config.environment}-{model}-serving-{name}")
+
+
+def config_of(plan: OfflinePlan, model: str) -> dict[str, Any]:
+    return part(plan, model, "config").inputs
+
+
+def role_policy(plan: OfflinePlan, model: str) -> dict[str, Any]:
+    return json.loads(part(plan, model, "role-policy").inputs["policy"])
+
+
+def statements(plan: OfflinePlan, model: str, action: str) -> list[dict[str, Any]]:
+    return [s for s in role_policy(plan, model)["Statement"] if action in s["Action"]]
+
+
+def served(plan: OfflinePlan) -> list[str]:
+    return [m.name for m in plan.config.models if m.serving is not None]
+
+
+def with_serving(stack: str, **serving: Any) -> dict[str, Any]:
+    """Overrides replacing every model's ``serving`` section of ``stack``."""
+    models = json.loads(read_stack_values(stack)["mlops:models"])
+    for model in models:
+        model["serving"] = serving
+    return {"models": models}
+
+
+@pytest.fixture(scope="module")
+def single() -> OfflinePlan:
+    """prod with one pinned variant on a local-storage instance type, linear rollout, VPC and isolation."""
+    return run_program(
+        "prod",
+        overrides=with_serving(
+            "prod",
+            strategy="single",
+            variants=[{"name": "main", "instanceType": "ml.m5d.large", "instanceCount": 2, "modelPackageArn": PINNED}],
+            rollout={"mode": "linear", "linearStepPercent": 25, "waitIntervalSeconds": 120},
+            network={"subnetIds": SUBNETS, "securityGroupIds": GROUPS, "networkIsolation": True},
+        ),
+    )
+
+
+@dataclass
+class Unapproved:
+    plan: OfflinePlan
+    warnings: list[str]
+
+
+@pytest.fixture(scope="module")
+def unapproved() -> Unapproved:
+    """prod on a brand-new account: the model package group has no approved version yet (and the warnings)."""
+    versions = OfflineVersions(
+        region="eu-west-1", account_id=MOCK_ACCOUNT_ID, unapproved=frozenset({"acme-mlops-prod-customer-churn"})
+    )
+    warnings: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno == logging.WARNING:
+                warnings.append(record.getMessage())
+
+    handler = Keep()
+    logging.getLogger().addHandler(handler)  # the mock engine logs pulumi.log.warn to the root logger
+    try:
+        plan = run_program("prod", versions=versions)
+    finally:
+        logging.getLogger().removeHandler(handler)
+    return Unapproved(plan, warnings)
+
+
+# --- one endpoint per served model ------------------------------------------------------------------
+
+
+def test_one_stable_endpoint_per_served_model(plan: OfflinePlan) -> None:
+    prefix = f"{plan.config.project}-{plan.config.environment}"
+    assert sorted(e.inputs["name"] for e in serving(plan, ENDPOINT)) == sorted(f"{prefix}-{m}" for m in served(plan))
+    assert plan.outputs["endpoints"] == {m: f"{prefix}-{m}" for m in served(plan)}
+
+
+def test_endpoint_uses_the_components_endpoint_config(plan: OfflinePlan) -> None:
+    for model in served(plan):
+        config = part(plan, model, "config")
+        assert part(plan, model, "endpoint").inputs["endpointConfigName"] == config.inputs["name"]
+
+
+def test_models_serve_the_package_versions_of_the_training_group(plan: OfflinePlan) -> None:
+    for model in served(plan):
+        group = plan.named(f"{plan.config.project}-{plan.config.environment}-{model}-training-registry")
+        expected = f"model-package/{group.inputs['modelPackageGroupName']}/1"
+        packages = {m.inputs["primaryContainer"]["modelPackageName"] for m in serving(plan, MODEL)}
+        assert packages == {f"arn:aws:sagemaker:{plan.config.region}:{MOCK_ACCOUNT_ID}:{expected}"}
+
+
+# --- strategies ----------------------------------------------------------------------------------------
+
+
+def test_dev_serverless_has_one_serverless_variant_without_instances(stack_plans: dict[str, OfflinePlan]) -> None:
+    dev = stack_plans["dev"]
+    (variant,) = config_of(dev, "customer-churn")["productionVariants"]
+    settings = dev.config.model("customer-churn").serving
+    assert settings is not None and settings.serverless is not None
+    assert variant["variantName"] == SERVERLESS_VARIANT
+    assert variant["serverlessConfig"] == {
+        "memorySizeInMb": settings.serverless.memory_size_mb,
+        "maxConcurrency": settings.serverless.max_concurrency,
+    }
+    assert not {"initialInstanceCount", "instanceType"} & set(variant)
+
+
+def test_serverless_has_no_capture_no_storage_key_no_vpc_no_isolation(stack_plans: dict[str, OfflinePlan]) -> None:
+    dev = stack_plans["dev"]
+    config = config_of(dev, "customer-churn")
+    assert "dataCaptureConfig" not in config
+    assert "kmsKeyArn" not in config
+    (model,) = serving(dev, MODEL)
+    assert "vpcConfig" not in model.inputs
+    assert model.inputs.get("enableNetworkIsolation") is False
+
+
+def test_staging_shadow_has_exactly_one_production_and_one_shadow_variant(stack_plans: dict[str, OfflinePlan]) -> None:
+    staging = stack_plans["staging"]
+    config = config_of(staging, "customer-churn")
+    assert [v["variantName"] for v in config["productionVariants"]] == ["current"]
+    assert [v["variantName"] for v in config["shadowProductionVariants"]] == ["candidate"]
+    models = {m.name: m.inputs["name"] for m in serving(staging, MODEL)}
+    assert (
+        config["shadowProductionVariants"][0]["modelName"]
+        == models["acme-mlops-staging-customer-churn-serving-model-candidate"]
+    )
+
+
+def test_prod_ab_weights_and_instances_propagate(stack_plans: dict[str, OfflinePlan]) -> None:
+    prod = stack_plans["prod"]
+    settings = prod.config.model("customer-churn").serving
+    assert settings is not None
+    variants = {v["variantName"]: v for v in config_of(prod, "customer-churn")["productionVariants"]}
+    assert {name: v["initialVariantWeight"] for name, v in variants.items()} == {"champion": 0.9, "challenger": 0.1}
+    for configured in settings.variants:
+        assert variants[configured.name]["instanceType"] == configured.instance_type
+        assert variants[configured.name]["initialInstanceCount"] == configured.instance_count
+    assert "shadowProductionVariants" not in config_of(prod, "customer-churn")
+
+
+def test_single_strategy_has_one_variant(single: OfflinePlan) -> None:
+    config = config_of(single, "customer-churn")
+    assert [v["variantName"] for v in config["productionVariants"]] == ["main"]
+    assert len(serving(single, MODEL)) == 1
+
+
+# --- encryption and capture ----------------------------------------------------------------------------
+
+
+def _instance_configs(plan: OfflinePlan) -> list[PlannedResource]:
+    return [c for c in serving(plan, CONFIG) if "serverlessConfig" not in c.inputs["productionVariants"][0]]
+
+
+def test_every_instance_endpoint_config_captures_into_the_monitoring_bucket_with_the_platform_key(
+    plan: OfflinePlan,
+) -> None:
+    monitoring = plan.outputs["lakeBuckets"]["monitoring"]
+    for config in _instance_configs(plan):
+        model = config.name.removeprefix(f"{plan.config.project}-{plan.config.environment}-").split("-serving-")[0]
+        capture = config.inputs["dataCaptureConfig"]
+        assert capture["enableCapture"] is True
+        assert capture["destinationS3Uri"] == f"s3://{monitoring}/{model}/data-capture"
+        assert capture["kmsKeyId"] == plan.outputs["kmsKeyArn"]
+        assert sorted(o["captureMode"] for o in capture["captureOptions"]) == ["Input", "Output"]
+        assert capture["captureContentTypeHeader"] == {
+            "csvContentTypes": ["text/csv"],
+            "jsonContentTypes": ["application/json"],
+        }
+        sampling = plan.config.model(model).serving
+        assert sampling is not None
+        assert capture["initialSamplingPercentage"] == sampling.data_capture.sampling_percent
+
+
+def test_instance_endpoint_configs_encrypt_storage_with_the_platform_key(plan: OfflinePlan) -> None:
+    for config in _instance_configs(plan):
+        assert config.inputs["kmsKeyArn"] == plan.outputs["kmsKeyArn"]
+
+
+def test_local_storage_instance_type_gets_no_storage_key(single: OfflinePlan) -> None:
+    config = config_of(single, "customer-churn")
+    assert "kmsKeyArn" not in config
+    assert config["dataCaptureConfig"]["kmsKeyId"] == single.outputs["kmsKeyArn"]  # capture stays encrypted
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "local"),
+    [("ml.m5.large", False), ("ml.m5d.large", True), ("ml.g4dn.xlarge", True), ("ml.p4d.24xlarge", True),
+     ("ml.c6id.xlarge", True), ("ml.g5.xlarge", True), ("ml.c7g.large", False), ("ml.t3.medium", False),
+     ("ml.inf1.xlarge", False)],
+)  # fmt: skip
+def test_has_local_storage(instance_type: str, local: bool) -> None:
+    assert has_local_storage(instance_type) is local
+
+
+# --- deployment guardrails -------------------------------------------------------------------------------
+
+
+def test_deployment_config_rolls_back_on_exactly_the_components_alarms(plan: OfflinePlan) -> None:
+    for model in served(plan):
+        settings = plan.config.model(model).serving
+        assert settings is not None
+        alarms = {a.inputs["name"] for a in serving(plan, ALARM) if f"-{model}-serving-" in a.name}
+        deployment = part(plan, model, "endpoint").inputs["deploymentConfig"]
+        rollback = {a["alarmName"] for a in deployment["autoRollbackConfiguration"]["alarms"]}
+        assert rollback == alarms
+        variants = [v.name for v in settings.variants] or [SERVERLESS_VARIANT]
+        assert len(alarms) == 2 * len(variants)
+
+
+def test_endpoint_waits_for_its_alarms(plan: OfflinePlan) -> None:
+    for model in served(plan):
+        endpoint = part(plan, model, "endpoint")
+        assert {a.urn for a in serving(plan, ALARM)} <= set(endpoint.dependencies)
+
+
+def test_prod_updates_go_canary_with_bake_and_termination_wait(stack_plans: dict[str, OfflinePlan]) -> None:
+    prod = stack_plans["prod"]
+    policy = part(prod, "customer-churn", "endpoint").inputs["deploymentConfig"]["blueGreenUpdatePolicy"]
+    assert policy["trafficRoutingConfiguration"] == {
+        "type": "CANARY",
+        "waitIntervalInSeconds": 900,
+        "canarySize": {"type": "CAPACITY_PERCENT", "value": 10},
+    }
+    assert policy["terminationWaitInSeconds"] == 1800
+    assert policy["maximumExecutionTimeoutInSeconds"] == 3600
+
+
+def test_linear_rollout_shifts_in_capacity_percent_steps(single: OfflinePlan) -> None:
+    policy = part(single, "customer-churn", "endpoint").inputs["deploymentConfig"]["blueGreenUpdatePolicy"]
+    assert policy["trafficRoutingConfiguration"] == {
+        "type": "LINEAR",
+        "waitIntervalInSeconds": 120,
+        "linearStepSize": {"type": "CAPACITY_PERCENT", "value": 25},
+    }
+
+
+def test_dev_all_at_once_has_no_step_size(stack_plans: dict[str, OfflinePlan]) -> None:
+    routing = part(stack_plans["dev"], "customer-churn", "endpoint").inputs["deploymentConfig"][
+        "blueGreenUpdatePolicy"
+    ]["trafficRoutingConfiguration"]
+    assert routing["type"] == "ALL_AT_ONCE"
+    assert not {"canarySize", "linearStepSize"} & set(routing)
+
+
+def test_error_rate_alarm_is_metric_math_per_variant(stack_plans: dict[str, OfflinePlan]) -> None:
+    prod = stack_plans["prod"]
+    rollout = prod.config.model("customer-churn").serving.rollout  # type: ignore[union-attr]
+    alarm = part(prod, "customer-churn", "alarm-challenger-5xx-rate").inputs
+    queries = {q["id"]: q for q in alarm["metricQueries"]}
+    dimensions = {"EndpointName": "acme-mlops-prod-customer-churn", "VariantName": "challenger"}
+    assert queries["errors"]["metric"]["metricName"] == "Invocation5XXErrors"
+    assert queries["invocations"]["metric"]["metricName"] == "Invocations"
+    for metric in ("errors", "invocations"):
+        assert queries[metric]["metric"]["namespace"] == "AWS/SageMaker"
+        assert queries[metric]["metric"]["dimensions"] == dimensions
+    returned = [q for q in alarm["metricQueries"] if q.get("returnData")]
+    assert [q["expression"] for q in returned] == ["IF(invocations > 0, 100 * errors / invocations, 0)"]
+    assert alarm["threshold"] == rollout.error_rate_percent_threshold
+    assert alarm["comparisonOperator"] == "GreaterThanThreshold"
+
+
+def test_latency_alarm_threshold_is_in_microseconds(stack_plans: dict[str, OfflinePlan]) -> None:
+    prod = stack_plans["prod"]
+    alarm = part(prod, "customer-churn", "alarm-champion-p99-latency").inputs
+    assert (alarm["namespace"], alarm["metricName"], alarm["extendedStatistic"]) == (
+        "AWS/SageMaker", "ModelLatency", "p99",
+    )  # fmt: skip
+    assert alarm["dimensions"] == {"EndpointName": "acme-mlops-prod-customer-churn", "VariantName": "champion"}
+    assert alarm["threshold"] == 300 * 1000
+
+
+def test_alarm_names_do_not_depend_on_the_served_version(stack_plans: dict[str, OfflinePlan], single) -> None:
+    """A new model version must not change the alarm list (it is force-new on the endpoint)."""
+    names = {a.inputs["name"] for a in serving(single, ALARM)}
+    assert names == {"acme-mlops-prod-customer-churn-main-5xx-rate", "acme-mlops-prod-customer-churn-main-p99-latency"}
+
+
+# --- updates: new version → new model and config, same endpoint and scaling target ------------------------
+
+
+def test_a_new_version_replaces_models_and_config_but_not_the_endpoint(stack_plans: dict[str, OfflinePlan]) -> None:
+    before = stack_plans["prod"]
+    models = json.loads(read_stack_values("prod")["mlops:models"])
+    models[0]["serving"]["variants"][1]["modelPackageArn"] = PINNED
+    after = run_program("prod", overrides={"models": models})
+    names = {r.name: r.inputs["name"] for r in serving(before, MODEL)}
+    renamed = {r.name: r.inputs["name"] for r in serving(after, MODEL)}
+    challenger = "acme-mlops-prod-customer-churn-serving-model-challenger"
+    champion = "acme-mlops-prod-customer-churn-serving-model-champion"
+    assert renamed[challenger] != names[challenger]
+    assert renamed[champion] == names[champion]
+    assert config_of(after, "customer-churn")["name"] != config_of(before, "customer-churn")["name"]
+    assert (
+        part(after, "customer-churn", "endpoint").inputs["name"]
+        == part(before, "customer-churn", "endpoint").inputs["name"]
+    )
+    assert {t.inputs["resourceId"] for t in serving(after, TARGET)} == {
+        t.inputs["resourceId"] for t in serving(before, TARGET)
+    }
+
+
+def test_endpoint_config_name_is_deterministic(stack_plans: dict[str, OfflinePlan]) -> None:
+    again = run_program("staging")
+    assert config_of(again, "customer-churn")["name"] == config_of(stack_plans["staging"], "customer-churn")["name"]
+
+
+def test_pinned_version_is_served(single: OfflinePlan) -> None:
+    (model,) = serving(single, MODEL)
+    assert model.inputs["primaryContainer"] == {"modelPackageName": PINNED}
+
+
+# --- autoscaling ---------------------------------------------------------------------------------------
+
+
+def test_one_scalable_target_per_autoscaled_variant_and_none_otherwise(plan: OfflinePlan) -> None:
+    expected = set()
+    for model in plan.config.models:
+        if model.serving is None:
+            continue
+        for variant in model.serving.variants:
+            if variant.autoscaling is not None:
+                endpoint = f"{plan.config.project}-{plan.config.environment}-{model.name}"
+                expected.add(f"endpoint/{endpoint}/variant/{variant.name}")
+    targets = serving(plan, TARGET)
+    assert {t.inputs["resourceId"] for t in targets} == expected
+    assert len(targets) == len(expected)
+    assert len(serving(plan, POLICY)) == len(expected)
+
+
+def test_scalable_target_bounds_and_tracking_policy(stack_plans: dict[str, OfflinePlan]) -> None:
+    prod = stack_plans["prod"]
+    target = part(prod, "customer-churn", "scaling-champion")
+    assert target.inputs["serviceNamespace"] == "sagemaker"
+    assert target.inputs["scalableDimension"] == "sagemaker:variant:DesiredInstanceCount"
+    assert (target.inputs["minCapacity"], target.inputs["maxCapacity"]) == (2, 8)
+    assert part(prod, "customer-churn", "endpoint").urn in target.dependencies
+    policy = part(prod, "customer-churn", "scaling-champion-policy").inputs
+    assert policy["policyType"] == "TargetTrackingScaling"
+    assert policy["resourceId"] == target.inputs["resourceId"]
+    tracking = policy["targetTrackingScalingPolicyConfiguration"]
+    assert tracking["targetValue"] == 300
+    assert tracking["predefinedMetricSpecification"] == {
+        "predefinedMetricType": "SageMakerVariantInvocationsPerInstance"
+    }
+    assert (tracking["scaleInCooldown"], tracking["scaleOutCooldown"]) == (300, 60)
+
+
+# --- network ---------------------------------------------------------------------------------------
+
+
+def test_vpc_and_isolation_reach_the_model(single: OfflinePlan) -> None:
+    (model,) = serving(single, MODEL)
+    assert model.inputs["vpcConfig"] == {"subnets": SUBNETS, "securityGroupIds": GROUPS}
+    assert model.inputs["enableNetworkIsolation"] is True
+
+
+def test_eni_permissions_only_with_a_vpc(stack_plans: dict[str, OfflinePlan], single: OfflinePlan) -> None:
+    assert not statements(stack_plans["prod"], "customer-churn", "ec2:CreateNetworkInterface")
+    (create,) = statements(single, "customer-churn", "ec2:CreateNetworkInterface")
+    subnets = [f"arn:aws:ec2:eu-west-1:{MOCK_ACCOUNT_ID}:subnet/{s}" for s in SUBNETS]
+    assert set(subnets) <= set(create["Resource"])
+    (delete,) = statements(single, "customer-churn", "ec2:DeleteNetworkInterface")
+    assert delete["Condition"] == {"ArnEquals": {"ec2:Subnet": subnets}}
+
+
+# --- no approved version yet -------------------------------------------------------------------------------
+
+
+def test_no_endpoint_while_the_group_has_no_approved_version(unapproved: Unapproved) -> None:
+    plan = unapproved.plan
+    assert not [r for r in plan.custom() if r.component == COMPONENT]
+    assert plan.outputs["endpoints"] == {}
+    # the rest of the platform is still built (the pipeline produces the first version)
+    assert [g.inputs["modelPackageGroupName"] for g in plan.of_type(GROUP)] == ["acme-mlops-prod-customer-churn"]
+
+
+def test_missing_version_warning_says_what_to_do(unapproved: Unapproved) -> None:
+    (warning,) = [w for w in unapproved.warnings if "no endpoint yet" in w]
+    assert "model 'customer-churn'" in warning
+    assert "'acme-mlops-prod-customer-churn' has no Approved version for variant(s) champion, challenger" in warning
+    assert "Approve a version" in warning and "modelPackageArn" in warning
+
+
+# --- execution role ------------------------------------------------------------------------------------
+
+
+def test_role_policy_has_no_wildcard_actions(plan: OfflinePlan) -> None:
+    for model in served(plan):
+        for statement in role_policy(plan, model)["Statement"]:
+            assert all("*" not in action for action in statement["Action"]), statement
+
+
+def test_role_star_resources_are_only_those_without_resource_permissions(plan: OfflinePlan, single) -> None:
+    for current in (plan, single):
+        for model in served(current):
+            star = [s for s in role_policy(current, model)["Statement"] if "*" in s["Resource"]]
+            actions = {a for s in star for a in s["Action"]}
+            allowed = {"ecr:GetAuthorizationToken", "cloudwatch:PutMetricData"}
+            allowed |= {"ec2:DescribeDhcpOptions", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSecurityGroups",
+                        "ec2:DescribeSubnets", "ec2:DescribeVpcs"}  # fmt: skip
+            assert actions <= allowed
+
+
+def test_role_reads_model_data_only_under_the_pipelines_prefix(plan: OfflinePlan) -> None:
+    artifacts = plan.outputs["lakeBuckets"]["artifacts"]
+    for model in served(plan):
+        reads = statements(plan, model, "s3:GetObject")
+        pipeline = f"{plan.config.project}-{plan.config.environment}-{model}"
+        assert [s["Resource"] for s in reads] == [[f"arn:aws:s3:::{artifacts}/pipelines/{pipeline}/*"]]
+
+
+def test_role_writes_captures_only_when_capturing(plan: OfflinePlan) -> None:
+    monitoring = plan.outputs["lakeBuckets"]["monitoring"]
+    for model in served(plan):
+        settings = plan.config.model(model).serving
+        assert settings is not None
+        writes = statements(plan, model, "s3:PutObject")
+        if settings.data_capture.enabled:
+            assert [s["Resource"] for s in writes] == [[f"arn:aws:s3:::{monitoring}/{model}/data-capture/*"]]
+        else:
+            assert writes == []
+
+
+def test_role_may_describe_exactly_its_rollback_alarms(plan: OfflinePlan) -> None:
+    for model in served(plan):
+        (describe,) = statements(plan, model, "cloudwatch:DescribeAlarms")
+        alarms = sorted(a.inputs["name"] for a in serving(plan, ALARM) if f"-{model}-serving-" in a.name)
+        prefix = f"arn:aws:cloudwatch:{plan.config.region}:{MOCK_ACCOUNT_ID}:alarm:"
+        assert sorted(describe["Resource"]) == [prefix + a for a in alarms]
+
+
+def test_models_run_with_the_serving_role_and_wait_for_its_policy(plan: OfflinePlan) -> None:
+    for model in served(plan):
+        role = part(plan, model, "role")
+        policy = part(plan, model, "role-policy")
+        for sm_model in serving(plan, MODEL):
+            assert sm_model.inputs["executionRoleArn"] == role.state["arn"]
+            assert policy.urn in sm_model.dependencies
