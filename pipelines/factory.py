@@ -127,8 +127,16 @@ def metric_json_path(metric_name: str) -> str:
 def pipeline_definition(settings: PipelineSettings) -> str:
     """The pipeline definition JSON for ``settings``: the same settings give the same bytes.
 
-    Keys are sorted and separators fixed, so the text does not depend on the SDK's dict ordering.
+    Keys are sorted and separators fixed, so the text does not depend on the SDK's dict ordering. The
+    result is a pure function of the settings, so it is cached per process (building takes ~1 s; the
+    offline plan and the tests run the program many times).
     """
+    return _definition_for(settings.model_dump_json())
+
+
+@functools.lru_cache(maxsize=32)
+def _definition_for(settings_json: str) -> str:
+    settings = PipelineSettings.model_validate_json(settings_json)
     with offline_sdk(settings.region):
         definition = json.loads(build_pipeline(settings).definition())
     return json.dumps(definition, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
