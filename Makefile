@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STACK ?= dev
 STAMP := $(VENV)/.installed
 
-.PHONY: setup plan plan-all test test-fast lint format typecheck docs bench lock clean
+.PHONY: setup plan plan-all test test-unit test-integration test-fast lint format typecheck docs bench lock clean emulators drill
 
 setup: $(STAMP)  ## create .venv and install the pinned dependencies
 
@@ -21,9 +21,22 @@ plan: setup  ## offline plan of one stack (mock engine, no cloud): make plan STA
 plan-all: setup  ## offline plan of every stack
 	$(PY) tools/plan.py --all
 
-test: setup lint typecheck  ## everything CI runs: lint, types, docs in step, tests
+test: setup lint typecheck  ## everything CI runs: lint, types, docs in step, unit + functional + integration tests
 	$(PY) tools/config_docs.py --check
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not integration"
+	$(MAKE) --no-print-directory test-integration
+
+test-unit: setup  ## unit + functional tests only (no emulators)
+	$(PY) -m pytest -q -m "not integration"
+
+test-integration: emulators  ## the integration tier: LocalStack + moto server on 127.0.0.1, and the drill
+	$(PY) -m pytest -q -m integration tests/integration
+
+emulators: setup  ## create .venv-localstack (LocalStack needs Python 3.13) from pinned requirements
+	$(PY) -m tools.emulators setup
+
+drill: emulators  ## play the whole feedback loop against the emulators, printing each step
+	$(PY) -m tools.drill
 
 test-fast: setup  ## tests only
 	$(PY) -m pytest -q -x

@@ -1,0 +1,48 @@
+"""The feedback-loop drill, end to end, as `make drill` runs it (its own emulators, in a child process)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tools.drill import STEPS
+
+pytestmark = pytest.mark.integration
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STEP_LINE = re.compile(r"^(?P<mark>[✓✗]) (?P<name>\S+)\s+(?P<seconds>\d+\.\d\d)s  ")
+
+
+@pytest.fixture(scope="module")
+def drill_run(emulators: object) -> subprocess.CompletedProcess[str]:
+    """``python -m tools.drill`` once for the module (it needs what the ``emulators`` fixture checks first)."""
+    del emulators  # the session's servers are not used: the drill starts and stops its own
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
+    return subprocess.run(
+        [sys.executable, "-m", "tools.drill"],
+        cwd=REPO_ROOT,
+        env={**env, "PYTHONIOENCODING": "utf-8"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_drill_exits_zero(drill_run: subprocess.CompletedProcess[str]) -> None:
+    assert drill_run.returncode == 0, drill_run.stdout + drill_run.stderr
+
+
+def test_drill_passes_every_step_in_order(drill_run: subprocess.CompletedProcess[str]) -> None:
+    steps = [m.group("name", "mark") for m in map(STEP_LINE.match, drill_run.stdout.splitlines()) if m]
+    assert steps == [(name, "✓") for name in ("emulators", "setup", *(name for name, _ in STEPS))]
+
+
+def test_drill_summary_counts_every_step(drill_run: subprocess.CompletedProcess[str]) -> None:
+    total = len(STEPS) + 1
+    assert f"{total}/{total} steps passed, 0 failed" in drill_run.stdout

@@ -1,0 +1,1074 @@
+"""The feedback-loop drill: play the platform's whole loop locally, against LocalStack and moto's server.
+
+``python -m tools.drill`` (``make drill``) starts both emulators on 127.0.0.1 (:mod:`tools.emulators`),
+runs every step below with the platform's own code, prints each with ✓ or ✗ and its time, stops the
+emulators and exits 0 only if every step passed (1 if one failed, 2 if the emulators could not start)::
+
+    lake        a seeded customer_activity batch lands in the raw zone, then is validated, written as
+                partitioned Parquet to the curated zone and catalogued in Glue (mlops.ingestion; moto S3 + Glue)
+    features    the curated rows become feature records through the model's FeatureSpec, are written
+                offline-store shaped to the features zone, the feature group is created (moto), and a
+                point-in-time training set is built from them (mlops.featurestore)
+    pipeline    the training pipeline's real definition (pipelines.factory) is created and started (moto)
+    register    a model version is registered, pending manual approval (what the pipeline's RegisterModel does)
+    approve     pipelines.registry.approve; it becomes the group's latest approved version
+    event       a "SageMaker Model Package State Change" event crosses an EventBridge rule into SQS (LocalStack)
+    dispatch    the dispatch_deployment responder gets it and POSTs a workflow_dispatch to a fake GitHub API
+    alarm       a drift alarm set to ALARM notifies the KMS-encrypted retrain topic; SNS delivers to SQS (LocalStack)
+    retrain     the retrain_on_alarm responder gets the delivered notification and starts one execution (moto)
+    duplicate   the same notification delivered again starts nothing
+    storm       a second ALARM transition within the cooldown starts nothing
+    notify      the notify_pipeline responder turns the execution's status-change event into an alert (SNS → SQS)
+
+The responders run in this process, as Lambda would run them: each handler module is loaded fresh
+(cold start) with its contract environment and ``AWS_ENDPOINT_URL_<SERVICE>`` variables that route its
+boto3 clients to the right emulator. Lambda itself cannot run here (it needs Docker).
+
+The helpers (:func:`responder`, :func:`lambda_sns_event`, :func:`receive_matching`, :class:`FakeGitHub`,
+...) are also what the integration tests use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import http.server
+import importlib.util
+import io
+import json
+import logging
+import os
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import boto3
+
+from tools.emulators import (
+    EmulatorError,
+    EmulatorUnavailableError,
+    Endpoints,
+    ensure_localstack_venv,
+    running_emulators,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LAMBDAS_DIR = REPO_ROOT / "lambdas"
+REGION = "eu-west-1"
+CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}  # emulators accept any
+METRICS_NAMESPACE = "MLOps/Responders"
+RESPONDERS = ("retrain_on_alarm", "notify_pipeline", "dispatch_deployment")
+LAMBDA_TIMEOUT_MS = 60_000
+RETRAINING_COOLDOWN_MINUTES = 360
+RETRAINING_MAX_PER_DAY = 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Clients and environment
+
+
+def client(endpoint: str, service: str) -> Any:
+    """A boto3 client of ``service`` at ``endpoint`` (an emulator), in the drill's region, with fake keys."""
+    return boto3.client(service, region_name=REGION, endpoint_url=endpoint, **CREDENTIALS)  # type: ignore[call-overload]
+
+
+@contextlib.contextmanager
+def patched_environ(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration of the block, then restore the previous values."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def aws_environment(endpoints: Endpoints) -> dict[str, str]:
+    """What a responder (or awswrangler) needs to reach the emulators: region, fake keys, endpoint routing."""
+    return {
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
+        "AWS_EC2_METADATA_DISABLED": "true",
+        **endpoints.environment(),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Responders, run in process
+
+
+@dataclass(frozen=True)
+class FakeLambdaContext:
+    """The parts of Lambda's context object that handlers and powertools read."""
+
+    function_name: str
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    memory_limit_in_mb: int = 256
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = ""
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{REGION}:000000000000:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return LAMBDA_TIMEOUT_MS
+
+
+class ResponderMissingError(FileNotFoundError):
+    """A responder's ``lambdas/<function>/app.py`` does not exist."""
+
+
+def handler_path(function: str) -> Path:
+    """``lambdas/<function>/app.py``."""
+    return LAMBDAS_DIR / function / "app.py"
+
+
+def _is_common(module: str) -> bool:
+    return module == "responder_common" or module.startswith("responder_common.")
+
+
+@contextlib.contextmanager
+def _isolated_import_state() -> Iterator[None]:
+    """Restore ``sys.path`` and the ``responder_common`` modules after a cold start, so the copies a
+    responder loaded here never replace those other code (or tests) in this process imported."""
+    saved_path = list(sys.path)
+    saved = {name: module for name, module in sys.modules.items() if _is_common(name)}
+    try:
+        yield
+    finally:
+        for name in [m for m in sys.modules if _is_common(m) or m.startswith("_drill_responder_")]:
+            del sys.modules[name]
+        sys.modules.update(saved)
+        sys.path[:] = saved_path
+
+
+def _load_handler(function: str) -> Callable[[Any, Any], Any]:
+    """Import ``lambdas/<function>/app.py`` afresh (a cold start) and return its ``handler``.
+
+    The archive puts ``responder_common`` next to ``app.py``; here ``lambdas/`` goes on ``sys.path``
+    instead, and cached ``responder_common`` modules are dropped so their settings are read again.
+    Call it inside :func:`_isolated_import_state`.
+    """
+    path = handler_path(function)
+    if not path.is_file():
+        raise ResponderMissingError(f"responder {function} not found at {path.relative_to(REPO_ROOT)}")
+    for name in [m for m in sys.modules if _is_common(m)]:
+        del sys.modules[name]
+    sys.path.insert(0, str(LAMBDAS_DIR))
+    module_name = f"_drill_responder_{function}_{uuid.uuid4().hex[:8]}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module.handler
+
+
+@dataclass
+class Responder:
+    """A cold-started responder. Calling it invokes the handler as Lambda would, with a fresh context.
+
+    powertools writes metrics to stdout as CloudWatch embedded-metric-format lines; they are captured,
+    not printed: :attr:`metrics` lists the metric names emitted so far, :attr:`output` the other lines.
+    """
+
+    function: str
+    handler: Callable[[Any, Any], Any]
+    metrics: list[str] = field(default_factory=list)
+    output: list[str] = field(default_factory=list)
+
+    def __call__(self, event: Mapping[str, Any]) -> Any:
+        captured = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(captured):
+                return self.handler(json.loads(json.dumps(event)), FakeLambdaContext(function_name=self.function))
+        finally:
+            self._collect(captured.getvalue())
+
+    def _collect(self, text: str) -> None:
+        for line in text.splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if isinstance(record, dict) and "_aws" in record:
+                for directive in record["_aws"].get("CloudWatchMetrics", []):
+                    self.metrics.extend(metric["Name"] for metric in directive.get("Metrics", []))
+            elif line.strip():
+                self.output.append(line)
+
+
+@contextlib.contextmanager
+def responder(function: str, environment: Mapping[str, str], endpoints: Endpoints) -> Iterator[Responder]:
+    """A cold-started responder (see :class:`Responder`) with its environment set while the block runs.
+
+    ``environment`` is the function's contract variables (``ALERTS_TOPIC_ARN``, ``STATE_TABLE``, ...);
+    the powertools variables, the region, fake keys and the endpoint routing are added. The variables
+    stay set while the block runs (clients may be created lazily) and are restored afterwards.
+    """
+    values = {
+        **aws_environment(endpoints),
+        "POWERTOOLS_SERVICE_NAME": function,
+        "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "AWS_LAMBDA_FUNCTION_NAME": function,
+        **environment,
+    }
+    with patched_environ(values), _isolated_import_state():
+        yield Responder(function=function, handler=_load_handler(function))
+
+
+# ---------------------------------------------------------------------------------------------
+# Event shapes (as AWS documents them)
+
+
+def lambda_sns_event(envelope: Mapping[str, Any], subscription_arn: str) -> dict[str, Any]:
+    """The Lambda event SNS would send for ``envelope`` (an SNS notification as delivered to SQS).
+
+    SQS gets ``SigningCertURL``/``UnsubscribeURL``; Lambda's ``Sns`` record spells them
+    ``SigningCertUrl``/``UnsubscribeUrl``. Everything else is carried over unchanged.
+    """
+    renamed = {"SigningCertURL": "SigningCertUrl", "UnsubscribeURL": "UnsubscribeUrl"}
+    record = {renamed.get(key, key): value for key, value in envelope.items()}
+    record.setdefault("MessageAttributes", {})
+    record.setdefault("Subject", None)
+    return {
+        "Records": [
+            {
+                "EventSource": "aws:sns",
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": subscription_arn,
+                "Sns": record,
+            }
+        ]
+    }
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items() if k != "ResponseMetadata"}
+    if isinstance(value, list):
+        return [_json_ready(v) for v in value]
+    return value
+
+
+def model_package_state_change_detail(sagemaker: Any, model_package_arn: str) -> dict[str, Any]:
+    """The ``detail`` of a "SageMaker Model Package State Change" event: the described model package."""
+    return _json_ready(sagemaker.describe_model_package(ModelPackageName=model_package_arn))
+
+
+def pipeline_execution_status_change_event(
+    sagemaker: Any, execution_arn: str, *, account: str, previous_status: str = "Executing"
+) -> dict[str, Any]:
+    """A "SageMaker Model Building Pipeline Execution Status Change" event for ``execution_arn``."""
+    described = sagemaker.describe_pipeline_execution(PipelineExecutionArn=execution_arn)
+    detail = {
+        "pipelineArn": described["PipelineArn"],
+        "pipelineExecutionArn": execution_arn,
+        "pipelineExecutionDisplayName": described.get("PipelineExecutionDisplayName", ""),
+        "currentPipelineExecutionStatus": described["PipelineExecutionStatus"],
+        "previousPipelineExecutionStatus": previous_status,
+        "executionStartTime": _json_ready(described.get("CreationTime")),
+        "executionEndTime": _json_ready(described.get("LastModifiedTime")),
+        "pipelineExecutionDescription": described.get("PipelineExecutionDescription", ""),
+    }
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "SageMaker Model Building Pipeline Execution Status Change",
+        "source": "aws.sagemaker",
+        "account": account,
+        "time": _json_ready(dt.datetime.now(dt.UTC)),
+        "region": REGION,
+        "resources": [described["PipelineArn"], execution_arn],
+        "detail": detail,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# SNS / SQS / EventBridge plumbing on LocalStack
+
+
+def create_queue(sqs: Any, name: str) -> tuple[str, str]:
+    """A queue: (URL, ARN)."""
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return url, arn
+
+
+def allow_service_to_send(sqs: Any, queue_url: str, queue_arn: str, service: str, source_arn: str) -> None:
+    """A queue policy letting ``service`` (sns/events.amazonaws.com) send messages from ``source_arn`` only."""
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": service},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": source_arn}},
+            }
+        ],
+    }
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
+
+
+def subscribe_queue(sns: Any, sqs: Any, topic_arn: str, queue_name: str) -> tuple[str, str]:
+    """Subscribe a new queue to ``topic_arn`` (envelopes, not raw delivery): (queue URL, subscription ARN)."""
+    url, arn = create_queue(sqs, queue_name)
+    allow_service_to_send(sqs, url, arn, "sns.amazonaws.com", topic_arn)
+    subscription = sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn, ReturnSubscriptionArn=True)
+    return url, subscription["SubscriptionArn"]
+
+
+def alarm_notification_key_policy(account: str) -> dict[str, Any]:
+    """A key policy for a topic that CloudWatch alarms publish to (they need the key to encrypt)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "AccountRoot",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+                "Action": "kms:*",
+                "Resource": "*",  # a key policy's resource is the key itself
+            },
+            {
+                "Sid": "CloudWatchAlarms",
+                "Effect": "Allow",
+                "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:SourceAccount": account}},
+            },
+        ],
+    }
+
+
+def create_encrypted_topic(sns: Any, kms: Any, name: str, account: str) -> tuple[str, str]:
+    """An SNS topic encrypted with a new customer-managed key CloudWatch may use: (topic ARN, key ARN)."""
+    key = kms.create_key(
+        Description=f"{name} topic key",
+        Policy=json.dumps(alarm_notification_key_policy(account)),
+    )["KeyMetadata"]["Arn"]
+    topic = sns.create_topic(Name=name, Attributes={"KmsMasterKeyId": key})["TopicArn"]
+    return topic, key
+
+
+def receive_matching(
+    sqs: Any,
+    queue_url: str,
+    match: Callable[[dict[str, Any]], bool],
+    *,
+    timeout: float = 20.0,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Poll ``queue_url`` until a message whose JSON body satisfies ``match`` arrives.
+
+    Returns (that body, every body received before it); received messages are deleted. Raises
+    ``TimeoutError`` naming what did arrive if nothing matches within ``timeout`` seconds.
+    """
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        wait = max(0, min(1, int(deadline - time.monotonic())))
+        response = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait)
+        for message in response.get("Messages", []):
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            body = json.loads(message["Body"])
+            if match(body):
+                return body, seen
+            seen.append(body)
+    raise TimeoutError(f"no matching message on {queue_url} within {timeout:.0f}s; received {len(seen)}: {seen}")
+
+
+def is_alarm_notification(alarm_name: str, state: str = "ALARM") -> Callable[[dict[str, Any]], bool]:
+    """Matches an SNS envelope holding CloudWatch's notification of ``alarm_name`` entering ``state``."""
+
+    def match(body: dict[str, Any]) -> bool:
+        if body.get("Type") != "Notification":
+            return False
+        try:
+            message = json.loads(body.get("Message", ""))
+        except ValueError:
+            return False
+        return message.get("AlarmName") == alarm_name and message.get("NewStateValue") == state
+
+    return match
+
+
+def model_package_event_pattern() -> dict[str, Any]:
+    """The EventBridge pattern of the approval responder: approved model packages only."""
+    return {
+        "source": ["aws.sagemaker"],
+        "detail-type": ["SageMaker Model Package State Change"],
+        "detail": {"ModelApprovalStatus": ["Approved"]},
+    }
+
+
+def route_rule_to_queue(events: Any, sqs: Any, rule: str, pattern: Mapping[str, Any], queue_name: str) -> str:
+    """An EventBridge rule on the default bus with ``pattern`` whose target is a new queue; returns its URL."""
+    rule_arn = events.put_rule(Name=rule, EventPattern=json.dumps(pattern), State="ENABLED")["RuleArn"]
+    url, arn = create_queue(sqs, queue_name)
+    allow_service_to_send(sqs, url, arn, "events.amazonaws.com", rule_arn)
+    events.put_targets(Rule=rule, Targets=[{"Id": "queue", "Arn": arn}])
+    return url
+
+
+# ---------------------------------------------------------------------------------------------
+# A fake GitHub API on loopback
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the fake GitHub API received."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+class FakeGitHub:
+    """GitHub's ``workflow_dispatch`` endpoint on 127.0.0.1: answers 204 and records every request.
+
+    ``POST /repos/{owner}/{repo}/actions/workflows/{workflow}/dispatches`` with a bearer token gets
+    204 No Content (what GitHub returns); anything else 404. Use as a context manager.
+    """
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.requests: list[RecordedRequest] = []
+        self._server: http.server.ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("FakeGitHub is not running")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def dispatches(self) -> list[RecordedRequest]:
+        """The workflow_dispatch requests received so far."""
+        return [r for r in self.requests if r.method == "POST" and r.path.endswith("/dispatches")]
+
+    def __enter__(self) -> FakeGitHub:
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                try:
+                    body: Any = json.loads(raw) if raw else None
+                except ValueError:
+                    body = raw.decode("utf-8", "replace")
+                fake.requests.append(RecordedRequest("POST", self.path, dict(self.headers.items()), body))
+                parts = self.path.split("?")[0].strip("/").split("/")
+                is_dispatch = len(parts) == 7 and parts[0] == "repos" and parts[3:5] == ["actions", "workflows"]
+                authorised = self.headers.get("Authorization", "") in (f"Bearer {fake.token}", f"token {fake.token}")
+                if is_dispatch and parts[6] == "dispatches" and authorised:
+                    self.send_response(204)
+                    self.end_headers()
+                    return
+                self._json(401 if is_dispatch else 404, {"message": "Bad credentials" if is_dispatch else "Not Found"})
+
+            def do_GET(self) -> None:
+                fake.requests.append(RecordedRequest("GET", self.path, dict(self.headers.items()), None))
+                self._json(404, {"message": "Not Found"})
+
+            def _json(self, status: int, payload: Any) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-github", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+# ---------------------------------------------------------------------------------------------
+# The drill
+
+
+@dataclass(frozen=True)
+class Names:
+    """Physical names of the drill's resources (``<project>-<env>-<thing>``, as the platform derives them)."""
+
+    prefix: str = "acme-drill"
+    model: str = "customer-churn"
+    feature_spec: str = "customer-churn"
+    table: str = "customer_activity"
+    repository: str = "acme/mlops-platform"
+    workflow: str = "deploy.yml"
+
+    def bucket(self, zone: str) -> str:
+        return f"{self.prefix}-{zone}"
+
+    def database(self, zone: str) -> str:
+        return f"{self.prefix}-{zone}".replace("-", "_")
+
+    @property
+    def pipeline(self) -> str:
+        return f"{self.prefix}-{self.model}"
+
+    @property
+    def group(self) -> str:
+        return f"{self.prefix}-{self.model}"
+
+    @property
+    def feature_group(self) -> str:
+        return f"{self.prefix}-{self.model}"
+
+    @property
+    def drift_alarm(self) -> str:
+        return f"{self.prefix}-{self.model}-feature-drift"
+
+    @property
+    def token_secret(self) -> str:
+        return f"{self.prefix}/github-deploy-token"
+
+
+@dataclass
+class StepResult:
+    """One step's outcome: ✓ or ✗, its time and what it showed (or why it failed)."""
+
+    name: str
+    ok: bool
+    seconds: float
+    detail: str
+
+
+class StepFailedError(AssertionError):
+    """A drill step's check failed."""
+
+
+def check(condition: bool, message: str) -> None:
+    """Fail the current step with ``message`` unless ``condition`` holds."""
+    if not condition:
+        raise StepFailedError(message)
+
+
+@dataclass
+class Drill:
+    """The state shared by the steps: endpoints, clients, names and what earlier steps produced."""
+
+    endpoints: Endpoints
+    names: Names = field(default_factory=Names)
+    out: Any = field(default=sys.stdout)
+    results: list[StepResult] = field(default_factory=list)
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def moto(self, service: str) -> Any:
+        return client(self.endpoints.moto, service)
+
+    def localstack(self, service: str) -> Any:
+        return client(self.endpoints.localstack, service)
+
+    def emit(self, line: str) -> None:
+        print(line, file=self.out, flush=True)
+
+    def run_step(self, name: str, step: Callable[[Drill], str]) -> bool:
+        started = time.monotonic()
+        try:
+            detail = step(self)
+            ok = True
+        except Exception as exc:
+            detail = f"{type(exc).__name__}: {exc}"
+            if not isinstance(exc, StepFailedError):
+                detail += "\n" + "".join(traceback.format_exception(exc)[-3:]).rstrip()
+            ok = False
+        seconds = time.monotonic() - started
+        self.results.append(StepResult(name, ok, seconds, detail))
+        mark = "✓" if ok else "✗"
+        lines = detail.splitlines() or [""]
+        self.emit(f"{mark} {name:<10} {seconds:6.2f}s  {lines[0]}")
+        for extra in lines[1:]:
+            self.emit(f"  {'':<10} {'':>7}  {extra}")
+        return ok
+
+
+# --- the steps (each returns a one-line summary, or raises) -------------------------------------
+
+
+def step_lake(d: Drill) -> str:
+    import awswrangler as wr
+    import pandas as pd
+
+    from infra.config import ColumnSpec, TableSpec
+    from mlops.ingestion import write_curated_dataset
+    from pipelines.local_run import synthetic_customer_activity
+
+    s3 = d.moto("s3")
+    glue = d.moto("glue")
+    for zone in ("raw", "curated", "features", "artifacts"):
+        s3.create_bucket(Bucket=d.names.bucket(zone), CreateBucketConfiguration={"LocationConstraint": REGION})
+    glue.create_database(DatabaseInput={"Name": d.names.database("curated")})
+
+    raw = synthetic_customer_activity(customers=40, days=3, seed=11)
+    landing = f"{d.names.table}/ingest_date=2024-05-04/batch-0001.csv"
+    s3.put_object(Bucket=d.names.bucket("raw"), Key=landing, Body=raw.to_csv(index=False).encode())
+
+    table = TableSpec(
+        name=d.names.table,
+        zone="curated",
+        columns=(
+            ColumnSpec(name="customer_id", type="string"),
+            ColumnSpec(name="event_time", type="timestamp"),
+            ColumnSpec(name="sessions", type="int"),
+            ColumnSpec(name="minutes_active", type="double"),
+            ColumnSpec(name="support_tickets", type="int"),
+            ColumnSpec(name="plan", type="string"),
+            ColumnSpec(name="monthly_spend", type="double"),
+            ColumnSpec(name="churned", type="int"),
+        ),
+        partition_keys=(ColumnSpec(name="dt", type="string"),),
+    )
+    landed = pd.read_csv(s3.get_object(Bucket=d.names.bucket("raw"), Key=landing)["Body"])
+    landed["event_time"] = pd.to_datetime(landed["event_time"], utc=True)
+    landed["dt"] = landed["event_time"].dt.strftime("%Y-%m-%d")
+    report = write_curated_dataset(
+        landed,
+        table,
+        bucket=d.names.bucket("curated"),
+        database=d.names.database("curated"),
+        boto3_session=boto3.Session(region_name=REGION, **CREDENTIALS),
+        mode="overwrite_partitions",
+    )
+    catalogued = wr.catalog.get_partitions(
+        database=d.names.database("curated"),
+        table=d.names.table,
+        boto3_session=boto3.Session(region_name=REGION, **CREDENTIALS),
+    )
+    check(report.rows == len(raw), f"ingested {report.rows} rows, landed {len(raw)}")
+    check(len(catalogued) == 3, f"expected 3 daily partitions in Glue, found {len(catalogued)}")
+    d.values["curated_location"] = report.location
+    d.values["table"] = table
+    return f"{report.rows} rows landed in s3://{d.names.bucket('raw')}/{landing}, curated to {report.location} ({len(report.files)} files, {len(catalogued)} Glue partitions)"
+
+
+def step_features(d: Drill) -> str:
+    import awswrangler as wr
+    import pandas as pd
+
+    from mlops.features import get_spec
+    from mlops.features.spec import feature_definitions
+    from mlops.featurestore import point_in_time_join, validate_record
+
+    spec = get_spec(d.names.feature_spec)
+    session = boto3.Session(region_name=REGION, **CREDENTIALS)
+    curated = cast(pd.DataFrame, wr.s3.read_parquet(d.values["curated_location"], dataset=True, boto3_session=session))
+    records = []
+    for index, row in enumerate(curated.to_dict("records")):
+        values = {
+            spec.record_identifier: row[spec.record_identifier],
+            spec.event_time: pd.Timestamp(row[spec.event_time]).to_pydatetime(),
+            **spec.transform(row),
+        }
+        records.append(validate_record(spec, values, index))
+    written = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    offline = pd.DataFrame(records).assign(write_time=written, api_invocation_time=written, is_deleted=False)
+    location = f"s3://{d.names.bucket('features')}/{d.names.feature_group}/"
+    wr.s3.to_parquet(offline, path=location, dataset=True, mode="overwrite", boto3_session=session)
+
+    sagemaker = d.moto("sagemaker")
+    sagemaker.create_feature_group(
+        FeatureGroupName=d.names.feature_group,
+        RecordIdentifierFeatureName=spec.record_identifier,
+        EventTimeFeatureName=spec.event_time,
+        FeatureDefinitions=[{"FeatureName": n, "FeatureType": t} for n, t in feature_definitions(spec)],
+        OnlineStoreConfig={"EnableOnlineStore": True},
+        OfflineStoreConfig={"S3StorageConfig": {"S3Uri": location}, "DisableGlueTableCreation": True},
+        RoleArn="arn:aws:iam::123456789012:role/acme-drill-featurestore",
+    )
+    target = spec.target or "churned"
+    # Label times as ISO strings, parsed like the feature times: point_in_time_join's merge_asof refuses
+    # keys of different resolutions (Parquet gives datetime64[ns], ISO strings parse to datetime64[us]).
+    label_times = pd.to_datetime(curated[spec.event_time], utc=True)
+    labels = pd.DataFrame(
+        {
+            spec.record_identifier: curated[spec.record_identifier],
+            spec.event_time: label_times.dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            target: curated[target],
+        }
+    )
+    training = point_in_time_join(spec, labels, wr.s3.read_parquet(location, dataset=True, boto3_session=session))
+    check(len(training) == len(curated), f"training set has {len(training)} rows for {len(curated)} labels")
+    check(list(training.columns[2:-1]) == list(spec.feature_names), f"training columns {list(training.columns)}")
+    status = sagemaker.describe_feature_group(FeatureGroupName=d.names.feature_group)["FeatureGroupStatus"]
+    return (
+        f"{len(records)} feature records (spec {spec.name} v{spec.version}) at {location}; "
+        f"feature group {status}; point-in-time training set {training.shape[0]}x{training.shape[1]}"
+    )
+
+
+def step_pipeline(d: Drill) -> str:
+    from pipelines.bundle import code_bundle
+    from pipelines.factory import pipeline_definition
+    from pipelines.settings import PipelineSettings
+
+    code_version = "drill0001"
+    code_prefix = f"code/{d.names.model}/{code_version}"
+    s3 = d.moto("s3")
+    bundle = code_bundle()
+    for key, data in sorted(bundle.items()):
+        s3.put_object(Bucket=d.names.bucket("artifacts"), Key=f"{code_prefix}/{key}", Body=data)
+    role = "arn:aws:iam::123456789012:role/acme-drill-pipeline"
+    settings = PipelineSettings(
+        model_name=d.names.model,
+        pipeline_name=d.names.pipeline,
+        model_package_group_name=d.names.group,
+        feature_spec=d.names.feature_spec,
+        role_arn=role,
+        region=REGION,
+        default_bucket=d.names.bucket("artifacts"),
+        code_uri=f"s3://{d.names.bucket('artifacts')}/{code_prefix}",
+        input_data_uri=d.values["curated_location"].rstrip("/"),
+        code_version=code_version,
+    )
+    with contextlib.redirect_stdout(io.StringIO()):  # the SDK prints a telemetry notice on import
+        definition = pipeline_definition(settings)
+    sagemaker = d.moto("sagemaker")
+    sagemaker.create_pipeline(PipelineName=d.names.pipeline, PipelineDefinition=definition, RoleArn=role)
+    execution = sagemaker.start_pipeline_execution(
+        PipelineName=d.names.pipeline,
+        PipelineParameters=[{"Name": "DataVersion", "Value": "2024-05-04"}],
+        ClientRequestToken=f"drill-initial-training-{uuid.uuid4().hex}",
+    )["PipelineExecutionArn"]
+    status = sagemaker.describe_pipeline_execution(PipelineExecutionArn=execution)["PipelineExecutionStatus"]
+    check(status in ("Executing", "Succeeded"), f"execution status {status}")
+    d.values["role"] = role
+    return f"pipeline {d.names.pipeline} created from the real definition ({len(bundle)} code files published), execution {status}"
+
+
+def step_register(d: Drill) -> str:
+    sagemaker = d.moto("sagemaker")
+    sagemaker.create_model_package_group(
+        ModelPackageGroupName=d.names.group, ModelPackageGroupDescription="drill: customer churn"
+    )
+    arn = sagemaker.create_model_package(
+        ModelPackageGroupName=d.names.group,
+        ModelApprovalStatus="PendingManualApproval",
+        InferenceSpecification={
+            "Containers": [
+                {
+                    "Image": f"141502667606.dkr.ecr.{REGION}.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3",
+                    "ModelDataUrl": f"s3://{d.names.bucket('artifacts')}/pipelines/{d.names.pipeline}/model.tar.gz",
+                }
+            ],
+            "SupportedContentTypes": ["text/csv", "application/json"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+        CustomerMetadataProperties={"data_version": "2024-05-04", "code_version": "drill0001"},
+    )["ModelPackageArn"]
+    status = sagemaker.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"]
+    check(status == "PendingManualApproval", f"new version is {status}")
+    d.values["package_arn"] = arn
+    return f"{arn.rsplit('/', 2)[-2]} v{arn.rsplit('/', 1)[-1]} registered, {status}"
+
+
+def step_approve(d: Drill) -> str:
+    from pipelines import registry
+
+    sagemaker = d.moto("sagemaker")
+    registry.approve(sagemaker, d.values["package_arn"], "drill: auc above threshold; approved by the drill")
+    latest = registry.latest_approved(sagemaker, d.names.group)
+    check(latest.arn == d.values["package_arn"], f"latest approved is {latest.arn}")
+    return f"version {latest.version} approved; it is the group's latest approved version"
+
+
+def step_event(d: Drill) -> str:
+    events = d.localstack("events")
+    sqs = d.localstack("sqs")
+    queue = route_rule_to_queue(
+        events, sqs, f"{d.names.prefix}-model-approved", model_package_event_pattern(), f"{d.names.prefix}-approved"
+    )
+    detail = model_package_state_change_detail(d.moto("sagemaker"), d.values["package_arn"])
+    check(detail.get("ModelApprovalStatus") == "Approved", f"package is {detail.get('ModelApprovalStatus')}")
+    entry = {
+        "Source": "aws.sagemaker",
+        "DetailType": "SageMaker Model Package State Change",
+        "Resources": [d.values["package_arn"]],
+        "Detail": json.dumps(detail),
+    }
+    response = events.put_events(Entries=[entry])
+    check(response.get("FailedEntryCount", 0) == 0, f"put_events failed: {response.get('Entries')}")
+    event, _ = receive_matching(sqs, queue, lambda body: body.get("detail-type") == entry["DetailType"])
+    check(event["detail"]["ModelPackageArn"] == d.values["package_arn"], "routed event names another package")
+    d.values["approval_event"] = event
+    return f"rule matched; event {event['id'][:8]}… delivered to SQS with source {event['source']}"
+
+
+def step_dispatch(d: Drill) -> str:
+    token = "ghp_drill_" + uuid.uuid4().hex
+    d.localstack("secretsmanager").create_secret(Name=d.names.token_secret, SecretString=token)
+    repository, workflow = d.names.repository, d.names.workflow
+    with FakeGitHub(token) as github:
+        environment = {
+            "ALERTS_TOPIC_ARN": d.values["alerts_topic"],
+            "DEPLOY_HOOK": json.dumps(
+                {
+                    "kind": "github-workflow",
+                    "repository": repository,
+                    "workflow": workflow,
+                    "ref": "main",
+                    "tokenSecretName": d.names.token_secret,
+                }
+            ),
+            "MODEL_PACKAGE_GROUPS": json.dumps({d.names.group: d.names.model}),
+            "GITHUB_API_URL": github.url,
+        }
+        with responder("dispatch_deployment", environment, d.endpoints) as invoke:
+            invoke(d.values["approval_event"])
+        dispatches = github.dispatches()
+    check("DeploymentDispatched" in invoke.metrics, f"metrics {invoke.metrics}")
+    expected = f"/repos/{repository}/actions/workflows/{workflow}/dispatches"
+    check(len(dispatches) == 1, f"fake GitHub got {len(dispatches)} workflow_dispatch request(s): {github.requests}")
+    request = dispatches[0]
+    check(request.path == expected, f"dispatched to {request.path}, expected {expected}")
+    check(isinstance(request.body, dict) and request.body.get("ref") == "main", f"dispatch body {request.body}")
+    inputs = request.body.get("inputs", {}) if isinstance(request.body, dict) else {}
+    return f"workflow_dispatch POST {request.path} ref=main inputs={sorted(inputs)}; metrics {invoke.metrics}"
+
+
+def step_alarm(d: Drill) -> str:
+    sns = d.localstack("sns")
+    sqs = d.localstack("sqs")
+    kms = d.localstack("kms")
+    cloudwatch = d.localstack("cloudwatch")
+    account = d.values["account"]
+    topic, key = create_encrypted_topic(sns, kms, f"{d.names.prefix}-retrain", account)
+    queue, subscription = subscribe_queue(sns, sqs, topic, f"{d.names.prefix}-retrain-delivery")
+    cloudwatch.put_metric_alarm(
+        AlarmName=d.names.drift_alarm,
+        AlarmDescription=f"Feature drift of {d.names.model} (Model Monitor data-quality)",
+        Namespace="aws/sagemaker/Endpoints/data-metrics",
+        MetricName="feature_baseline_drift_sessions",
+        Dimensions=[
+            {"Name": "Endpoint", "Value": f"{d.names.prefix}-{d.names.model}"},
+            {"Name": "MonitoringSchedule", "Value": f"{d.names.prefix}-{d.names.model}-data-quality"},
+        ],
+        Statistic="Maximum",
+        Period=3600,
+        EvaluationPeriods=1,
+        Threshold=0.2,
+        ComparisonOperator="GreaterThanThreshold",
+        TreatMissingData="notBreaching",
+        AlarmActions=[topic],
+    )
+    cloudwatch.set_alarm_state(
+        AlarmName=d.names.drift_alarm, StateValue="ALARM", StateReason="drill: drift 0.41 > 0.2 on sessions"
+    )
+    envelope, _ = receive_matching(sqs, queue, is_alarm_notification(d.names.drift_alarm))
+    d.values.update(retrain_topic=topic, retrain_queue=queue, retrain_subscription=subscription, envelope=envelope)
+    message = json.loads(envelope["Message"])
+    return f"{message['AlarmName']} {message['OldStateValue']} → {message['NewStateValue']}; SNS ({key.rsplit('/', 1)[-1][:8]}… KMS) delivered it to SQS"
+
+
+def _executions(d: Drill) -> list[dict[str, Any]]:
+    sagemaker = d.moto("sagemaker")
+    return sagemaker.list_pipeline_executions(PipelineName=d.names.pipeline)["PipelineExecutionSummaries"]
+
+
+def _retrain_environment(d: Drill) -> dict[str, str]:
+    return {
+        "ALERTS_TOPIC_ARN": d.values["alerts_topic"],
+        "STATE_TABLE": d.values["state_table"],
+        "RETRAIN_TARGETS": json.dumps(
+            {
+                d.names.drift_alarm: {
+                    "model": d.names.model,
+                    "pipelineName": d.names.pipeline,
+                    "cooldownMinutes": RETRAINING_COOLDOWN_MINUTES,
+                    "maxPerDay": RETRAINING_MAX_PER_DAY,
+                }
+            }
+        ),
+    }
+
+
+def step_retrain(d: Drill) -> str:
+    before = _executions(d)
+    event = lambda_sns_event(d.values["envelope"], d.values["retrain_subscription"])
+    with responder("retrain_on_alarm", _retrain_environment(d), d.endpoints) as invoke:
+        invoke(event)
+    after = _executions(d)
+    check(len(after) == len(before) + 1, f"{len(after) - len(before)} execution(s) started, expected 1")
+    check(invoke.metrics == ["RetrainStarted"], f"metrics {invoke.metrics}")
+    new = next(e for e in after if e["PipelineExecutionArn"] not in {b["PipelineExecutionArn"] for b in before})
+    d.values["retraining_execution"] = new["PipelineExecutionArn"]
+    return f"retraining execution {new['PipelineExecutionArn'].rsplit('/', 1)[-1]} started on {d.names.pipeline}; metrics {invoke.metrics}"
+
+
+def step_duplicate(d: Drill) -> str:
+    before = len(_executions(d))
+    event = lambda_sns_event(d.values["envelope"], d.values["retrain_subscription"])
+    with responder("retrain_on_alarm", _retrain_environment(d), d.endpoints) as invoke:
+        invoke(event)  # SNS delivers at least once: the same message again, to a new cold start
+    after = len(_executions(d))
+    check(after == before, f"the duplicate delivery started {after - before} execution(s)")
+    check("DuplicateDelivery" in invoke.metrics, f"metrics {invoke.metrics}")
+    return f"same notification delivered again: still {after} executions; metrics {invoke.metrics}"
+
+
+def step_storm(d: Drill) -> str:
+    cloudwatch = d.localstack("cloudwatch")
+    sqs = d.localstack("sqs")
+    before = len(_executions(d))
+    cloudwatch.set_alarm_state(AlarmName=d.names.drift_alarm, StateValue="OK", StateReason="drill: recovered")
+    cloudwatch.set_alarm_state(AlarmName=d.names.drift_alarm, StateValue="ALARM", StateReason="drill: drift again")
+    envelope, _ = receive_matching(sqs, d.values["retrain_queue"], is_alarm_notification(d.names.drift_alarm))
+    check(envelope["MessageId"] != d.values["envelope"]["MessageId"], "got the first notification again")
+    with responder("retrain_on_alarm", _retrain_environment(d), d.endpoints) as invoke:
+        invoke(lambda_sns_event(envelope, d.values["retrain_subscription"]))
+    after = len(_executions(d))
+    check(after == before, f"a second alarm within the cooldown started {after - before} execution(s)")
+    check(invoke.metrics == ["SkippedCooldown"], f"metrics {invoke.metrics}")
+    return f"second ALARM within the {RETRAINING_COOLDOWN_MINUTES}-minute cooldown: still {after} executions; metrics {invoke.metrics}"
+
+
+def step_notify(d: Drill) -> str:
+    sagemaker = d.moto("sagemaker")
+    event = pipeline_execution_status_change_event(
+        sagemaker, d.values["retraining_execution"], account=d.values["account"]
+    )
+    with responder(
+        "notify_pipeline",
+        {"ALERTS_TOPIC_ARN": d.values["alerts_topic"], "PIPELINES": json.dumps({d.names.pipeline: d.names.model})},
+        d.endpoints,
+    ) as invoke:
+        invoke(event)
+    subject = f"[mlops] pipeline {event['detail']['currentPipelineExecutionStatus']}: {d.names.model}"
+    alert, _ = receive_matching(
+        d.localstack("sqs"),
+        d.values["alerts_queue"],
+        lambda body: body.get("Type") == "Notification" and str(body.get("Subject", "")).startswith(subject),
+    )
+    check(
+        d.values["retraining_execution"] in alert["Message"], f"alert does not name the execution: {alert['Message']}"
+    )
+    return f"alert {alert['Subject']!r} reached the alerts topic's subscriber; metrics {invoke.metrics}"
+
+
+def _prepare_shared(d: Drill) -> None:
+    """Resources every responder needs: the alerts topic (with a queue to read it) and the state table."""
+    sns = d.localstack("sns")
+    sqs = d.localstack("sqs")
+    d.values["account"] = d.localstack("sts").get_caller_identity()["Account"]
+    alerts, _ = create_encrypted_topic(sns, d.localstack("kms"), f"{d.names.prefix}-alerts", d.values["account"])
+    d.values["alerts_topic"] = alerts
+    d.values["alerts_queue"], _ = subscribe_queue(sns, sqs, alerts, f"{d.names.prefix}-alerts-inbox")
+    table = f"{d.names.prefix}-responder-state"
+    dynamodb = d.moto("dynamodb")  # moto: LocalStack's DynamoDB needs a download
+    dynamodb.create_table(
+        TableName=table,
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.update_time_to_live(
+        TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+    )
+    d.values["state_table"] = table
+
+
+STEPS: tuple[tuple[str, Callable[[Drill], str]], ...] = (
+    ("lake", step_lake),
+    ("features", step_features),
+    ("pipeline", step_pipeline),
+    ("register", step_register),
+    ("approve", step_approve),
+    ("event", step_event),
+    ("dispatch", step_dispatch),
+    ("alarm", step_alarm),
+    ("retrain", step_retrain),
+    ("duplicate", step_duplicate),
+    ("storm", step_storm),
+    ("notify", step_notify),
+)
+
+
+def run_drill(endpoints: Endpoints, *, out: Any = sys.stdout, names: Names | None = None) -> list[StepResult]:
+    """Run every step against running emulators; stop at the first failure (later steps depend on it).
+
+    Returns the results of the steps that ran. Sets ``AWS_ENDPOINT_URL_*`` and fake credentials in the
+    process environment while it runs (awswrangler and the SDK create their own clients), then restores them.
+    """
+    drill = Drill(endpoints=endpoints, names=names or Names(), out=out)
+    with patched_environ(aws_environment(endpoints)):
+        if not drill.run_step("setup", lambda d: (_prepare_shared(d), "alerts topic, state table")[1]):
+            return drill.results
+        for name, step in STEPS:
+            if not drill.run_step(name, step):
+                skipped = [n for n, _ in STEPS[STEPS.index((name, step)) + 1 :]]
+                if skipped:
+                    drill.emit(f"- not run: {', '.join(skipped)}")
+                break
+    return drill.results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tools.drill``: start the emulators, run the drill, print a summary; exit 0/1/2."""
+    del argv
+    # Configure logging first: a SageMaker SDK module calls logging.basicConfig(level=INFO) on import, and
+    # the SDK sets its own loggers to INFO/DEBUG; the handler's level keeps the step lines readable.
+    handler = logging.StreamHandler()
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("  %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    logging.getLogger("sagemaker").setLevel(logging.ERROR)  # "Popping out ..." notices while building
+    started = time.monotonic()
+    try:
+        ensure_localstack_venv()
+        with running_emulators() as endpoints:
+            print(
+                f"✓ {'emulators':<10} {time.monotonic() - started:6.2f}s  LocalStack {endpoints.localstack}, moto {endpoints.moto}"
+            )
+            results = run_drill(endpoints)
+    except EmulatorUnavailableError as exc:
+        print(f"✗ emulators: {exc}", file=sys.stderr)
+        return 2
+    except EmulatorError as exc:
+        print(f"✗ emulators: {exc}", file=sys.stderr)
+        return 2
+    passed = sum(r.ok for r in results)
+    failed = len(results) - passed
+    total = len(STEPS) + 1
+    print(f"\n{passed}/{total} steps passed, {failed} failed in {time.monotonic() - started:.1f}s")
+    return 0 if failed == 0 and passed == total else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
