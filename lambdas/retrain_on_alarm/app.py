@@ -505,9 +505,19 @@ class Retrainer:
 
 
 def _mark_duplicate(response: Any, idempotent_data: Any) -> Any:
-    """Idempotency response hook: a stored result returned again marks a duplicate delivery."""
-    metrics.add_metric(name=Outcome.DUPLICATE.value, unit=MetricUnit.Count, value=1)
-    return {**response, "duplicate": True} if isinstance(response, dict) else response
+    """Idempotency response hook: a stored result returned again is a duplicate delivery.
+
+    It is reported (and counted, once, by the handler) as ``DuplicateDelivery``; the first delivery's
+    outcome stays visible as ``replayedOutcome``, so a duplicate never counts as a second start.
+    """
+    if isinstance(response, dict):
+        return {
+            **response,
+            "outcome": Outcome.DUPLICATE.value,
+            "replayedOutcome": response.get("outcome"),
+            "duplicate": True,
+        }
+    return response
 
 
 @dataclass(frozen=True)

@@ -158,6 +158,9 @@ def point_in_time_join(
             "_at": pd.to_datetime(labels[label_time], utc=True).to_numpy(),
         }
     )
+    # One resolution on both sides: pandas parses ISO strings to microseconds, Parquet gives
+    # nanoseconds, and merge_asof refuses keys of different resolutions.
+    left["_at"] = pd.to_datetime(left["_at"], utc=True).dt.as_unit("ns")
     if label:
         left["_label"] = labels[label].to_numpy()
 
@@ -173,7 +176,7 @@ def point_in_time_join(
         }
     )
     for column in ("_feature_time", "_write", "_invoked"):
-        right[column] = pd.to_datetime(right[column], utc=True)
+        right[column] = pd.to_datetime(right[column], utc=True).dt.as_unit("ns")
     right["_deleted"] = right["_deleted"].fillna(False).astype(bool)
     for name in names:
         right[name] = features[name].to_numpy()

@@ -375,3 +375,16 @@ def test_training_set_rows_keep_label_order_and_labels() -> None:
         ["c-2", 7, 0],
         ["c-1", 1, 0],
     ]
+
+
+def test_label_and_feature_times_of_different_resolutions_join() -> None:
+    """Labels read from Parquet (nanoseconds) join feature event times parsed from ISO strings (microseconds)."""
+    features = pd.DataFrame([offline_row("c-1", "2024-05-01T00:00:00Z", "2024-05-01T00:05:00", 2)])
+    labels = pd.DataFrame(
+        {
+            "customer_id": ["c-1"],
+            "event_time": pd.to_datetime(["2024-05-02T00:00:00Z"], utc=True).as_unit("ns"),
+            "churned": [0],
+        }
+    )
+    assert point_in_time_join(SPEC, labels, features)["sessions"].tolist() == [2]

@@ -212,10 +212,19 @@ def test_storm_of_duplicate_and_concurrent_alarms_starts_exactly_one_execution(a
 
     assert errors == []
     assert len(aws.executions()) == 1
-    first_hand = [r for r in results if r["outcome"] == "RetrainStarted" and not r.get("duplicate")]
+    first_hand = [r for r in results if r["outcome"] == "RetrainStarted"]
     assert len(first_hand) == 1
-    assert all(r.get("duplicate") or r["outcome"] == "DuplicateDelivery" for r in results if r not in first_hand)
+    assert all(r["outcome"] == "DuplicateDelivery" for r in results if r not in first_hand)
     assert len(aws.notifications()) == 1
+
+
+def test_a_redelivered_transition_is_reported_as_a_duplicate_not_a_second_start(aws: Aws) -> None:
+    rt = retrain_runtime(aws, clock=Clock(T0))
+    assert outcome(retrain.process(sns_alarm(T0), rt)) == "RetrainStarted"
+    (replay,) = retrain.process(sns_alarm(T0), rt)["outcomes"]
+    assert replay["outcome"] == "DuplicateDelivery"
+    assert replay["replayedOutcome"] == "RetrainStarted"
+    assert len(aws.executions()) == 1
 
 
 def test_started_execution_records_why_in_its_parameters(aws: Aws) -> None:
