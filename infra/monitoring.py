@@ -6,7 +6,10 @@ Per model with an endpoint (see :class:`ModelMonitoring`):
   ``aws.sagemaker.DataQualityJobDefinition`` comparing the captured requests with the served version's
   drift baselines (statistics and constraints registered with the model package), run hourly or daily by
   an ``aws.sagemaker.MonitoringSchedule``; reports under ``s3://<monitoring>/<model>/data-quality/`` and
-  per-feature ``feature_baseline_drift_<feature>`` metrics in CloudWatch.
+  per-feature ``feature_baseline_drift_<feature>`` metrics in CloudWatch. The endpoint captures RAW
+  requests while the baselines describe the feature spec's columns, so the job runs a record preprocessor
+  (:func:`mlops.monitoring.build_record_preprocessor`: the spec's own ``compute_features``) published,
+  KMS-encrypted, at ``s3://<monitoring>/<model>/record-preprocessor/<content hash>/record_preprocessor.py``.
 - **Model quality** (``monitoring.modelQuality``): a ``pulumi_aws_native.sagemaker.ModelQualityJobDefinition``
   (not in pulumi-aws) joining captured predictions with ground-truth labels from
   ``s3://<monitoring>/<model>/<groundTruthPrefix>``, BinaryClassification, scheduled the same way;
@@ -25,7 +28,9 @@ only the model's report prefixes.
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +44,8 @@ from infra.config import ModelSettings
 from infra.context import StackContext
 from infra.model_versions import DeployableVersion
 from infra.naming import Kind
+from mlops.features import get_spec
+from mlops.monitoring import build_record_preprocessor
 
 DATA_METRICS_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
 """Where Model Monitor's data-quality jobs of real-time endpoints publish (dimensions Endpoint, MonitoringSchedule)."""
@@ -59,6 +66,9 @@ GROUND_TRUTH_START_OFFSET = "-P2D"
 GROUND_TRUTH_END_OFFSET = "-P1D"
 """A model-quality job evaluates predictions captured two days to one day before it runs, so labels have a
 day to land under the ground-truth prefix (ISO-8601 durations, see "Model monitor offsets")."""
+
+RECORD_PREPROCESSOR_FILE = "record_preprocessor.py"
+"""File name of the data-quality job's record preprocessor (under a content-addressed prefix)."""
 
 RUNBOOK = "docs/runbook.md"
 ANCHOR_DRIFT_COMPOSITE = "drift-composite"
@@ -106,6 +116,16 @@ def s3_object_arn(uri: str) -> str:
     return f"arn:aws:s3:::{bucket}/{key}"
 
 
+def record_preprocessor_key(model_name: str, script: bytes) -> str:
+    """Key of a model's record preprocessor in the monitoring bucket: a new script is a new key.
+
+    ``<model>/record-preprocessor/<16 hex digits of sha256>/record_preprocessor.py``; outside the report
+    prefixes the monitoring jobs may write, so a job cannot replace the code it runs.
+    """
+    digest = hashlib.sha256(script).hexdigest()[:16]
+    return f"{model_name}/record-preprocessor/{digest}/{RECORD_PREPROCESSOR_FILE}"
+
+
 def native_provider(
     context: StackContext, name: str, opts: pulumi.ResourceOptions | None = None
 ) -> aws_native.Provider:
@@ -147,7 +167,8 @@ class ModelMonitoring(pulumi.ComponentResource):
     ``retraining_alarm_arns`` (the alarms that publish to the retrain topic: composite drift and model
     quality; empty when ``monitoring.retraining.enabled`` is false), ``drift_alarm_names`` (per feature),
     ``dashboard_name``, ``data_quality_schedule_name`` / ``model_quality_schedule_name`` (``None`` when
-    that monitor is off), ``role_arn`` (``None`` without monitors).
+    that monitor is off), ``role_arn`` (``None`` without monitors), ``record_preprocessor_uri`` (the
+    data-quality job's record preprocessor; ``None`` without a data-quality monitor).
 
     Raises ``ValueError`` when model quality is monitored without ``native_provider``, and
     ``infra.naming.NamingError`` at preview when a derived name breaks AWS's limits.
@@ -164,7 +185,11 @@ class ModelMonitoring(pulumi.ComponentResource):
     model_quality_schedule_name: str | None
     baseline: DeployableVersion | None
     role_arn: pulumi.Output[str] | None
+    record_preprocessor: aws.s3.BucketObjectv2 | None
+    record_preprocessor_uri: pulumi.Output[str] | None
     _role_policy: aws.iam.RolePolicy
+    _preprocessor_script: bytes
+    _preprocessor_key: str
 
     def __init__(self, name: str, args: ModelMonitoringArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlops:monitoring:ModelMonitoring", name, None, opts)
@@ -181,6 +206,8 @@ class ModelMonitoring(pulumi.ComponentResource):
         self.model_quality_schedule_name = None
         self.baseline = None
         self.role_arn = None
+        self.record_preprocessor = None
+        self.record_preprocessor_uri = None
 
         captured = args.data_capture_uri is not None
         watch_data = captured and monitoring.data_quality.enabled
@@ -195,6 +222,10 @@ class ModelMonitoring(pulumi.ComponentResource):
                     resource=self,
                 )
                 watch_data = False
+        if watch_data:
+            # Generated at preview from the repository's feature code: same code, same bytes, same key.
+            self._preprocessor_script = build_record_preprocessor(get_spec(model.feature_spec))
+            self._preprocessor_key = record_preprocessor_key(model.name, self._preprocessor_script)
         if watch_quality and args.native_provider is None:
             raise ValueError(
                 f"model '{model.name}': monitoring.modelQuality.enabled=true needs the aws-native provider "
@@ -235,6 +266,7 @@ class ModelMonitoring(pulumi.ComponentResource):
                 "data_quality_schedule_name": self.data_quality_schedule_name,
                 "model_quality_schedule_name": self.model_quality_schedule_name,
                 "role_arn": self.role_arn,
+                "record_preprocessor_uri": self.record_preprocessor_uri,
             }
         )
 
@@ -249,12 +281,30 @@ class ModelMonitoring(pulumi.ComponentResource):
         baseline = self.baseline
         assert baseline is not None and baseline.data_statistics_uri and baseline.data_constraints_uri
         job_name = args.context.naming.name(f"{args.model.name}-dq", Kind.SAGEMAKER)
+        self.record_preprocessor = aws.s3.BucketObjectv2(
+            f"{self._name}-record-preprocessor",
+            bucket=args.monitoring_bucket_name,
+            key=self._preprocessor_key,
+            content_base64=base64.b64encode(self._preprocessor_script).decode("ascii"),
+            content_type="text/x-python",
+            server_side_encryption="aws:kms",
+            kms_key_id=args.kms_key_arn,
+            tags=self._tags,
+            # A new script is a new key; the old object stays for jobs already running with it.
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
+        )
+        self.record_preprocessor_uri = pulumi.Output.concat(
+            "s3://", args.monitoring_bucket_name, "/", self._preprocessor_key
+        )
         definition = aws.sagemaker.DataQualityJobDefinition(
             f"{self._name}-data-quality",
             name=job_name,
             role_arn=self._role_arn(),
             data_quality_app_specification=aws.sagemaker.DataQualityJobDefinitionDataQualityAppSpecificationArgs(
-                image_uri=image, environment=ANALYZER_ENVIRONMENT
+                image_uri=image,
+                environment=ANALYZER_ENVIRONMENT,
+                # Raw captured requests -> the spec's feature columns, which the baselines describe.
+                record_preprocessor_source_uri=self.record_preprocessor_uri,
             ),
             data_quality_baseline_config=aws.sagemaker.DataQualityJobDefinitionDataQualityBaselineConfigArgs(
                 statistics_resource=aws.sagemaker.DataQualityJobDefinitionDataQualityBaselineConfigStatisticsResourceArgs(
@@ -295,7 +345,7 @@ class ModelMonitoring(pulumi.ComponentResource):
                 max_runtime_in_seconds=settings.max_runtime_seconds
             ),
             tags=self._tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._role_policy]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._role_policy, self.record_preprocessor]),
         )
         return self._schedule("data-quality", job_name, "DataQuality", definition.name, settings.schedule)
 
@@ -422,6 +472,13 @@ class ModelMonitoring(pulumi.ComponentResource):
                     "BaselinesRead",
                     ["s3:GetObject"],
                     [s3_object_arn(baseline.data_statistics_uri), s3_object_arn(baseline.data_constraints_uri)],
+                )
+            )
+            statements.append(
+                iam.statement(
+                    "RecordPreprocessorRead",
+                    ["s3:GetObject"],
+                    [pulumi.Output.concat(args.monitoring_bucket_arn, "/", self._preprocessor_key)],
                 )
             )
             reports.append(f"{model.name}/data-quality/")

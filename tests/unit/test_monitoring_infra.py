@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
@@ -17,6 +18,7 @@ from infra.model_versions import OfflineVersions
 from infra.offline import MOCK_ACCOUNT_ID, OfflinePlan, PlannedResource, PlatformMocks, read_stack_values, run_program
 from infra.serving import SERVERLESS_VARIANT
 from mlops.features import get_spec
+from mlops.monitoring import build_record_preprocessor
 
 ROOT = Path(__file__).resolve().parents[2]
 MONITORING = "mlops:monitoring:ModelMonitoring"
@@ -498,3 +500,66 @@ def test_s3_uris_are_split_and_refused_exactly() -> None:
     with pytest.raises(ValueError) as error:
         monitoring.split_s3_uri("https://bucket/a")
     assert str(error.value) == "not an S3 URI: 'https://bucket/a'"
+
+
+# --- record preprocessor --------------------------------------------------------------------------
+
+BUCKET_OBJECT = "aws:s3/bucketObjectv2:BucketObjectv2"
+
+
+def preprocessor_object(plan: OfflinePlan, model: ModelSettings) -> PlannedResource:
+    (obj,) = of_model(plan, model, BUCKET_OBJECT)
+    return obj
+
+
+def test_some_stack_monitors_data_quality(stack_plans: dict[str, OfflinePlan]) -> None:
+    assert any(of_model(plan, model, DQ) for plan in stack_plans.values() for model in monitored(plan))
+
+
+def test_data_quality_runs_the_uploaded_record_preprocessor(plan: OfflinePlan) -> None:
+    for model in monitored(plan):
+        obj = preprocessor_object(plan, model)
+        (dq,) = of_model(plan, model, DQ)
+        uri = dq.inputs["dataQualityAppSpecification"]["recordPreprocessorSourceUri"]
+        assert uri == f"s3://{obj.inputs['bucket']}/{obj.inputs['key']}"
+        assert obj.urn in dq.dependencies
+
+
+def test_the_record_preprocessor_is_the_models_generated_script(plan: OfflinePlan) -> None:
+    bucket = plan.outputs["lakeBuckets"]["monitoring"]
+    for model in monitored(plan):
+        obj = preprocessor_object(plan, model)
+        script = build_record_preprocessor(get_spec(model.feature_spec))
+        assert base64.b64decode(obj.inputs["contentBase64"]) == script
+        assert obj.inputs["bucket"] == bucket
+        assert obj.inputs["key"] == monitoring.record_preprocessor_key(model.name, script)
+
+
+def test_the_record_preprocessor_is_kms_encrypted_with_the_platform_key(plan: OfflinePlan) -> None:
+    for model in monitored(plan):
+        obj = preprocessor_object(plan, model)
+        assert obj.inputs["serverSideEncryption"] == "aws:kms"
+        assert obj.inputs["kmsKeyId"] == plan.outputs["kmsKeyArn"]
+
+
+def test_the_monitoring_role_reads_exactly_the_record_preprocessor(plan: OfflinePlan) -> None:
+    bucket_arn = f"arn:aws:s3:::{plan.outputs['lakeBuckets']['monitoring']}"
+    for model in monitored(plan):
+        obj = preprocessor_object(plan, model)
+        (policy,) = of_model(plan, model, ROLE_POLICY)
+        statements = {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
+        read = statements["RecordPreprocessorRead"]
+        assert (read["Effect"], read["Action"], read["Resource"]) == (
+            "Allow",
+            ["s3:GetObject"],
+            [f"{bucket_arn}/{obj.inputs['key']}"],
+        )
+        assert "kms:Decrypt" in statements["PlatformKeyUse"]["Action"]
+        assert plan.outputs["kmsKeyArn"] in statements["PlatformKeyUse"]["Resource"]
+
+
+def test_the_record_preprocessor_key_changes_exactly_with_the_script() -> None:
+    first = monitoring.record_preprocessor_key("churn", b"one")
+    assert first == monitoring.record_preprocessor_key("churn", b"one")
+    assert first != monitoring.record_preprocessor_key("churn", b"two")
+    assert re.fullmatch(r"churn/record-preprocessor/[0-9a-f]{16}/record_preprocessor\.py", first)
