@@ -276,13 +276,18 @@ def _base_environment() -> dict[str, str]:
 
 
 def start_localstack(
-    workdir: Path, *, venv: Path = LOCALSTACK_VENV, timeout: float = START_TIMEOUT_SECONDS
+    workdir: Path,
+    *,
+    venv: Path = LOCALSTACK_VENV,
+    timeout: float = START_TIMEOUT_SECONDS,
+    port: int | None = None,
 ) -> Emulator:
-    """Start LocalStack on a free loopback port with its state under ``workdir``; wait until it answers."""
+    """Start LocalStack on loopback (``port``, default a free one) with its state under ``workdir``; wait until
+    it answers."""
     python = localstack_python(venv)
     if not python.is_file():
         raise EmulatorError(f"no LocalStack environment at {venv}: run `python -m tools.emulators setup`")
-    port = free_port()
+    port = port or free_port()
     state = workdir / "localstack"
     (state / "filesystem").mkdir(parents=True, exist_ok=True)
     (state / "config").mkdir(parents=True, exist_ok=True)
@@ -318,9 +323,9 @@ def moto_server_command(port: int) -> list[str]:
     return [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)]
 
 
-def start_moto(workdir: Path, *, timeout: float = START_TIMEOUT_SECONDS) -> Emulator:
-    """Start moto's server on a free loopback port; wait until it answers."""
-    port = free_port()
+def start_moto(workdir: Path, *, timeout: float = START_TIMEOUT_SECONDS, port: int | None = None) -> Emulator:
+    """Start moto's server on loopback (``port``, default a free one); wait until it answers."""
+    port = port or free_port()
     env = _base_environment()
     env["PYTHONUNBUFFERED"] = "1"
     emulator = _spawn("moto", moto_server_command(port), env, workdir, port)
@@ -333,16 +338,23 @@ def start_moto(workdir: Path, *, timeout: float = START_TIMEOUT_SECONDS) -> Emul
 
 
 @contextlib.contextmanager
-def running_emulators(*, venv: Path = LOCALSTACK_VENV, keep_logs: Path | None = None) -> Iterator[Endpoints]:
+def running_emulators(
+    *,
+    venv: Path = LOCALSTACK_VENV,
+    keep_logs: Path | None = None,
+    localstack_port: int | None = None,
+    moto_port: int | None = None,
+) -> Iterator[Endpoints]:
     """Start LocalStack and moto's server, yield their endpoints, always stop both (and remove their state).
 
-    ``keep_logs``: a folder to copy the servers' logs to before their temporary folder goes.
+    ``keep_logs``: a folder to copy the servers' logs to before their temporary folder goes. Ports default
+    to free ones; the ``local`` stack expects 4566 and 5000 (``python -m tools.emulators run`` uses those).
     """
     workdir = Path(tempfile.mkdtemp(prefix="mlops-emulators-"))
     started: list[Emulator] = []
     try:
-        started.append(start_moto(workdir))
-        started.append(start_localstack(workdir, venv=venv))
+        started.append(start_moto(workdir, port=moto_port))
+        started.append(start_localstack(workdir, venv=venv, port=localstack_port))
         yield Endpoints(localstack=started[1].url, moto=started[0].url)
     finally:
         for emulator in reversed(started):
@@ -363,7 +375,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.emulators", description="Local AWS emulators on 127.0.0.1.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("setup", help="create .venv-localstack (Python 3.13, pinned LocalStack) if missing")
-    commands.add_parser("run", help="start LocalStack and moto server on loopback until Ctrl-C")
+    run = commands.add_parser("run", help="start LocalStack and moto server on loopback until Ctrl-C")
+    run.add_argument("--localstack-port", type=int, default=4566, help="LocalStack's port (the local stack: 4566)")
+    run.add_argument("--moto-port", type=int, default=5000, help="moto server's port (the local stack: 5000)")
     args = parser.parse_args(argv)
     try:
         started = time.monotonic()
@@ -371,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"LocalStack environment: {python} ({time.monotonic() - started:.1f}s)")
         if args.command == "setup":
             return 0
-        with running_emulators() as endpoints:
+        with running_emulators(localstack_port=args.localstack_port, moto_port=args.moto_port) as endpoints:
             print(f"LocalStack: {endpoints.localstack}\nmoto:       {endpoints.moto}\n")
             for key, value in sorted(endpoints.environment().items()):
                 print(f"export {key}={value}")

@@ -138,6 +138,8 @@ def test_every_taggable_resource_is_tagged(plan: OfflinePlan) -> None:
     assert tagged
     for resource in tagged:
         tags = resource.inputs["tags"]
+        if isinstance(tags, list):  # aws-native resources take tags as [{key, value}]
+            tags = {t["key"]: t["value"] for t in tags}
         missing = [k for k in REQUIRED_TAG_KEYS if not tags.get(k)]
         assert not missing, f"{resource.name} lacks {missing}"
         assert tags["Environment"] == plan.config.environment
