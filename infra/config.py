@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -50,6 +51,16 @@ _GLUE_PRIMITIVES = (
 )
 _GLUE_TYPE = re.compile(rf"^({_GLUE_PRIMITIVES}|array<({_GLUE_PRIMITIVES})>)$")
 _CRON = re.compile(r"^cron\((\S+\s+){5}\S+\)$")
+
+
+def _cron_expression(value: str) -> str:
+    if not _CRON.match(value):
+        raise ValueError(f"'{value}' is not a cron expression of the form cron(min hour day month weekday year)")
+    return value
+
+
+CronExpression = Annotated[str, AfterValidator(_cron_expression)]
+"""An EventBridge/SageMaker schedule: ``cron(min hour day month weekday year)``."""
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 
 
@@ -190,7 +201,7 @@ class TableSpec(_Model):
 class CatalogSettings(_Model):
     """The Glue catalog over the lake."""
 
-    crawler_schedule: str | None = Field(
+    crawler_schedule: CronExpression | None = Field(
         default="cron(0 3 * * ? *)",
         description="EventBridge cron expression for the crawlers; null: run on demand only.",
     )
@@ -198,13 +209,6 @@ class CatalogSettings(_Model):
         default=("raw", "curated"), description="Zones that get a scheduled crawler."
     )
     tables: tuple[TableSpec, ...] = Field(default=(), description="Tables declared with explicit schemas.")
-
-    @field_validator("crawler_schedule")
-    @classmethod
-    def _cron(cls, value: str | None) -> str | None:
-        if value is not None and not _CRON.match(value):
-            raise ValueError(f"'{value}' is not a cron expression of the form cron(min hour day month weekday year)")
-        return value
 
     @model_validator(mode="after")
     def _unique(self) -> CatalogSettings:
@@ -284,7 +288,7 @@ class TrainingSettings(_Model):
         description="12-digit AWS account ids allowed to read (describe, list, get) the model package group "
         "and its versions, e.g. a central registry or deployment account. Empty: no resource policy.",
     )
-    retrain_schedule: str | None = Field(
+    retrain_schedule: CronExpression | None = Field(
         default=None,
         description="EventBridge cron expression that starts the pipeline on a schedule; null: run on demand only.",
     )
@@ -302,13 +306,6 @@ class TrainingSettings(_Model):
     def _unique_accounts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if len(set(value)) != len(value):
             raise ValueError(f"registryAccountIds lists an account twice: {list(value)}")
-        return value
-
-    @field_validator("retrain_schedule")
-    @classmethod
-    def _cron(cls, value: str | None) -> str | None:
-        if value is not None and not _CRON.match(value):
-            raise ValueError(f"'{value}' is not a cron expression of the form cron(min hour day month weekday year)")
         return value
 
 
@@ -471,7 +468,7 @@ class DataQualityMonitorSettings(_Model):
     """Model Monitor data-quality schedule: drift of captured features against the training baseline."""
 
     enabled: bool = Field(default=True, description="Run the data-quality (feature drift) schedule.")
-    schedule: str = Field(
+    schedule: CronExpression = Field(
         default="cron(0 * ? * * *)", description="Schedule of the monitoring job (hourly or daily cron expression)."
     )
     instance_type: InstanceType = Field(default="ml.m5.large", description="Instance type of the monitoring job.")
@@ -484,19 +481,12 @@ class DataQualityMonitorSettings(_Model):
         default=0.1, gt=0, le=1, description="Alarm when a feature's baseline drift distance exceeds this."
     )
 
-    @field_validator("schedule")
-    @classmethod
-    def _cron(cls, value: str) -> str:
-        if not _CRON.match(value):
-            raise ValueError(f"'{value}' is not a cron expression of the form cron(min hour day month weekday year)")
-        return value
-
 
 class ModelQualityMonitorSettings(_Model):
     """Model Monitor model-quality schedule: predictions joined with ground truth labels."""
 
     enabled: bool = Field(default=True, description="Run the model-quality schedule (needs ground truth labels).")
-    schedule: str = Field(
+    schedule: CronExpression = Field(
         default="cron(0 0 ? * * *)", description="Schedule of the monitoring job (daily by default: labels lag)."
     )
     instance_type: InstanceType = Field(default="ml.m5.large", description="Instance type of the monitoring job.")
@@ -514,13 +504,6 @@ class ModelQualityMonitorSettings(_Model):
         le=1,
         description="Alarm when the live metric (training.metricName) falls below this; null: training.metricThreshold.",
     )
-
-    @field_validator("schedule")
-    @classmethod
-    def _cron(cls, value: str) -> str:
-        if not _CRON.match(value):
-            raise ValueError(f"'{value}' is not a cron expression of the form cron(min hour day month weekday year)")
-        return value
 
 
 class BusinessKpiSettings(_Model):

@@ -22,7 +22,7 @@ import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
-from responder_common.errors import MalformedEventError, ResponderError, UpstreamError
+from responder_common.errors import MalformedEventError, ResponderError, UpstreamError, report_failure
 from responder_common.events import eventbridge_event, optional_str, require_str
 from responder_common.notify import Notification, Notifier
 from responder_common.settings import required, string_map
@@ -203,9 +203,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         return process(event, runtime())
     except ResponderError as error:
-        event_id = event.get("id") if isinstance(event, Mapping) else None
-        logger.exception(
-            "notify_pipeline failed", extra={"error_type": type(error).__name__, "event_id": event_id, "event": event}
-        )
-        metrics.add_metric(name="Failed", unit=MetricUnit.Count, value=1)
+        report_failure(logger, metrics, SERVICE, error, event, [event.get("id")] if isinstance(event, Mapping) else [])
         raise

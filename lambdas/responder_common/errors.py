@@ -8,6 +8,8 @@ not errors and never raise.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ResponderError(Exception):
     """Base class of every error a responder raises deliberately."""
@@ -39,3 +41,18 @@ class DispatchError(ResponderError):
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+def report_failure(
+    logger: Any, metrics: Any, function: str, error: ResponderError, event: Any, event_ids: list[Any]
+) -> None:
+    """Log a failed invocation with its event and count it (metric ``Failed``).
+
+    The caller re-raises: Lambda retries the asynchronous invocation, then dead-letters the event.
+    """
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    logger.exception(
+        f"{function} failed", extra={"error_type": type(error).__name__, "event_ids": event_ids, "event": event}
+    )
+    metrics.add_metric(name="Failed", unit=MetricUnit.Count, value=1)

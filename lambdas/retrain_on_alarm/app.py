@@ -41,7 +41,13 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from botocore.exceptions import ClientError
-from responder_common.errors import ConfigurationError, MalformedEventError, ResponderError, UpstreamError
+from responder_common.errors import (
+    ConfigurationError,
+    MalformedEventError,
+    ResponderError,
+    UpstreamError,
+    report_failure,
+)
 from responder_common.events import (
     eventbridge_event,
     optional_str,
@@ -602,9 +608,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         return process(event, runtime(), context)
     except ResponderError as error:
-        logger.exception(
-            "retrain_on_alarm failed",
-            extra={"error_type": type(error).__name__, "event_ids": list(_records(event)), "event": event},
-        )
-        metrics.add_metric(name="Failed", unit=MetricUnit.Count, value=1)
+        report_failure(logger, metrics, SERVICE, error, event, list(_records(event)))
         raise
