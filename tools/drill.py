@@ -363,6 +363,43 @@ def alarm_notification_key_policy(account: str) -> dict[str, Any]:
     }
 
 
+def create_state_table(dynamodb: Any, table: str) -> str:
+    """The responders' state table as ``infra/responders.py`` declares it: key ``pk``, TTL on ``expires_at``."""
+    dynamodb.create_table(
+        TableName=table,
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.update_time_to_live(
+        TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+    )
+    return table
+
+
+def create_drift_alarm(cloudwatch: Any, *, name: str, model: str, endpoint: str, topic_arn: str, ok_too: bool) -> str:
+    """A feature-drift alarm on Model Monitor's metric (as ``infra/monitoring.py`` makes it) acting on ``topic_arn``."""
+    cloudwatch.put_metric_alarm(
+        AlarmName=name,
+        AlarmDescription=f"Feature drift of {model} (Model Monitor data-quality)",
+        Namespace="aws/sagemaker/Endpoints/data-metrics",
+        MetricName="feature_baseline_drift_sessions",
+        Dimensions=[
+            {"Name": "Endpoint", "Value": endpoint},
+            {"Name": "MonitoringSchedule", "Value": f"{endpoint}-data-quality"},
+        ],
+        Statistic="Maximum",
+        Period=3600,
+        EvaluationPeriods=1,
+        Threshold=0.2,
+        ComparisonOperator="GreaterThanThreshold",
+        TreatMissingData="notBreaching",
+        AlarmActions=[topic_arn],
+        OKActions=[topic_arn] if ok_too else [],
+    )
+    return name
+
+
 def create_encrypted_topic(sns: Any, kms: Any, name: str, account: str) -> tuple[str, str]:
     """An SNS topic encrypted with a new customer-managed key CloudWatch may use: (topic ARN, key ARN)."""
     key = kms.create_key(
@@ -871,22 +908,13 @@ def step_alarm(d: Drill) -> str:
     account = d.values["account"]
     topic, key = create_encrypted_topic(sns, kms, f"{d.names.prefix}-retrain", account)
     queue, subscription = subscribe_queue(sns, sqs, topic, f"{d.names.prefix}-retrain-delivery")
-    cloudwatch.put_metric_alarm(
-        AlarmName=d.names.drift_alarm,
-        AlarmDescription=f"Feature drift of {d.names.model} (Model Monitor data-quality)",
-        Namespace="aws/sagemaker/Endpoints/data-metrics",
-        MetricName="feature_baseline_drift_sessions",
-        Dimensions=[
-            {"Name": "Endpoint", "Value": f"{d.names.prefix}-{d.names.model}"},
-            {"Name": "MonitoringSchedule", "Value": f"{d.names.prefix}-{d.names.model}-data-quality"},
-        ],
-        Statistic="Maximum",
-        Period=3600,
-        EvaluationPeriods=1,
-        Threshold=0.2,
-        ComparisonOperator="GreaterThanThreshold",
-        TreatMissingData="notBreaching",
-        AlarmActions=[topic],
+    create_drift_alarm(
+        cloudwatch,
+        name=d.names.drift_alarm,
+        model=d.names.model,
+        endpoint=f"{d.names.prefix}-{d.names.model}",
+        topic_arn=topic,
+        ok_too=False,
     )
     cloudwatch.set_alarm_state(
         AlarmName=d.names.drift_alarm, StateValue="ALARM", StateReason="drill: drift 0.41 > 0.2 on sessions"
@@ -990,17 +1018,8 @@ def _prepare_shared(d: Drill) -> None:
     alerts, _ = create_encrypted_topic(sns, d.localstack("kms"), f"{d.names.prefix}-alerts", d.values["account"])
     d.values["alerts_topic"] = alerts
     d.values["alerts_queue"], _ = subscribe_queue(sns, sqs, alerts, f"{d.names.prefix}-alerts-inbox")
-    table = f"{d.names.prefix}-responder-state"
-    dynamodb = d.moto("dynamodb")  # moto: LocalStack's DynamoDB needs a download
-    dynamodb.create_table(
-        TableName=table,
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    dynamodb.update_time_to_live(
-        TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
-    )
+    # moto's DynamoDB: LocalStack's needs a download
+    table = create_state_table(d.moto("dynamodb"), f"{d.names.prefix}-responder-state")
     d.values["state_table"] = table
 
 

@@ -19,7 +19,9 @@ import pytest
 
 from tools.drill import (
     client,
+    create_drift_alarm,
     create_encrypted_topic,
+    create_state_table,
     is_alarm_notification,
     lambda_sns_event,
     receive_matching,
@@ -156,36 +158,15 @@ def retrain_rig(
     alerts, _ = create_encrypted_topic(sns, kms, f"acme-it-alerts-{unique}", account)
 
     alarm = f"acme-it-churn-{unique}-feature-drift"
-    localstack("cloudwatch").put_metric_alarm(
-        AlarmName=alarm,
-        AlarmDescription="Feature drift of customer-churn (Model Monitor data-quality)",
-        Namespace="aws/sagemaker/Endpoints/data-metrics",
-        MetricName="feature_baseline_drift_sessions",
-        Dimensions=[
-            {"Name": "Endpoint", "Value": f"acme-it-churn-{unique}"},
-            {"Name": "MonitoringSchedule", "Value": f"acme-it-churn-{unique}-data-quality"},
-        ],
-        Statistic="Maximum",
-        Period=3600,
-        EvaluationPeriods=1,
-        Threshold=0.2,
-        ComparisonOperator="GreaterThanThreshold",
-        TreatMissingData="notBreaching",
-        AlarmActions=[topic],
-        OKActions=[topic],
+    create_drift_alarm(
+        localstack("cloudwatch"),
+        name=alarm,
+        model="customer-churn",
+        endpoint=f"acme-it-churn-{unique}",
+        topic_arn=topic,
+        ok_too=True,
     )
-
-    table = f"acme-it-responder-state-{unique}"
-    dynamodb = moto("dynamodb")  # DynamoDB is moto's: see tools/emulators.py
-    dynamodb.create_table(
-        TableName=table,
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    dynamodb.update_time_to_live(
-        TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
-    )
+    table = create_state_table(moto("dynamodb"), f"acme-it-responder-state-{unique}")  # moto: see tools/emulators.py
 
     pipeline = f"acme-it-churn-{unique}"
     moto("sagemaker").create_pipeline(
