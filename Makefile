@@ -29,7 +29,8 @@ test: setup lint typecheck  ## everything CI runs: lint, types, docs in step, un
 test-unit: setup  ## unit + functional tests only (no emulators)
 	$(PY) -m pytest -q -m "not integration"
 
-test-integration: emulators  ## the integration tier: LocalStack + moto server on 127.0.0.1, and the drill
+test-integration: setup  ## the integration tier: LocalStack + moto server on 127.0.0.1, and the drill
+	$(PY) -m tools.emulators setup --if-available
 	$(PY) -m pytest -q -m integration tests/integration
 
 emulators: setup  ## create .venv-localstack (LocalStack needs Python 3.13) from pinned requirements

@@ -374,7 +374,12 @@ def running_emulators(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.emulators", description="Local AWS emulators on 127.0.0.1.")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("setup", help="create .venv-localstack (Python 3.13, pinned LocalStack) if missing")
+    setup = commands.add_parser("setup", help="create .venv-localstack (Python 3.13, pinned LocalStack) if missing")
+    setup.add_argument(
+        "--if-available",
+        action="store_true",
+        help="exit 0 with a notice when Python 3.13 is absent (the integration tier then skips itself)",
+    )
     run = commands.add_parser("run", help="start LocalStack and moto server on loopback until Ctrl-C")
     run.add_argument("--localstack-port", type=int, default=4566, help="LocalStack's port (the local stack: 4566)")
     run.add_argument("--moto-port", type=int, default=5000, help="moto server's port (the local stack: 5000)")
@@ -394,6 +399,12 @@ def main(argv: list[str] | None = None) -> int:
             with contextlib.suppress(KeyboardInterrupt):
                 while True:
                     time.sleep(3600)
+    except EmulatorUnavailableError as exc:
+        if args.command == "setup" and args.if_available:
+            print(f"notice: LocalStack unavailable, the integration tier will be skipped: {exc}", file=sys.stderr)
+            return 0
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except EmulatorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
