@@ -58,7 +58,12 @@ def build_platform(config: PlatformConfig, versions: ModelVersionSource | None =
     )
     outputs["alertsTopicArn"] = notifications.alerts_topic_arn
     outputs["retrainTopicArn"] = notifications.retrain_topic_arn
-    native = native_provider(ctx, f"{prefix}-aws-native")  # model-quality monitors live in pulumi-aws-native
+    # Model-quality monitors live in pulumi-aws-native; its provider exists only when a stack has one.
+    watches_quality = any(
+        m.serving is not None and m.serving.strategy != "serverless" and m.monitoring.model_quality.enabled
+        for m in config.models
+    )
+    native = native_provider(ctx, f"{prefix}-aws-native") if watches_quality else None
     monitors: dict[str, ModelMonitoring] = {}
     serving: Serving | None  # the current model's endpoint (set at [serving] when the model is served)
     # Every model gets every per-model layer, in dependency order.

@@ -563,3 +563,9 @@ def test_the_record_preprocessor_key_changes_exactly_with_the_script() -> None:
     assert first == monitoring.record_preprocessor_key("churn", b"one")
     assert first != monitoring.record_preprocessor_key("churn", b"two")
     assert re.fullmatch(r"churn/record-preprocessor/[0-9a-f]{16}/record_preprocessor\.py", first)
+
+
+def test_the_aws_native_provider_exists_exactly_when_model_quality_is_monitored(plan: OfflinePlan) -> None:
+    providers = [r for r in plan.resources if r.type == "pulumi:providers:aws-native"]
+    quality = plan.of_type("aws-native:sagemaker:ModelQualityJobDefinition")
+    assert len(providers) == (1 if quality else 0)
