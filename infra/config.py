@@ -318,8 +318,8 @@ ModelPackageArn = Annotated[
     StringConstraints(pattern=r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[a-zA-Z0-9-]{1,63}/\d+$"),
 ]
 ServingStrategy = Literal["single", "ab", "shadow", "serverless"]
-MAX_ROLLBACK_ALARMS = 10
-"""Most CloudWatch alarms one endpoint's AutoRollbackConfiguration accepts (SageMaker API limit)."""
+MAX_ALARM_METRICS = 10
+"""Most metrics one CloudWatch metric-math alarm reads; the 5xx-rate rollback alarm reads 2 per production variant."""
 RolloutMode = Literal["all-at-once", "canary", "linear"]
 
 
@@ -778,11 +778,12 @@ def serving_problems(model: ModelSettings, feature_names: list[str]) -> list[str
             "linear step; allowed: 10..50"
         )
     production_variants = 1 if strategy == "serverless" else len(variants)
-    if rollout.rollback_alarms and 2 * production_variants > MAX_ROLLBACK_ALARMS:
+    if rollout.rollback_alarms and 2 * production_variants > MAX_ALARM_METRICS:
         problems.append(
-            f"{where}: serving.rollout.rollbackAlarms=true creates 2 alarms per production variant, "
-            f"{2 * production_variants} for {production_variants} variants; an endpoint rolls back on at most "
-            f"{MAX_ROLLBACK_ALARMS} alarms (at most {MAX_ROLLBACK_ALARMS // 2} production variants)"
+            f"{where}: serving.rollout.rollbackAlarms=true with {production_variants} production variants: the "
+            f"endpoint's 5xx-rate rollback alarm reads 2 metrics per variant ({2 * production_variants}) and a "
+            f"CloudWatch alarm reads at most {MAX_ALARM_METRICS}; allowed: at most {MAX_ALARM_METRICS // 2} "
+            "production variants"
         )
     if serving.shadow_variant is not None and serving.shadow_variant.autoscaling is not None:
         problems.append(

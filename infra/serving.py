@@ -232,12 +232,11 @@ class Serving(pulumi.ComponentResource):
                 "s3://", args.monitoring_bucket_name, "/", model.name, "/", CAPTURE_PREFIX
             )
 
+        # Two alarms per endpoint, named after the model only: the endpoint's rollback alarm list is
+        # replace-only (AWS and the provider), so it must not change when variants or versions do. The
+        # alarms' metric queries cover the current production variants and are updated in place.
         alarm_names = (
-            [
-                ctx.naming.name(f"{model.name}-{variant}-{kind}", Kind.ALARM)
-                for variant in self.variant_names
-                for kind in ("5xx-rate", "p99-latency")
-            ]
+            [ctx.naming.name(f"{model.name}-rollback-{kind}", Kind.ALARM) for kind in ("5xx-rate", "p99-latency")]
             if serving.rollout.rollback_alarms
             else []
         )
@@ -447,70 +446,91 @@ class Serving(pulumi.ComponentResource):
     def _alarms(
         self, name: str, args: ServingArgs, endpoint_name: str, alarm_names: list[str], tags: dict[str, str]
     ) -> list[aws.cloudwatch.MetricAlarm]:
-        """Per production variant: 5xx error rate and p99 model latency, on the endpoint's static name."""
+        """The endpoint's rollback alarms, over every production variant (metric math on the static names):
+
+        - 5xx rate: all variants' ``Invocation5XXErrors`` over all their ``Invocations``, in percent;
+        - p99 latency: the highest of the variants' p99 ``ModelLatency``.
+
+        A canary's errors raise the endpoint-wide rate in proportion to its share, so thresholds apply to
+        the whole endpoint; per-variant sustained alarms for on-call live in the monitoring layer.
+        """
         if not alarm_names:
             return []
         rollout = args.model.serving.rollout if args.model.serving else None
         assert rollout is not None
-        alarms: list[aws.cloudwatch.MetricAlarm] = []
-        names = iter(alarm_names)
+        errors_name, latency_name = alarm_names
         common: dict[str, Any] = {
             "evaluation_periods": ALARM_EVALUATION_PERIODS,
             "datapoints_to_alarm": ALARM_DATAPOINTS_TO_ALARM,
             "comparison_operator": "GreaterThanThreshold",
-            # No traffic is not an outage: an idle variant stays OK (and does not block a deployment).
+            # No traffic is not an outage: an idle endpoint stays OK (and does not block a deployment).
             "treat_missing_data": "notBreaching",
             "actions_enabled": bool(args.alarm_action_arns),
             "alarm_actions": list(args.alarm_action_arns),
             "tags": tags,
         }
-        for variant in self.variant_names:
-            dimensions = {"EndpointName": endpoint_name, "VariantName": variant}
-
-            alarms.append(
-                aws.cloudwatch.MetricAlarm(
-                    f"{name}-alarm-{variant}-5xx-rate",
-                    name=next(names),
-                    alarm_description=(
-                        f"{variant} of {endpoint_name}: 5xx errors above {rollout.error_rate_percent_threshold}% "
-                        "of invocations; rolls back an endpoint deployment. Runbook: docs/runbook.md#rollback-5xx-rate"
-                    ),
-                    metric_queries=[
-                        _sum_query("errors", "Invocation5XXErrors", dimensions),
-                        _sum_query("invocations", "Invocations", dimensions),
-                        aws.cloudwatch.MetricAlarmMetricQueryArgs(
-                            id="error_rate",
-                            expression="IF(invocations > 0, 100 * errors / invocations, 0)",
-                            label="5xx error rate (%)",
-                            return_data=True,
+        dimensions = [{"EndpointName": endpoint_name, "VariantName": v} for v in self.variant_names]
+        indexes = range(len(dimensions))
+        errors = " + ".join(f"FILL(e{i}, 0)" for i in indexes)
+        invocations = " + ".join(f"FILL(n{i}, 0)" for i in indexes)
+        error_rate = aws.cloudwatch.MetricAlarm(
+            f"{name}-alarm-5xx-rate",
+            name=errors_name,
+            alarm_description=(
+                f"{endpoint_name}: 5xx errors above {rollout.error_rate_percent_threshold}% of invocations across "
+                f"{', '.join(self.variant_names)}; rolls back an endpoint deployment. "
+                "Runbook: docs/runbook.md#rollback-5xx-rate"
+            ),
+            metric_queries=[
+                *(_sum_query(f"e{i}", "Invocation5XXErrors", d) for i, d in zip(indexes, dimensions, strict=True)),
+                *(_sum_query(f"n{i}", "Invocations", d) for i, d in zip(indexes, dimensions, strict=True)),
+                aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                    id="error_rate",
+                    expression=f"IF(({invocations}) > 0, 100 * ({errors}) / ({invocations}), 0)",
+                    label="5xx error rate (%)",
+                    return_data=True,
+                ),
+            ],
+            threshold=rollout.error_rate_percent_threshold,
+            **common,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        latency = aws.cloudwatch.MetricAlarm(
+            f"{name}-alarm-p99-latency",
+            name=latency_name,
+            alarm_description=(
+                f"{endpoint_name}: p99 model latency of a variant above {rollout.latency_p99_ms_threshold} ms; "
+                "rolls back an endpoint deployment. Runbook: docs/runbook.md#rollback-p99-latency"
+            ),
+            metric_queries=[
+                *(
+                    aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                        id=f"l{i}",
+                        metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
+                            namespace="AWS/SageMaker",
+                            metric_name="ModelLatency",
+                            dimensions=d,
+                            period=ALARM_PERIOD_SECONDS,
+                            stat="p99",
+                            unit="Microseconds",
                         ),
-                    ],
-                    threshold=rollout.error_rate_percent_threshold,
-                    **common,
-                    opts=pulumi.ResourceOptions(parent=self),
-                )
-            )
-            alarms.append(
-                aws.cloudwatch.MetricAlarm(
-                    f"{name}-alarm-{variant}-p99-latency",
-                    name=next(names),
-                    alarm_description=(
-                        f"{variant} of {endpoint_name}: p99 model latency above {rollout.latency_p99_ms_threshold} ms; "
-                        "rolls back an endpoint deployment. Runbook: docs/runbook.md#rollback-p99-latency"
-                    ),
-                    namespace="AWS/SageMaker",
-                    metric_name="ModelLatency",
-                    dimensions=dimensions,
-                    extended_statistic="p99",
-                    period=ALARM_PERIOD_SECONDS,
-                    # ModelLatency is reported in microseconds.
-                    threshold=rollout.latency_p99_ms_threshold * 1000,
-                    unit="Microseconds",
-                    **common,
-                    opts=pulumi.ResourceOptions(parent=self),
-                )
-            )
-        return alarms
+                        return_data=False,
+                    )
+                    for i, d in zip(indexes, dimensions, strict=True)
+                ),
+                aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                    id="p99_latency",
+                    expression=f"MAX([{', '.join(f'l{i}' for i in indexes)}])",
+                    label="highest variant p99 ModelLatency (microseconds)",
+                    return_data=True,
+                ),
+            ],
+            # ModelLatency is reported in microseconds.
+            threshold=rollout.latency_p99_ms_threshold * 1000,
+            **common,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return [error_rate, latency]
 
     def _autoscaling(
         self, name: str, args: ServingArgs, endpoint_name: str, variant: _Variant, tags: dict[str, str]

@@ -147,11 +147,12 @@ CASES: dict[str, tuple[str, Callable[[Model], None], str]] = {
         _small_linear_step,
         f"{WHERE}: serving.rollout.linearStepPercent=5 is below SageMaker's minimum linear step; allowed: 10..50",
     ),
-    "more rollback alarms than an endpoint takes": (
+    "more variants than the rollback alarm can read": (
         "prod",
         _too_many_alarmed_variants,
-        f"{WHERE}: serving.rollout.rollbackAlarms=true creates 2 alarms per production variant, 12 for 6 variants; "
-        "an endpoint rolls back on at most 10 alarms (at most 5 production variants)",
+        f"{WHERE}: serving.rollout.rollbackAlarms=true with 6 production variants: the endpoint's 5xx-rate rollback "
+        "alarm reads 2 metrics per variant (12) and a CloudWatch alarm reads at most 10; allowed: at most 5 "
+        "production variants",
     ),
     "autoscaled shadow variant": (
         "staging",

@@ -239,14 +239,22 @@ def test_has_local_storage(instance_type: str, local: bool) -> None:
 
 def test_deployment_config_rolls_back_on_exactly_the_components_alarms(plan: OfflinePlan) -> None:
     for model in served(plan):
-        settings = plan.config.model(model).serving
-        assert settings is not None
         alarms = {a.inputs["name"] for a in serving(plan, ALARM) if f"-{model}-serving-" in a.name}
         deployment = part(plan, model, "endpoint").inputs["deploymentConfig"]
         rollback = {a["alarmName"] for a in deployment["autoRollbackConfiguration"]["alarms"]}
         assert rollback == alarms
-        variants = [v.name for v in settings.variants] or [SERVERLESS_VARIANT]
-        assert len(alarms) == 2 * len(variants)
+        prefix = f"{plan.config.project}-{plan.config.environment}-{model}-rollback"
+        assert alarms == {f"{prefix}-5xx-rate", f"{prefix}-p99-latency"}
+
+
+def test_rollback_alarms_read_every_production_variant_and_no_shadow(plan: OfflinePlan) -> None:
+    for model in served(plan):
+        settings = plan.config.model(model).serving
+        assert settings is not None
+        variants = {v.name for v in settings.variants} or {SERVERLESS_VARIANT}
+        for alarm in (a for a in serving(plan, ALARM) if f"-{model}-serving-" in a.name):
+            read = {q["metric"]["dimensions"]["VariantName"] for q in alarm.inputs["metricQueries"] if "metric" in q}
+            assert read == variants, alarm.inputs["name"]
 
 
 def test_endpoint_waits_for_its_alarms(plan: OfflinePlan) -> None:
@@ -284,37 +292,50 @@ def test_dev_all_at_once_has_no_step_size(stack_plans: dict[str, OfflinePlan]) -
     assert not {"canarySize", "linearStepSize"} & set(routing)
 
 
-def test_error_rate_alarm_is_metric_math_per_variant(stack_plans: dict[str, OfflinePlan]) -> None:
+def test_error_rate_alarm_is_the_endpoint_wide_rate_over_its_variants(stack_plans: dict[str, OfflinePlan]) -> None:
     prod = stack_plans["prod"]
     rollout = prod.config.model("customer-churn").serving.rollout  # type: ignore[union-attr]
-    alarm = part(prod, "customer-churn", "alarm-challenger-5xx-rate").inputs
+    alarm = part(prod, "customer-churn", "alarm-5xx-rate").inputs
     queries = {q["id"]: q for q in alarm["metricQueries"]}
-    dimensions = {"EndpointName": "acme-mlops-prod-customer-churn", "VariantName": "challenger"}
-    assert queries["errors"]["metric"]["metricName"] == "Invocation5XXErrors"
-    assert queries["invocations"]["metric"]["metricName"] == "Invocations"
-    for metric in ("errors", "invocations"):
-        assert queries[metric]["metric"]["namespace"] == "AWS/SageMaker"
-        assert queries[metric]["metric"]["dimensions"] == dimensions
+    for i, variant in enumerate(("champion", "challenger")):
+        dimensions = {"EndpointName": "acme-mlops-prod-customer-churn", "VariantName": variant}
+        assert queries[f"e{i}"]["metric"]["metricName"] == "Invocation5XXErrors"
+        assert queries[f"n{i}"]["metric"]["metricName"] == "Invocations"
+        for metric in (f"e{i}", f"n{i}"):
+            assert queries[metric]["metric"]["namespace"] == "AWS/SageMaker"
+            assert queries[metric]["metric"]["dimensions"] == dimensions
+            assert queries[metric]["metric"]["stat"] == "Sum"
     returned = [q for q in alarm["metricQueries"] if q.get("returnData")]
-    assert [q["expression"] for q in returned] == ["IF(invocations > 0, 100 * errors / invocations, 0)"]
+    assert [q["expression"] for q in returned] == [
+        "IF((FILL(n0, 0) + FILL(n1, 0)) > 0, 100 * (FILL(e0, 0) + FILL(e1, 0)) / (FILL(n0, 0) + FILL(n1, 0)), 0)"
+    ]
     assert alarm["threshold"] == rollout.error_rate_percent_threshold
     assert alarm["comparisonOperator"] == "GreaterThanThreshold"
 
 
-def test_latency_alarm_threshold_is_in_microseconds(stack_plans: dict[str, OfflinePlan]) -> None:
+def test_latency_alarm_takes_the_worst_variant_in_microseconds(stack_plans: dict[str, OfflinePlan]) -> None:
     prod = stack_plans["prod"]
-    alarm = part(prod, "customer-churn", "alarm-champion-p99-latency").inputs
-    assert (alarm["namespace"], alarm["metricName"], alarm["extendedStatistic"]) == (
-        "AWS/SageMaker", "ModelLatency", "p99",
-    )  # fmt: skip
-    assert alarm["dimensions"] == {"EndpointName": "acme-mlops-prod-customer-churn", "VariantName": "champion"}
+    alarm = part(prod, "customer-churn", "alarm-p99-latency").inputs
+    metrics = [q["metric"] for q in alarm["metricQueries"] if "metric" in q]
+    assert {(m["namespace"], m["metricName"], m["stat"]) for m in metrics} == {("AWS/SageMaker", "ModelLatency", "p99")}
+    assert [m["dimensions"]["VariantName"] for m in metrics] == ["champion", "challenger"]
+    returned = [q for q in alarm["metricQueries"] if q.get("returnData")]
+    assert [q["expression"] for q in returned] == ["MAX([l0, l1])"]
     assert alarm["threshold"] == 300 * 1000
 
 
-def test_alarm_names_do_not_depend_on_the_served_version(stack_plans: dict[str, OfflinePlan], single) -> None:
-    """A new model version must not change the alarm list (it is force-new on the endpoint)."""
-    names = {a.inputs["name"] for a in serving(single, ALARM)}
-    assert names == {"acme-mlops-prod-customer-churn-main-5xx-rate", "acme-mlops-prod-customer-churn-main-p99-latency"}
+def test_alarm_names_do_not_depend_on_versions_or_variants(stack_plans: dict[str, OfflinePlan], single) -> None:
+    """The rollback alarm list is force-new on the endpoint: versions and variants must not change it."""
+    prod_names = {a.inputs["name"] for a in serving(stack_plans["prod"], ALARM)}
+    single_names = {a.inputs["name"] for a in serving(single, ALARM)}
+    assert (
+        single_names
+        == prod_names
+        == {
+            "acme-mlops-prod-customer-churn-rollback-5xx-rate",
+            "acme-mlops-prod-customer-churn-rollback-p99-latency",
+        }
+    )
 
 
 # --- updates: new version → new model and config, same endpoint and scaling target ------------------------
@@ -478,3 +499,13 @@ def test_models_run_with_the_serving_role_and_wait_for_its_policy(plan: OfflineP
         for sm_model in serving(plan, MODEL):
             assert sm_model.inputs["executionRoleArn"] == role.state["arn"]
             assert policy.urn in sm_model.dependencies
+
+
+def test_every_metric_math_alarm_stays_within_cloudwatch_limits(plan: OfflinePlan) -> None:
+    """PutMetricAlarm takes at most 10 metric queries and 10 expressions, one of them returned."""
+    for alarm in plan.of_type(ALARM):
+        queries = alarm.inputs.get("metricQueries") or []
+        if queries:
+            assert sum("metric" in q for q in queries) <= 10, alarm.inputs["name"]
+            assert sum("expression" in q for q in queries) <= 10, alarm.inputs["name"]
+            assert sum(bool(q.get("returnData")) for q in queries) == 1, alarm.inputs["name"]
