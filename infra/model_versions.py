@@ -41,13 +41,6 @@ class ModelVersionSource(Protocol):
         ...
 
 
-def _baselines(package: dict[str, Any]) -> tuple[str | None, str | None]:
-    quality = (package.get("DriftCheckBaselines") or {}).get("ModelDataQuality") or {}
-    statistics = (quality.get("Statistics") or {}).get("S3Uri")
-    constraints = (quality.get("Constraints") or {}).get("S3Uri")
-    return statistics, constraints
-
-
 def _version_of(arn: str) -> int:
     tail = arn.rsplit("/", 1)[-1]
     return int(tail) if tail.isdigit() else 0
@@ -82,14 +75,12 @@ class RegistryVersions:
             except (registry.NoApprovedModelVersionError, registry.ModelPackageGroupNotFoundError):
                 return None  # first deployment of the group: no endpoint until a version is approved
         details = registry.describe_version(client, pinned_arn)  # raises ModelVersionNotFoundError
-        package = client.describe_model_package(ModelPackageName=pinned_arn)
-        statistics, constraints = _baselines(package)
         return DeployableVersion(
             arn=pinned_arn,
             group=details.version.group or group,
             version=details.version.version or _version_of(pinned_arn),
-            data_statistics_uri=statistics,
-            data_constraints_uri=constraints,
+            data_statistics_uri=details.data_statistics_uri,
+            data_constraints_uri=details.data_constraints_uri,
         )
 
 

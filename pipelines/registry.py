@@ -57,6 +57,10 @@ class ModelVersionDetails:
     model_data_url: str
     approval_description: str
     customer_metadata: dict[str, str]
+    data_statistics_uri: str | None = None
+    """``DriftCheckBaselines.ModelDataQuality.Statistics`` (Model Monitor's data-quality baseline)."""
+    data_constraints_uri: str | None = None
+    """``DriftCheckBaselines.ModelDataQuality.Constraints``."""
 
 
 def _error_code(error: ClientError) -> str:
@@ -137,12 +141,15 @@ def describe_version(client: Any, arn: str) -> ModelVersionDetails:
     containers = package.get("InferenceSpecification", {}).get("Containers", [])
     if not containers:
         raise RegistryError(f"model package '{arn}' has no inference container")
+    quality = (package.get("DriftCheckBaselines") or {}).get("ModelDataQuality") or {}
     return ModelVersionDetails(
         version=_summary(package),
         image_uri=containers[0]["Image"],
         model_data_url=containers[0].get("ModelDataUrl", ""),
         approval_description=package.get("ApprovalDescription", ""),
         customer_metadata=dict(package.get("CustomerMetadataProperties") or {}),
+        data_statistics_uri=(quality.get("Statistics") or {}).get("S3Uri"),
+        data_constraints_uri=(quality.get("Constraints") or {}).get("S3Uri"),
     )
 
 

@@ -10,6 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from infra.model_versions import RegistryVersions
 from pipelines import registry
 from pipelines.factory import pipeline_definition
 from pipelines.settings import PipelineSettings
@@ -160,3 +161,50 @@ def test_a_decision_without_description_is_refused(sagemaker: Any, group: str) -
     with pytest.raises(ValueError, match="needs a description"):
         registry.approve(sagemaker, arn, "  ")
     assert sagemaker.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"] == "PendingManualApproval"
+
+
+# --- what an endpoint serves, resolved at `pulumi up` (infra.model_versions.RegistryVersions) -------------
+
+BASELINE = "s3://acme-dev-artifacts/pipelines/acme-dev-customer-churn/run-1/baseline"
+
+
+def register_with_baselines(client: Any, group: str) -> str:
+    response = client.create_model_package(
+        ModelPackageGroupName=group,
+        ModelApprovalStatus="PendingManualApproval",
+        InferenceSpecification={
+            "Containers": [{"Image": IMAGE, "ModelDataUrl": "s3://acme-dev-artifacts/models/1/model.tar.gz"}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+        DriftCheckBaselines={
+            "ModelDataQuality": {
+                "Statistics": {"ContentType": "application/json", "S3Uri": f"{BASELINE}/statistics.json"},
+                "Constraints": {"ContentType": "application/json", "S3Uri": f"{BASELINE}/constraints.json"},
+            }
+        },
+    )
+    return response["ModelPackageArn"]
+
+
+def test_registry_versions_serve_the_latest_approved_with_its_baselines(sagemaker: Any, group: str) -> None:
+    arn = register_with_baselines(sagemaker, group)
+    registry.approve(sagemaker, arn, "first")
+    served = RegistryVersions(region=REGION, client=sagemaker).resolve(group, None)
+    assert served is not None
+    assert (served.arn, served.group, served.version) == (arn, GROUP, 1)
+    assert served.data_statistics_uri == f"{BASELINE}/statistics.json"
+    assert served.data_constraints_uri == f"{BASELINE}/constraints.json"
+
+
+def test_registry_versions_without_an_approved_version_serve_nothing(sagemaker: Any, group: str) -> None:
+    register_with_baselines(sagemaker, group)  # pending: not servable
+    versions = RegistryVersions(region=REGION, client=sagemaker)
+    assert versions.resolve(group, None) is None
+    assert versions.resolve("no-such-group", None) is None
+
+
+def test_registry_versions_refuse_a_pinned_version_that_does_not_exist(sagemaker: Any, group: str) -> None:
+    arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{GROUP}/9"
+    with pytest.raises(registry.ModelVersionNotFoundError, match="does not exist"):
+        RegistryVersions(region=REGION, client=sagemaker).resolve(group, arn)
