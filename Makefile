@@ -6,7 +6,10 @@ PY := $(VENV)/bin/python
 STACK ?= dev
 STAMP := $(VENV)/.installed
 
-.PHONY: setup plan plan-all test test-unit test-integration test-fast lint format typecheck docs bench lock clean emulators drill
+.PHONY: help setup plan plan-all test check test-unit test-integration test-fast lint format typecheck docs-check docs bench lock clean emulators drill
+
+help:  ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  \1\t/' | expand -t 20
 
 setup: $(STAMP)  ## create .venv and install the pinned dependencies
 
@@ -16,17 +19,16 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 plan: setup  ## offline plan of one stack (mock engine, no cloud): make plan STACK=prod
-	$(PY) tools/plan.py --stack $(STACK)
+	$(PY) -m verify.plan --stack $(STACK)
 
 plan-all: setup  ## offline plan of every stack
-	$(PY) tools/plan.py --all
+	$(PY) -m verify.plan --all
 
-test: setup lint typecheck  ## everything CI runs: lint, types, docs in step, unit + functional + integration tests
-	$(PY) tools/config_docs.py --check
-	$(PY) -m pytest -q -m "not integration"
-	$(MAKE) --no-print-directory test-integration
+test: check test-unit test-integration  ## everything CI runs, each once: static checks, unit + functional, integration
 
-test-unit: setup  ## unit + functional tests only (no emulators)
+check: lint typecheck docs-check  ## static checks: ruff, pyright, generated docs in step
+
+test-unit: setup  ## unit + functional tests (no emulators)
 	$(PY) -m pytest -q -m "not integration"
 
 test-integration: setup  ## the integration tier: LocalStack + moto server on 127.0.0.1, and the drill
@@ -39,19 +41,22 @@ emulators: setup  ## create .venv-localstack (LocalStack needs Python 3.13) from
 drill: emulators  ## play the whole feedback loop against the emulators, printing each step
 	$(PY) -m tools.drill
 
-test-fast: setup  ## tests only
-	$(PY) -m pytest -q -x
+test-fast: setup  ## the unit tier only, stopping at the first failure (no functional, no emulators)
+	$(PY) -m pytest -q -x -m "not integration" tests/unit
 
-lint: setup
+lint: setup  ## ruff lint and format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-format: setup
+format: setup  ## ruff format and autofix
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-typecheck: setup
+typecheck: setup  ## pyright (standard mode)
 	$(VENV)/bin/pyright
+
+docs-check: setup  ## the README config reference and docs/config.schema.json match the code
+	$(PY) tools/config_docs.py --check
 
 docs: setup  ## regenerate the README config reference and docs/config.schema.json
 	$(PY) tools/config_docs.py
@@ -65,5 +70,5 @@ lock: setup  ## refresh constraints.txt from the current environment
 	{ echo '# Every resolved package, pinned (make lock refreshes it). Installed with: pip install -c constraints.txt -e ".[dev]"'; \
 	  $(PY) -m pip freeze --exclude-editable | grep -v '^-e'; } > constraints.txt
 
-clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+clean:  ## remove the venvs, caches and build output
+	rm -rf $(VENV) .venv-localstack .pytest_cache .ruff_cache build *.egg-info

@@ -21,7 +21,8 @@ import joblib
 import numpy as np
 from flask import Flask, Response, request
 
-from mlops.features.spec import compute_features, get_spec
+from mlops.features import get_spec
+from mlops.features.spec import compute_features
 
 MODEL_DIR = Path(os.environ.get("MODEL_DIR", "/opt/ml/model"))
 METADATA = json.loads((MODEL_DIR / "model-metadata.json").read_text())

@@ -46,8 +46,9 @@ from sklearn.linear_model import LogisticRegression
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from mlops.features import get_spec  # noqa: E402
 from mlops.features.artifact import METADATA_FILE, MODEL_FILE, model_metadata  # noqa: E402
-from mlops.features.spec import compute_features, get_spec  # noqa: E402
+from mlops.features.spec import compute_features  # noqa: E402
 
 SPEC = get_spec("customer-churn")
 PLANS = ("basic", "standard", "premium", "trial")  # "trial" is unknown to the spec: plan_tier -1

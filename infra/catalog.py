@@ -9,16 +9,101 @@ only writer of what it created) and never drops a table because a prefix is brie
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
 
 import pulumi
 import pulumi_aws as aws
+from pydantic import Field, StringConstraints, model_validator
 
 from infra import iam
-from infra.config import ZONE_NAMES, ColumnSpec, TableSpec
-from infra.context import StackContext
 from infra.naming import Kind
+from infra.types import ZONE_NAMES, CronExpression, KeyPrefix, Section, Zone
+
+if TYPE_CHECKING:
+    from infra.context import StackContext
+
+
+# --- settings (stack key ``catalog``) ---------------------------------------------------------
+
+GlueName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=255)]
+_GLUE_PRIMITIVES = (
+    "string|int|bigint|smallint|tinyint|double|float|boolean|date|timestamp|binary|decimal\\(\\d+,\\s*\\d+\\)"
+)
+_GLUE_TYPE = re.compile(rf"^({_GLUE_PRIMITIVES}|array<({_GLUE_PRIMITIVES})>)$")
+
+
+GlueType = Annotated[str, StringConstraints(pattern=_GLUE_TYPE.pattern)]
+
+
+class ColumnSpec(Section):
+    """One column of a Glue table."""
+
+    name: GlueName = Field(description="Column name: lowercase letters, digits and '_'.")
+    type: GlueType = Field(
+        description="Hive type: string, int, bigint, double, boolean, date, timestamp, decimal(p,s), array<...>."
+    )
+    comment: str = Field(default="", description="Column comment in the catalog.")
+
+
+class TableSpec(Section):
+    """A Glue table declared with an explicit schema (Parquet files under ``s3://<zone bucket>/<prefix>``)."""
+
+    name: GlueName = Field(description="Table name: lowercase letters, digits and '_'.")
+    zone: Zone = Field(default="curated", description="Lake zone (bucket and Glue database) of the table.")
+    prefix: KeyPrefix | None = Field(
+        default=None, description="S3 key prefix of the table's files, ending with '/'; default '<name>/'."
+    )
+    description: str = Field(default="", description="Table description in the catalog.")
+    columns: tuple[ColumnSpec, ...] = Field(min_length=1, description="Data columns, in file order.")
+    partition_keys: tuple[ColumnSpec, ...] = Field(
+        default=(), description="Partition columns (Hive-style key=value folders)."
+    )
+
+    @model_validator(mode="after")
+    def _unique_columns(self) -> TableSpec:
+        names = [c.name for c in (*self.columns, *self.partition_keys)]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(
+                f"table '{self.name}' declares column(s) {dupes} more than once (columns and partitionKeys share one namespace)"
+            )
+        return self
+
+    @property
+    def location_prefix(self) -> str:
+        return self.prefix or f"{self.name}/"
+
+
+class CatalogSettings(Section):
+    """The Glue catalog over the lake."""
+
+    crawler_schedule: CronExpression | None = Field(
+        default="cron(0 3 * * ? *)",
+        description="EventBridge cron expression for the crawlers; null: run on demand only.",
+    )
+    crawled_zones: tuple[Zone, ...] = Field(
+        default=("raw", "curated"), description="Zones that get a scheduled crawler."
+    )
+    tables: tuple[TableSpec, ...] = Field(default=(), description="Tables declared with explicit schemas.")
+
+    @model_validator(mode="after")
+    def _unique(self) -> CatalogSettings:
+        if len(set(self.crawled_zones)) != len(self.crawled_zones):
+            raise ValueError(f"crawledZones lists a zone twice: {list(self.crawled_zones)}")
+        if "features" in self.crawled_zones:
+            raise ValueError(
+                "crawledZones must not include 'features': the feature store registers its offline tables "
+                "itself and a crawler would catalogue them twice; allowed: raw, curated, artifacts, monitoring"
+            )
+        keys = [(t.zone, t.name) for t in self.tables]
+        dupes = sorted({f"{z}.{n}" for z, n in keys if keys.count((z, n)) > 1})
+        if dupes:
+            raise ValueError(f"tables declared twice: {dupes}")
+        return self
+
 
 PARQUET_INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
 PARQUET_OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"

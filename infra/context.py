@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pulumi
 
-from infra.config import PlatformConfig
 from infra.model_versions import ModelVersionSource, RegistryVersions
 from infra.naming import Naming
+
+if TYPE_CHECKING:  # the settings sections import the layer modules, which import this one
+    from infra.config import PlatformConfig
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,77 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_aws as aws
+from pydantic import Field, field_validator, model_validator
 
-from infra.config import ZONE_NAMES, ZoneSettings
-from infra.context import StackContext
 from infra.naming import Kind
+from infra.types import ZONE_NAMES, Section, Zone
+
+if TYPE_CHECKING:
+    from infra.context import StackContext
+
+
+# --- settings (stack key ``lake``) ------------------------------------------------------------
+
+
+class ZoneSettings(Section):
+    """Lifecycle of one lake zone. ``None`` switches a transition or expiry off."""
+
+    infrequent_access_after_days: int | None = Field(
+        default=None, ge=30, description="Move current objects to STANDARD_IA after this many days (AWS minimum: 30)."
+    )
+    glacier_after_days: int | None = Field(
+        default=None, ge=1, description="Move current objects to GLACIER_IR after this many days."
+    )
+    expire_after_days: int | None = Field(
+        default=None, ge=1, description="Delete current objects after this many days."
+    )
+    noncurrent_versions_expire_after_days: int = Field(
+        default=90, ge=1, le=3650, description="Delete non-current object versions after this many days."
+    )
+    abort_incomplete_uploads_after_days: int = Field(
+        default=7, ge=1, le=365, description="Abort multipart uploads left incomplete for this many days."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ZoneSettings:
+        ia, gl, ex = self.infrequent_access_after_days, self.glacier_after_days, self.expire_after_days
+        if ia is not None and gl is not None and gl < ia + 30:
+            raise ValueError(
+                f"glacierAfterDays={gl} must be at least infrequentAccessAfterDays + 30 ({ia + 30}): "
+                "S3 keeps objects 30 days in STANDARD_IA"
+            )
+        last = max((d for d in (ia, gl) if d is not None), default=None)
+        if ex is not None and last is not None and ex <= last:
+            raise ValueError(f"expireAfterDays={ex} must be greater than the last transition day ({last})")
+        return self
+
+
+def _default_zones() -> dict[Zone, ZoneSettings]:
+    return {zone: ZoneSettings() for zone in ZONE_NAMES}
+
+
+class LakeSettings(Section):
+    """The S3 data lake."""
+
+    force_destroy: bool = Field(
+        default=False, description="Allow deleting non-empty buckets (disposable environments only)."
+    )
+    access_log_retention_days: int = Field(
+        default=365, ge=1, le=3650, description="Expiry of server access logs in the log bucket."
+    )
+    zones: dict[Zone, ZoneSettings] = Field(
+        default_factory=_default_zones,
+        description="Lifecycle per zone; zones left out get the defaults.",
+    )
+
+    @field_validator("zones", mode="after")
+    @classmethod
+    def _all_zones(cls, zones: dict[Zone, ZoneSettings]) -> dict[Zone, ZoneSettings]:
+        return {zone: zones.get(zone, ZoneSettings()) for zone in ZONE_NAMES}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -93,3 +93,95 @@ class Naming:
             **self.extra_tags,
             **extra,
         }
+
+    def model_names(self, model: str, spec_version: int) -> ModelNames:
+        """The physical names of ``model``'s resources (its feature spec at ``spec_version``)."""
+        return ModelNames(naming=self, model=model, spec_version=spec_version)
+
+
+@dataclass(frozen=True)
+class ModelNames:
+    """Every physical name of one model's resources, derived in this one place and passed to each layer.
+
+    The training pipeline, the registry's model package group and the endpoint share one SageMaker name
+    (``<project>-<env>-<model>``): the runbook, the responders and humans find each from the others. Each
+    name is checked against its kind's AWS limits when a layer first asks for it (a layer that does not
+    exist in a stack never fails on a name it would not use).
+    """
+
+    naming: Naming
+    model: str
+    spec_version: int
+
+    @property
+    def sagemaker(self) -> str:
+        return self.naming.name(self.model, Kind.SAGEMAKER)
+
+    @property
+    def pipeline(self) -> str:
+        """The training pipeline (and its SageMaker experiment, lowercased)."""
+        return self.sagemaker
+
+    @property
+    def package_group(self) -> str:
+        """The model registry's model package group."""
+        return self.sagemaker
+
+    @property
+    def endpoint(self) -> str:
+        """The real-time endpoint (stable across updates)."""
+        return self.sagemaker
+
+    @property
+    def feature_group(self) -> str:
+        """The feature group; the spec version is part of it (a new spec version is a new group)."""
+        return self.naming.name(f"{self.model}-v{self.spec_version}", Kind.FEATURE_GROUP)
+
+    @property
+    def offline_table(self) -> str:
+        """The feature group's offline-store table in the catalog's features database."""
+        return self.naming.name(f"{self.model}-v{self.spec_version}", Kind.GLUE)
+
+    @property
+    def data_quality_job(self) -> str:
+        """The data-quality job definition and its schedule."""
+        return self.naming.name(f"{self.model}-dq", Kind.SAGEMAKER)
+
+    @property
+    def model_quality_job(self) -> str:
+        """The model-quality job definition and its schedule."""
+        return self.naming.name(f"{self.model}-mq", Kind.SAGEMAKER)
+
+    @property
+    def dashboard(self) -> str:
+        return self.naming.name(self.model, Kind.DASHBOARD)
+
+    @property
+    def rollback_alarms(self) -> tuple[str, str]:
+        """The endpoint's rollback alarms (5xx rate, p99 latency): named after the model only, see infra.alarms."""
+        return (
+            self.naming.name(f"{self.model}-rollback-5xx-rate", Kind.ALARM),
+            self.naming.name(f"{self.model}-rollback-p99-latency", Kind.ALARM),
+        )
+
+    def drift_alarm(self, feature: str) -> str:
+        return self.naming.name(f"{self.model}-drift-{feature}", Kind.ALARM)
+
+    @property
+    def model_drift_alarm(self) -> str:
+        """The composite alarm over every feature's drift alarm."""
+        return self.naming.name(f"{self.model}-model-drift", Kind.ALARM)
+
+    def quality_alarm(self, metric: str) -> str:
+        return self.naming.name(f"{self.model}-quality-{metric}", Kind.ALARM)
+
+    def latency_alarm(self, variant: str) -> str:
+        """The sustained p99-latency alarm of one production variant."""
+        return self.naming.name(f"{self.model}-{variant}-latency-sustained", Kind.ALARM)
+
+    def errors_alarm(self, variant: str) -> str:
+        """The sustained 5xx-rate alarm of one production variant."""
+        return self.naming.name(f"{self.model}-{variant}-errors-sustained", Kind.ALARM)
+
+    def kpi_alarm(self, metric: str) -> str:
+        return self.naming.name(f"{self.model}-kpi-{metric}", Kind.ALARM)

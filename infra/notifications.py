@@ -15,12 +15,28 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
 
 import pulumi
 import pulumi_aws as aws
+from pydantic import Field, StringConstraints
 
-from infra.context import StackContext
 from infra.naming import Kind
+from infra.types import Section
+
+if TYPE_CHECKING:
+    from infra.context import StackContext
+
+
+# --- settings (stack key ``alerts``) ----------------------------------------------------------
+
+
+class AlertSettings(Section):
+    """Who hears about alarms, pipeline results and deployments (the encrypted SNS topic for humans)."""
+
+    email_addresses: tuple[Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")], ...] = Field(
+        default=(), description="Email subscriptions of the alerts topic (each must confirm by email)."
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

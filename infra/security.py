@@ -3,12 +3,34 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_aws as aws
+from pydantic import Field
 
-from infra.context import StackContext
 from infra.naming import Kind
+from infra.types import IamArn, Section
+
+if TYPE_CHECKING:
+    from infra.context import StackContext
+
+
+# --- settings (stack key ``kms``) -------------------------------------------------------------
+
+
+class KmsSettings(Section):
+    """The platform's customer-managed KMS key."""
+
+    deletion_window_days: int = Field(
+        default=30, ge=7, le=30, description="Waiting period before a deleted key is destroyed."
+    )
+    rotation_period_days: int = Field(default=365, ge=90, le=2560, description="Automatic key rotation period.")
+    administrator_arns: tuple[IamArn, ...] = Field(
+        default=(),
+        description="IAM principals allowed to administer (not use) the key. Empty: the account root only.",
+    )
+
 
 # Administration without use: key administrators can manage the key but not decrypt data.
 _KEY_ADMIN_ACTIONS = [

@@ -1,7 +1,7 @@
 """The platform's guardrails as CrossGuard policies: plain, importable objects.
 
 The pack's ``__main__.py`` hands :data:`POLICIES` to ``PolicyPack``; the tests and the offline plan
-(``infra/policy_check.py``) apply the same objects to the mocked stacks. This module is
+(``verify/policy_check.py``) apply the same objects to the mocked stacks. This module is
 self-contained (only ``pulumi_policy`` and the standard library): the pack runs in its own
 virtualenv, where the platform's ``infra`` package is not importable.
 

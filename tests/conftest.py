@@ -14,7 +14,7 @@ os.environ.setdefault("AWS_SESSION_TOKEN", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 
-from infra.offline import OfflinePlan, run_program, stack_names
+from verify.mock_engine import OfflinePlan, run_program, stack_names
 
 STACKS = stack_names()
 

@@ -3,7 +3,7 @@
 Triggers: the SNS ``retrain`` topic (CloudWatch alarm notification JSON in ``Records[].Sns.Message``) or an
 EventBridge "CloudWatch Alarm State Change" event.
 
-Flow (STYLE rule 7): the handler parses the event into :class:`AlarmStateChange`; the pure :func:`decide` says
+Flow (thin handler, pure decision, adapter): the handler parses the event into :class:`AlarmStateChange`; the pure :func:`decide` says
 whether the alarm may retrain a model; :class:`Retrainer` then, once per alarm transition (powertools
 idempotency keyed on alarm name + state-change time), skips when an execution is already Executing, claims a
 slot in the model's ledger with one conditional DynamoDB write (cooldown and daily cap, safe under concurrency),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mlops.features.spec import Feature, FeatureSpec, register
+from mlops.features.spec import Feature, FeatureSpec
 
 PLANS = ("basic", "standard", "premium")
 
@@ -24,21 +24,19 @@ def transform(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-SPEC = register(
-    FeatureSpec(
-        name="customer-churn",
-        version=1,
-        record_identifier="customer_id",
-        event_time="event_time",
-        features=(
-            Feature("sessions", "Integral", "Sessions in the day"),
-            Feature("minutes_per_session", "Fractional", "Average active minutes per session"),
-            Feature("support_tickets", "Integral", "Support tickets opened in the day"),
-            Feature("monthly_spend", "Fractional", "Current monthly spend"),
-            Feature("plan_tier", "Integral", "0 basic, 1 standard, 2 premium, -1 unknown"),
-        ),
-        transform=transform,
-        target="churned",
-        description="Daily churn-risk features per customer",
-    )
+SPEC = FeatureSpec(
+    name="customer-churn",
+    version=1,
+    record_identifier="customer_id",
+    event_time="event_time",
+    features=(
+        Feature("sessions", "Integral", "Sessions in the day"),
+        Feature("minutes_per_session", "Fractional", "Average active minutes per session"),
+        Feature("support_tickets", "Integral", "Support tickets opened in the day"),
+        Feature("monthly_spend", "Fractional", "Current monthly spend"),
+        Feature("plan_tier", "Integral", "0 basic, 1 standard, 2 premium, -1 unknown"),
+    ),
+    transform=transform,
+    target="churned",
+    description="Daily churn-risk features per customer",
 )

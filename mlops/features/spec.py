@@ -1,9 +1,12 @@
-"""The feature specification type and its registry.
+"""The feature specification type and the functions that apply it.
 
 A :class:`FeatureSpec` names a model's features (with SageMaker Feature Store types), its record
 identifier and event time, and the pure transform from one raw record to feature values. The same
 object builds the feature group, the training set and the inference vector, so training and serving
 cannot compute features differently.
+
+This module imports no spec: each spec lives in a module of its own (``customer_churn.py``) and
+:mod:`mlops.features.registry` lists them by name.
 """
 
 from __future__ import annotations
@@ -57,32 +60,6 @@ class FeatureSpec:
             if f.name == name:
                 return f.type
         raise KeyError(name)
-
-
-_REGISTRY: dict[str, FeatureSpec] = {}
-
-
-def register(spec: FeatureSpec) -> FeatureSpec:
-    """Add ``spec`` to the registry (names are unique)."""
-    if spec.name in _REGISTRY and _REGISTRY[spec.name] is not spec:
-        raise FeatureSpecError(f"feature spec '{spec.name}' is registered twice")
-    _REGISTRY[spec.name] = spec
-    return spec
-
-
-def registered_specs() -> dict[str, FeatureSpec]:
-    """Every registered spec by name (importing the bundled specs first)."""
-    from mlops.features import catalog  # noqa: F401  (registers the bundled specs)
-
-    return dict(_REGISTRY)
-
-
-def get_spec(name: str) -> FeatureSpec:
-    """The spec called ``name``; the error lists the registered names."""
-    specs = registered_specs()
-    if name not in specs:
-        raise FeatureSpecError(f"unknown feature spec '{name}'; registered: {', '.join(sorted(specs))}")
-    return specs[name]
 
 
 def is_missing(value: Any) -> bool:

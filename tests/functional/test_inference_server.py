@@ -30,8 +30,9 @@ import pytest
 import sklearn
 from sklearn.linear_model import LogisticRegression
 
+from mlops.features import get_spec
 from mlops.features.artifact import METADATA_FILE, MODEL_FILE, model_metadata
-from mlops.features.spec import frame_to_vectors, get_spec, transform_frame
+from mlops.features.spec import frame_to_vectors, transform_frame
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_DIR = ROOT / "containers" / "inference"

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from moto import mock_aws
 
-from infra.config import ColumnSpec, TableSpec
+from infra.catalog import ColumnSpec, TableSpec
 from mlops.ingestion import (
     CatalogMismatchError,
     ColumnTypeError,

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from tools.drill import (
+from tools.emulators import EmulatorUnavailableError, Endpoints, ensure_localstack_venv, running_emulators
+from tools.loop_harness import (
     client,
     create_drift_alarm,
     create_encrypted_topic,
@@ -28,7 +29,6 @@ from tools.drill import (
     responder,
     subscribe_queue,
 )
-from tools.emulators import EmulatorUnavailableError, Endpoints, ensure_localstack_venv, running_emulators
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/acme-it-pipeline"
 

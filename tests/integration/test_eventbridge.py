@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tools.drill import model_package_event_pattern, receive_matching, route_rule_to_queue
+from tools.loop_harness import model_package_event_pattern, receive_matching, route_rule_to_queue
 
 pytestmark = pytest.mark.integration
 

@@ -6,18 +6,13 @@ import json
 import re
 from typing import Any
 
-from infra.config import ZONE_NAMES
 from infra.context import StackContext
 from infra.naming import REQUIRED_TAG_KEYS, Kind
-from infra.offline import OfflinePlan, PlannedResource, read_stack_values, run_program
+from infra.types import ZONE_NAMES
+from tests.support.types import CATALOG, CRAWLER, DATABASE, ROLE, ROLE_POLICY, SECURITY_CONFIGURATION
+from verify.mock_engine import OfflinePlan, PlannedResource, read_stack_values, run_program
 
-CATALOG = "mlops:catalog:Catalog"
-DATABASE = "aws:glue/catalogDatabase:CatalogDatabase"
-CRAWLER = "aws:glue/crawler:Crawler"
 TABLE = "aws:glue/catalogTable:CatalogTable"
-SECURITY_CONFIGURATION = "aws:glue/securityConfiguration:SecurityConfiguration"
-ROLE = "aws:iam/role:Role"
-ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from infra.config import ConfigError, PlatformConfig, parse_stack_config
-from infra.offline import read_stack_values, run_program, stack_names
+from verify.mock_engine import read_stack_values, run_program, stack_names
 
 
 def base_values() -> dict[str, str]:

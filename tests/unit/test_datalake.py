@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from infra.config import ZONE_NAMES
 from infra.naming import REQUIRED_TAG_KEYS
-from infra.offline import OfflinePlan, PlannedResource, run_program
+from infra.types import ZONE_NAMES
+from tests.support.plans import platform_key_arn
+from verify.mock_engine import OfflinePlan, PlannedResource, run_program
 
 
 def by_bucket(plan: OfflinePlan, type_token: str) -> dict[str, PlannedResource]:
@@ -22,11 +23,6 @@ def by_bucket(plan: OfflinePlan, type_token: str) -> dict[str, PlannedResource]:
 
 def bucket_names(plan: OfflinePlan) -> list[str]:
     return [b.state["bucket"] for b in plan.of_type("aws:s3/bucket:Bucket")]
-
-
-def platform_key_arn(plan: OfflinePlan) -> str:
-    [key] = plan.of_type("aws:kms/key:Key")
-    return key.state["arn"]
 
 
 def test_one_bucket_per_zone_plus_access_logs(plan: OfflinePlan) -> None:

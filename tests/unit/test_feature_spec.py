@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import subprocess
+import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
 from infra.config import ConfigError, parse_stack_config
-from mlops.features import FeatureSpecError, get_spec
+from mlops.features import FeatureSpecError, customer_churn, get_spec, registered_specs
+from mlops.features.registry import SPECS, index_specs
 from mlops.features.spec import (
     feature_record,
     format_event_time,
@@ -20,6 +26,7 @@ from mlops.features.spec import (
 )
 from mlops.featurestore import get_online_vector, to_put_record_payload, validate_record
 
+ROOT = Path(__file__).resolve().parents[2]
 SPEC = get_spec("customer-churn")
 
 RAW = pd.DataFrame(
@@ -106,6 +113,74 @@ def test_event_times_are_iso8601_utc() -> None:
     assert format_event_time(datetime(2024, 5, 1, 14, 0)) == "2024-05-01T14:00:00Z"  # naive: UTC
     with pytest.raises(FeatureSpecError, match="not ISO-8601 UTC"):
         format_event_time("2024-05-01 14:00")
+
+
+# --- registry ---------------------------------------------------------------------------------
+
+
+def fresh_import(statement: str, *, report: str) -> str:
+    """What ``report`` (a Python expression) evaluates to after ``statement`` runs in a fresh interpreter."""
+    done = subprocess.run(
+        [sys.executable, "-c", f"{statement}; import sys; print({report})"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def other_module_transform(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {}
+
+
+def test_the_registry_is_the_explicit_list_of_bundled_spec_modules() -> None:
+    assert registered_specs() == dict(SPECS) == {"customer-churn": customer_churn.SPEC}
+
+
+def test_the_registry_is_read_only() -> None:
+    with pytest.raises(TypeError):
+        SPECS["other"] = SPEC  # type: ignore[index]
+
+
+@pytest.mark.parametrize("module", ["mlops.features.spec", "mlops.features"])
+def test_importing_the_spec_library_imports_no_spec_module(module: str) -> None:
+    loaded = fresh_import(
+        f"import {module}",
+        report="sorted(m for m in ('mlops.features.customer_churn', 'mlops.features.registry') if m in sys.modules)",
+    )
+    assert loaded == "[]"
+
+
+def test_the_spec_library_holds_no_registry() -> None:
+    from mlops.features import spec
+
+    assert [name for name in ("register", "get_spec", "registered_specs") if hasattr(spec, name)] == []
+
+
+def test_a_spec_module_imports_alone_in_a_fresh_process() -> None:
+    loaded = fresh_import(
+        "import mlops.features.customer_churn as m",
+        report="(m.SPEC.name, 'mlops.features.registry' in sys.modules)",
+    )
+    assert loaded == "('customer-churn', False)"
+
+
+def test_a_duplicate_spec_name_is_refused_naming_both() -> None:
+    twin = dataclasses.replace(SPEC, version=2, transform=other_module_transform)
+    with pytest.raises(FeatureSpecError) as refused:
+        index_specs((SPEC, twin))
+    assert str(refused.value) == (
+        "feature spec name 'customer-churn' is used twice: by mlops.features.customer_churn (version 1) "
+        f"and by {other_module_transform.__module__} (version 2)"
+    )
+
+
+def test_an_unknown_spec_is_refused_with_the_registered_names() -> None:
+    with pytest.raises(FeatureSpecError) as refused:
+        get_spec("no-such-spec")
+    assert str(refused.value) == "unknown feature spec 'no-such-spec'; registered: customer-churn"
 
 
 # --- config ----------------------------------------------------------------------------------
@@ -195,8 +270,5 @@ def test_unknown_feature_store_key_is_refused() -> None:
 
 
 def test_runtime_code_does_not_import_pulumi() -> None:
-    import subprocess
-    import sys
-
     code = "import sys, mlops.featurestore, mlops.features; sys.exit('pulumi' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 
-from infra.offline import OfflinePlan, PlannedResource, run_program
 from mlops.features import get_spec
 from mlops.features.spec import feature_definitions
+from tests.support.plans import platform_key_arn
+from tests.support.types import FEATURE_GROUP
+from verify.mock_engine import OfflinePlan, PlannedResource, run_program
 
-FEATURE_GROUP = "aws:sagemaker/featureGroup:FeatureGroup"
 COMPONENT = "mlops:features:FeatureStore"
 
 
@@ -21,11 +22,6 @@ def feature_groups(plan: OfflinePlan) -> list[PlannedResource]:
 
 def group_of(plan: OfflinePlan, model: str) -> PlannedResource:
     return plan.named(f"{plan.config.project}-{plan.config.environment}-{model}-features-group")
-
-
-def platform_key_arn(plan: OfflinePlan) -> str:
-    (key,) = plan.of_type("aws:kms/key:Key")
-    return key.state["arn"]
 
 
 def features_bucket(plan: OfflinePlan) -> str:

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.offline import OfflinePlan, PlannedResource, read_stack_values, run_program
-from infra.policy_check import check_plan
+from verify.mock_engine import OfflinePlan, PlannedResource, read_stack_values, run_program
+from verify.policy_check import check_plan
 
 NEW_MODEL = "fraud-risk"  # shares no substring with the stacks' model names
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from infra.offline import OfflinePlan
+from verify.mock_engine import OfflinePlan
 
 
 def roles(plan: OfflinePlan) -> list:

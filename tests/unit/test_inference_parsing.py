@@ -21,7 +21,8 @@ from containers.inference.inference_server.payload import (
     response_format,
 )
 from containers.inference.inference_server.settings import Settings, SettingsError
-from mlops.features.spec import compute_features, get_spec
+from mlops.features import get_spec
+from mlops.features.spec import compute_features
 
 SPEC = get_spec("customer-churn")
 RECORD = {"sessions": 4, "minutes_active": 50.5, "support_tickets": 1, "monthly_spend": 19.99, "plan": "premium"}

@@ -1,6 +1,6 @@
 """The pack's ML guardrails (``policies/rules.py``): each rule passes a compliant resource and reports a broken one.
 
-Synthetic resources go through ``infra.policy_check`` exactly as a plan does (resource policies see inputs,
+Synthetic resources go through ``verify.policy_check`` exactly as a plan does (resource policies see inputs,
 stack policies outputs, both behind pulumi_policy's unknown-checking proxies), with the pack config
 (``--policy-pack-config``) passed the same way.
 """
@@ -16,9 +16,9 @@ import pytest
 from pulumi_policy import PolicyConfigSchema
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
-from infra.offline import OfflinePlan, PlannedResource
-from infra.policy_check import PolicyPackConfig, check_plan, check_resources, load_policy_config
 from policies import rules
+from verify.mock_engine import OfflinePlan, PlannedResource
+from verify.policy_check import PolicyPackConfig, check_plan, check_resources, load_policy_config
 
 KEY = "arn:aws:kms:eu-west-1:123456789012:key/platform"
 DLQ = "arn:aws:sqs:eu-west-1:123456789012:responder-dlq"

@@ -11,28 +11,42 @@ from typing import Any
 import pulumi
 import pytest
 
+from infra import alarms as alarm_defs
 from infra import monitoring
 from infra.config import ModelSettings, parse_stack_config
 from infra.context import StackContext
+from infra.foundation import Bucket, Foundation
 from infra.model_versions import OfflineVersions
-from infra.offline import MOCK_ACCOUNT_ID, OfflinePlan, PlannedResource, PlatformMocks, read_stack_values, run_program
-from infra.serving import SERVERLESS_VARIANT
+from infra.serving import SERVERLESS_VARIANT, ServedEndpoint
+from infra.training import QualityGate
 from mlops.features import get_spec
 from mlops.monitoring import build_record_preprocessor
+from tests.support.plans import prefix, served, topic_arn
+from tests.support.types import (
+    ALARM,
+    BUCKET_OBJECT,
+    COMPOSITE,
+    DASHBOARD,
+    DQ,
+    MONITORING,
+    MQ,
+    NOTIFICATIONS,
+    ROLE_POLICY,
+    SCHEDULE,
+    SUBSCRIPTION,
+    TOPIC,
+    TOPIC_POLICY,
+)
+from verify.mock_engine import (
+    MOCK_ACCOUNT_ID,
+    OfflinePlan,
+    PlannedResource,
+    PlatformMocks,
+    read_stack_values,
+    run_program,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
-MONITORING = "mlops:monitoring:ModelMonitoring"
-NOTIFICATIONS = "mlops:notifications:Notifications"
-DQ = "aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition"
-MQ = "aws-native:sagemaker:ModelQualityJobDefinition"
-SCHEDULE = "aws:sagemaker/monitoringSchedule:MonitoringSchedule"
-ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
-COMPOSITE = "aws:cloudwatch/compositeAlarm:CompositeAlarm"
-TOPIC = "aws:sns/topic:Topic"
-TOPIC_POLICY = "aws:sns/topicPolicy:TopicPolicy"
-SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
-DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"
-ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 PINNED_VERSION = 7
 SUBSET = ["sessions", "plan_tier"]
 
@@ -40,18 +54,10 @@ SUBSET = ["sessions", "plan_tier"]
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def prefix(plan: OfflinePlan) -> str:
-    return f"{plan.config.project}-{plan.config.environment}"
-
-
 def of_model(plan: OfflinePlan, model: ModelSettings, type_token: str) -> list[PlannedResource]:
     """Resources of ``type_token`` inside the model's ModelMonitoring component."""
     head = f"{prefix(plan)}-{model.name}-monitoring-"
     return [r for r in plan.of_type(type_token) if r.component == MONITORING and r.name.startswith(head)]
-
-
-def served(plan: OfflinePlan) -> list[ModelSettings]:
-    return [m for m in plan.config.models if m.serving is not None]
 
 
 def monitored(plan: OfflinePlan) -> list[ModelSettings]:
@@ -71,10 +77,6 @@ def alarm_name(alarm: PlannedResource) -> str:
     return str(alarm.inputs.get("name") or alarm.inputs.get("alarmName"))
 
 
-def topic_arn(plan: OfflinePlan, thing: str) -> str:
-    return f"arn:aws:sns:{plan.config.region}:{MOCK_ACCOUNT_ID}:{prefix(plan)}-{thing}"
-
-
 def drift_features(model: ModelSettings) -> set[str]:
     return set(model.monitoring.data_quality.drift_alarm_features or get_spec(model.feature_spec).feature_names)
 
@@ -86,7 +88,7 @@ def composite_members(composite: PlannedResource) -> set[str]:
 def runbook_anchors() -> set[str]:
     """GitHub's anchors of the runbook's headings (lowercase, punctuation dropped, spaces to '-')."""
     anchors = set()
-    for line in (ROOT / monitoring.RUNBOOK).read_text().splitlines():
+    for line in (ROOT / alarm_defs.RUNBOOK).read_text().splitlines():
         if line.startswith("#"):
             title = line.lstrip("#").strip().lower()
             anchors.add(re.sub(r"\s", "-", re.sub(r"[^\w\s-]", "", title)))
@@ -256,7 +258,7 @@ def test_the_monitoring_role_writes_only_the_models_report_prefixes(plan: Offlin
 def test_every_drift_feature_has_an_alarm(plan: OfflinePlan) -> None:
     for model in monitored(plan):
         drift = [
-            a for a in of_model(plan, model, ALARM) if a.inputs.get("namespace") == monitoring.DATA_METRICS_NAMESPACE
+            a for a in of_model(plan, model, ALARM) if a.inputs.get("namespace") == alarm_defs.DATA_METRICS_NAMESPACE
         ]
         assert {a.inputs["metricName"] for a in drift} == {f"feature_baseline_drift_{f}" for f in drift_features(model)}
 
@@ -264,7 +266,7 @@ def test_every_drift_feature_has_an_alarm(plan: OfflinePlan) -> None:
 def test_drift_alarms_watch_the_endpoint_and_the_schedule(plan: OfflinePlan) -> None:
     for model in monitored(plan):
         for alarm in of_model(plan, model, ALARM):
-            if alarm.inputs.get("namespace") == monitoring.DATA_METRICS_NAMESPACE:
+            if alarm.inputs.get("namespace") == alarm_defs.DATA_METRICS_NAMESPACE:
                 assert alarm.inputs["dimensions"] == {
                     "Endpoint": f"{prefix(plan)}-{model.name}",
                     "MonitoringSchedule": f"{prefix(plan)}-{model.name}-dq",
@@ -278,7 +280,7 @@ def test_the_drift_composite_covers_exactly_the_feature_alarms(plan: OfflinePlan
         drift = {
             alarm_name(a)
             for a in of_model(plan, model, ALARM)
-            if a.inputs.get("namespace") == monitoring.DATA_METRICS_NAMESPACE
+            if a.inputs.get("namespace") == alarm_defs.DATA_METRICS_NAMESPACE
         }
         assert composite_members(composite) == drift
 
@@ -295,7 +297,7 @@ def test_drift_composite_and_quality_alarms_publish_to_the_retrain_topic(plan: O
     for model in monitored(plan):
         (composite,) = of_model(plan, model, COMPOSITE)
         (quality,) = [
-            a for a in of_model(plan, model, ALARM) if a.inputs.get("namespace") == monitoring.MODEL_METRICS_NAMESPACE
+            a for a in of_model(plan, model, ALARM) if a.inputs.get("namespace") == alarm_defs.MODEL_METRICS_NAMESPACE
         ]
         assert retrain in composite.inputs["alarmActions"]
         assert retrain in quality.inputs["alarmActions"]
@@ -305,7 +307,7 @@ def test_no_other_alarm_publishes_to_the_retrain_topic(plan: OfflinePlan) -> Non
     retrain = topic_arn(plan, "retrain")
     for alarm in alarms(plan):
         starts_retraining = (
-            alarm.type == COMPOSITE or alarm.inputs.get("namespace") == monitoring.MODEL_METRICS_NAMESPACE
+            alarm.type == COMPOSITE or alarm.inputs.get("namespace") == alarm_defs.MODEL_METRICS_NAMESPACE
         )
         if not starts_retraining:
             assert retrain not in alarm.inputs.get("alarmActions", []), alarm_name(alarm)
@@ -342,14 +344,14 @@ def test_every_alarm_description_links_an_existing_runbook_entry(plan: OfflinePl
 
 def test_the_runbook_has_an_entry_for_every_alarm_kind() -> None:
     kinds = {
-        monitoring.ANCHOR_DRIFT_COMPOSITE,
-        monitoring.ANCHOR_FEATURE_DRIFT,
-        monitoring.ANCHOR_MODEL_QUALITY,
-        monitoring.ANCHOR_LATENCY,
-        monitoring.ANCHOR_ERRORS,
-        monitoring.ANCHOR_KPI,
-        "rollback-5xx-rate",
-        "rollback-p99-latency",
+        alarm_defs.ANCHOR_DRIFT_COMPOSITE,
+        alarm_defs.ANCHOR_FEATURE_DRIFT,
+        alarm_defs.ANCHOR_MODEL_QUALITY,
+        alarm_defs.ANCHOR_LATENCY,
+        alarm_defs.ANCHOR_ERRORS,
+        alarm_defs.ANCHOR_KPI,
+        alarm_defs.ANCHOR_ROLLBACK_ERRORS,
+        alarm_defs.ANCHOR_ROLLBACK_LATENCY,
     }
     assert kinds <= runbook_anchors()
 
@@ -357,7 +359,7 @@ def test_the_runbook_has_an_entry_for_every_alarm_kind() -> None:
 def test_quality_alarm_uses_the_training_metric_and_threshold(plan: OfflinePlan) -> None:
     for model in monitored(plan):
         (quality,) = [
-            a for a in of_model(plan, model, ALARM) if a.inputs.get("namespace") == monitoring.MODEL_METRICS_NAMESPACE
+            a for a in of_model(plan, model, ALARM) if a.inputs.get("namespace") == alarm_defs.MODEL_METRICS_NAMESPACE
         ]
         expected = model.monitoring.model_quality.metric_threshold
         assert quality.inputs["metricName"] == model.training.metric_name
@@ -470,23 +472,36 @@ def test_model_quality_without_the_native_provider_is_refused() -> None:
     (model,) = config.models
     ctx = StackContext.from_config(config, OfflineVersions(region=config.region, account_id=MOCK_ACCOUNT_ID))
     pulumi.runtime.set_mocks(PlatformMocks(config.region), project="mlops", stack="staging", preview=False)
+    spec = get_spec(model.feature_spec)
+    output = pulumi.Output.from_input
+    foundation = Foundation(
+        region=config.region,
+        account_id=output(MOCK_ACCOUNT_ID),
+        key_arn=output("arn:aws:kms:eu-west-1:123456789012:key/k"),
+        buckets={"monitoring": Bucket(name=output("bucket"), arn=output("arn:aws:s3:::bucket"))},
+        databases={},
+        access_log_bucket=output("logs"),
+        alerts_topic_arn=output("arn:aws:sns:eu-west-1:123456789012:alerts"),
+        retrain_topic_arn=output("arn:aws:sns:eu-west-1:123456789012:retrain"),
+    )
     with pytest.raises(ValueError) as error:
         monitoring.ModelMonitoring(
             "direct",
             monitoring.ModelMonitoringArgs(
                 context=ctx,
-                model=model,
-                feature_names=tuple(get_spec(model.feature_spec).feature_names),
-                endpoint_name="endpoint",
-                variant_names=("current",),
-                data_capture_uri="s3://bucket/customer-churn/data-capture",
-                served_version_arn=None,
-                kms_key_arn="arn:aws:kms:eu-west-1:123456789012:key/k",
-                account_id=MOCK_ACCOUNT_ID,
-                monitoring_bucket_name="bucket",
-                monitoring_bucket_arn="arn:aws:s3:::bucket",
-                alerts_topic_arn="arn:aws:sns:eu-west-1:123456789012:alerts",
-                retrain_topic_arn="arn:aws:sns:eu-west-1:123456789012:retrain",
+                foundation=foundation,
+                names=ctx.naming.model_names(model.name, spec.version),
+                settings=model.monitoring,
+                spec=spec,
+                endpoint=ServedEndpoint(
+                    name=output("endpoint"),
+                    variant_names=("current",),
+                    data_capture_uri=output("s3://bucket/customer-churn/data-capture"),
+                    served_version_arn=None,
+                    latency_p99_ms_threshold=500,
+                    error_rate_percent_threshold=1.0,
+                ),
+                quality_gate=QualityGate(metric_name="auc", threshold=0.75),
             ),
         )
     assert str(error.value) == (
@@ -503,8 +518,6 @@ def test_s3_uris_are_split_and_refused_exactly() -> None:
 
 
 # --- record preprocessor --------------------------------------------------------------------------
-
-BUCKET_OBJECT = "aws:s3/bucketObjectv2:BucketObjectv2"
 
 
 def preprocessor_object(plan: OfflinePlan, model: ModelSettings) -> PlannedResource:

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from infra.naming import REQUIRED_TAG_KEYS, Kind, Naming, NamingError
-from infra.offline import OfflinePlan
+from verify.mock_engine import OfflinePlan
 
 NAMING = Naming(project="acme-mlops", environment="prod", owner="team", cost_center="cc")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.policy_check import PolicyResult
-from tools import plan as plan_cli
+from verify import plan as plan_cli
+from verify.policy_check import PolicyResult
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,7 +43,7 @@ def test_unknown_stack_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_failed_mandatory_policy_exits_1(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     failed = PolicyResult(policy="s3-tls-only", enforcement="mandatory", passed=False, violations=["bucket 'x' ..."])
-    monkeypatch.setattr("infra.policy_check.check_plan", lambda plan: [failed])
+    monkeypatch.setattr("verify.policy_check.check_plan", lambda plan: [failed])
     assert plan_cli.main(["--stack", "dev"]) == 1
     assert "[FAIL] s3-tls-only (mandatory)" in capsys.readouterr().out
 
@@ -52,7 +52,7 @@ def test_plan_needs_no_credentials() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["HOME"] = str(ROOT / ".no-home")  # no ~/.aws either
     result = subprocess.run(
-        [sys.executable, "tools/plan.py", "--stack", "staging"], cwd=ROOT, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "verify.plan", "--stack", "staging"], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
     assert "Stack staging:" in result.stdout

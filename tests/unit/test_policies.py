@@ -1,6 +1,6 @@
 """The CrossGuard policy pack (``policies/rules.py``): each rule on tiny synthetic stacks, then every mocked stack.
 
-Synthetic resources are :class:`PlannedResource` values, run through ``infra.policy_check`` exactly
+Synthetic resources are :class:`PlannedResource` values, run through ``verify.policy_check`` exactly
 as a plan is (resource policies see inputs, stack policies see outputs, both behind pulumi_policy's
 unknown-checking proxies).
 """
@@ -24,9 +24,9 @@ from pulumi_policy.policy import _PolicyAnalyzerServicer  # the engine-facing se
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
 from infra.naming import REQUIRED_TAG_KEYS
-from infra.offline import OfflinePlan, PlannedResource, run_program
-from infra.policy_check import PolicyResult, check_plan, check_resources
 from policies import rules
+from verify.mock_engine import OfflinePlan, PlannedResource, run_program
+from verify.policy_check import PolicyResult, check_plan, check_resources
 
 ACCOUNT = "123456789012"
 KEY_ARN = f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/platform"

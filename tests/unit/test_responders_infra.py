@@ -11,8 +11,8 @@ from typing import Any
 import pulumi
 import pytest
 
-from infra.config import ModelSettings, RetrainingSettings
-from infra.offline import OfflinePlan, PlannedResource, run_program
+from infra.config import ModelSettings
+from infra.monitoring.settings import RetrainingSettings
 from infra.responders import (
     DISPATCH,
     FUNCTIONS,
@@ -26,19 +26,22 @@ from infra.responders import (
     check_environment_size,
     retrain_targets,
 )
+from tests.support.types import (
+    FUNCTION,
+    INVOKE_CONFIG,
+    LOG_GROUP,
+    PERMISSION,
+    QUEUE,
+    QUEUE_POLICY,
+    ROLE,
+    ROLE_POLICY,
+    RULE,
+    SUBSCRIPTION,
+    TARGET,
+)
+from verify.mock_engine import OfflinePlan, PlannedResource, run_program
 
 COMPONENT = "mlops:responders:Responders"
-FUNCTION = "aws:lambda/function:Function"
-INVOKE_CONFIG = "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig"
-PERMISSION = "aws:lambda/permission:Permission"
-QUEUE = "aws:sqs/queue:Queue"
-QUEUE_POLICY = "aws:sqs/queuePolicy:QueuePolicy"
-LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
-ROLE = "aws:iam/role:Role"
-ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
-RULE = "aws:cloudwatch/eventRule:EventRule"
-TARGET = "aws:cloudwatch/eventTarget:EventTarget"
-SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
 TABLE = "aws:dynamodb/table:Table"
 ALARM_TYPES = ("aws:cloudwatch/metricAlarm:MetricAlarm", "aws:cloudwatch/compositeAlarm:CompositeAlarm")
 
@@ -109,7 +112,8 @@ def model(name: str = "churn", *, enabled: bool = True) -> ModelSettings:
 
 def responder_model(settings: ModelSettings, *alarms: str) -> ResponderModel:
     return ResponderModel(
-        settings=settings,
+        model=settings.name,
+        retraining=settings.monitoring.retraining,
         pipeline_name=f"p-{settings.name}",
         pipeline_arn=f"arn:p-{settings.name}",
         model_package_group_name=f"g-{settings.name}",

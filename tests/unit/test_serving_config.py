@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from infra import offline
 from infra.config import ConfigError
-from infra.offline import read_stack_values, run_program
+from verify import mock_engine as offline
+from verify.mock_engine import read_stack_values, run_program
 
 Model = dict[str, Any]
 WHERE = "mlops:models.0: model 'customer-churn'"

@@ -15,17 +15,13 @@ from typing import Any
 import pytest
 
 from infra.model_versions import OfflineVersions
-from infra.offline import MOCK_ACCOUNT_ID, OfflinePlan, PlannedResource, read_stack_values, run_program
 from infra.serving import SERVERLESS_VARIANT, has_local_storage
+from tests.support.types import ALARM, CONFIG, ENDPOINT, GROUP, MODEL
+from verify.mock_engine import MOCK_ACCOUNT_ID, OfflinePlan, PlannedResource, read_stack_values, run_program
 
 COMPONENT = "mlops:serving:Serving"
-MODEL = "aws:sagemaker/model:Model"
-CONFIG = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
-ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
-ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 TARGET = "aws:appautoscaling/target:Target"
 POLICY = "aws:appautoscaling/policy:Policy"
-GROUP = "aws:sagemaker/modelPackageGroup:ModelPackageGroup"
 
 PINNED = f"arn:aws:sagemaker:eu-west-1:{MOCK_ACCOUNT_ID}:model-package/acme-mlops-prod-customer-churn/7"
 SUBNETS = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]

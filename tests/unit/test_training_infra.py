@@ -10,18 +10,14 @@ from typing import Any
 import pytest
 
 from infra.config import ConfigError, parse_stack_config
-from infra.offline import OfflinePlan, PlannedResource, read_stack_values, run_program
 from infra.training import SCHEDULED_DATA_VERSION, code_version
 from pipelines.bundle import code_bundle
 from pipelines.factory import DATA_VERSION, METRIC_THRESHOLD, MODEL_APPROVAL_STATUS, REGISTER_STEP
+from tests.support.types import GROUP, GROUP_POLICY, PIPELINE, RULE, TARGET
+from verify.mock_engine import OfflinePlan, PlannedResource, read_stack_values, run_program
 
 COMPONENT = "mlops:training:TrainingPipeline"
-PIPELINE = "aws:sagemaker/pipeline:Pipeline"
-GROUP = "aws:sagemaker/modelPackageGroup:ModelPackageGroup"
-GROUP_POLICY = "aws:sagemaker/modelPackageGroupPolicy:ModelPackageGroupPolicy"
 CODE_OBJECT = "aws:s3/bucketObjectv2:BucketObjectv2"
-RULE = "aws:cloudwatch/eventRule:EventRule"
-TARGET = "aws:cloudwatch/eventTarget:EventTarget"
 READ_ONLY = re.compile(r"^sagemaker:(Describe|List|Get)[A-Za-z]+$")
 
 

@@ -21,7 +21,8 @@ import sklearn
 import sklearn.exceptions
 
 from mlops.features.artifact import METADATA_FILE, MODEL_FILE, REQUIRED_METADATA
-from mlops.features.spec import FeatureSpec, FeatureSpecError, get_spec
+from mlops.features.registry import get_spec
+from mlops.features.spec import FeatureSpec, FeatureSpecError
 
 from .errors import ModelLoadError
 

@@ -4,9 +4,9 @@ No Pulumi CLI, no credentials, no network. Prints the resources grouped by compo
 type, then the policy pack's results. Exit codes: 0 plan fine, 1 a mandatory policy failed,
 2 invalid configuration (the error names the key, the value and what is allowed).
 
-    python tools/plan.py --stack prod
-    python tools/plan.py --all
-    python tools/plan.py --stack dev --stack-file path/to/Pulumi.custom.yaml
+    python -m verify.plan --stack prod
+    python -m verify.plan --all
+    python -m verify.plan --stack dev --stack-file path/to/Pulumi.custom.yaml
 """
 
 from __future__ import annotations
@@ -17,14 +17,12 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 # The program must never reach AWS from here: no credentials lookups, no metadata endpoint.
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 
 from infra.config import ConfigError
 from infra.naming import NamingError
-from infra.offline import OfflinePlan, read_stack_values, run_program, stack_names
+from verify.mock_engine import OfflinePlan, read_stack_values, run_program, stack_names
 
 
 def render_plan(plan: OfflinePlan) -> str:
@@ -53,7 +51,7 @@ def render_plan(plan: OfflinePlan) -> str:
 
 def render_policies(plan: OfflinePlan) -> tuple[str, bool]:
     """Policy pack results; the flag is False when a mandatory policy failed."""
-    from infra.policy_check import check_plan
+    from verify.policy_check import check_plan
 
     results = check_plan(plan)
     ok = True

@@ -18,20 +18,40 @@ Secrets Manager at run time, by name.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 import pulumi_aws as aws
 
 from infra import iam
-from infra.config import ModelSettings
-from infra.context import StackContext
+from infra.foundation import Foundation
 from infra.naming import Kind
+from infra.responders.environment import (
+    REPO_ROOT,
+    ResponderModel,
+    checked_environment,
+    compact_json,
+    deploy_hook,
+    name_map,
+    program_path,
+    retrain_targets,
+)
+from infra.responders.iam import (
+    dynamodb_items,
+    model_package_read,
+    pipeline_execution_read,
+    pipeline_start,
+    secret_read,
+    sns_publish,
+    sqs_send,
+)
 from lambdas.package import build_archive
+
+if TYPE_CHECKING:
+    from infra.context import StackContext
 
 RETRAIN = "retrain_on_alarm"
 NOTIFY = "notify_pipeline"
@@ -39,7 +59,6 @@ DISPATCH = "dispatch_deployment"
 FUNCTIONS: tuple[str, ...] = (RETRAIN, NOTIFY, DISPATCH)
 """The responder functions: folder names under ``lambdas/`` and keys of every per-function output."""
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 ARCHIVE_DIR = REPO_ROOT / "build" / "lambdas"
 """Where the deterministic Lambda archives are built (gitignored)."""
 
@@ -55,16 +74,11 @@ MAX_EVENT_AGE_SECONDS = 6 * 3600  # Lambda's maximum: throttled events (reserved
 MAX_RETRY_ATTEMPTS = 2  # Lambda's maximum for asynchronous invocations
 TARGET_MAX_EVENT_AGE_SECONDS = 6 * 3600
 TARGET_MAX_RETRY_ATTEMPTS = 10  # EventBridge → Lambda fails only when Lambda refuses the async invoke
-LAMBDA_ENV_LIMIT_BYTES = 4096  # AWS: total size of a function's environment variables (keys + values)
 
 PIPELINE_STATUS_CHANGE = "SageMaker Model Building Pipeline Execution Status Change"
 MODEL_PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
 FINAL_PIPELINE_STATUSES: tuple[str, ...] = ("Failed", "Stopped", "Succeeded")
 """Execution statuses humans are told about (``Executing`` and ``Stopping`` are not final)."""
-
-
-class ResponderConfigError(ValueError):
-    """The responders cannot be built as configured (for example, an environment over Lambda's 4 KB)."""
 
 
 @dataclass(frozen=True)
@@ -108,154 +122,13 @@ SETTINGS: Mapping[str, FunctionSettings] = {
 
 
 @dataclass(frozen=True, kw_only=True)
-class ResponderModel:
-    """What the responders need to know of one model.
-
-    ``retraining_alarm_names`` are the alarms (``ModelMonitoring.retraining_alarm_names``) whose actions
-    publish to the retrain topic; empty for a model that is not served or not monitored.
-    """
-
-    settings: ModelSettings
-    pipeline_name: pulumi.Input[str]
-    pipeline_arn: pulumi.Input[str]
-    model_package_group_name: pulumi.Input[str]
-    retraining_alarm_names: Sequence[str] = ()
-
-
-@dataclass(frozen=True, kw_only=True)
 class RespondersArgs:
-    """Inputs of :class:`Responders`: the platform key, both topics, and every model of the stack."""
+    """Inputs of :class:`Responders`: the foundation (key, topics) and every model of the stack."""
 
     context: StackContext
-    kms_key_arn: pulumi.Input[str]
-    account_id: pulumi.Input[str]
-    alerts_topic_arn: pulumi.Input[str]
-    retrain_topic_arn: pulumi.Input[str]
+    foundation: Foundation
     models: tuple[ResponderModel, ...]
     archive_dir: Path = field(default=ARCHIVE_DIR)
-
-
-# --- least-privilege statements ---------------------------------------------------------------
-
-
-def sqs_send(sid: str, queue_arns: Sequence[pulumi.Input[str]]) -> iam.Statement:
-    """Send messages to the queues (a function's dead-letter queue and on-failure destination)."""
-    return iam.statement(sid, ["sqs:SendMessage"], list(queue_arns))
-
-
-def sns_publish(sid: str, topic_arns: Sequence[pulumi.Input[str]]) -> iam.Statement:
-    """Publish to the topics."""
-    return iam.statement(sid, ["sns:Publish"], list(topic_arns))
-
-
-def dynamodb_items(sid: str, table_arns: Sequence[pulumi.Input[str]]) -> iam.Statement:
-    """Read and write single items (idempotency records, the retraining ledger); no scans, no table changes."""
-    return iam.statement(
-        sid,
-        ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
-        list(table_arns),
-    )
-
-
-def pipeline_start(sid: str, pipeline_arns: Sequence[pulumi.Input[str]]) -> iam.Statement:
-    """Start the pipelines; read their definitions (which parameters they take) and list their executions
-    (to skip a start while one is running)."""
-    return iam.statement(
-        sid,
-        ["sagemaker:DescribePipeline", "sagemaker:ListPipelineExecutions", "sagemaker:StartPipelineExecution"],
-        list(pipeline_arns),
-    )
-
-
-def pipeline_execution_read(sid: str, execution_arns: Sequence[pulumi.Input[str]]) -> iam.Statement:
-    """Describe executions of the pipelines (``<pipeline arn>/execution/*``)."""
-    return iam.statement(sid, ["sagemaker:DescribePipelineExecution"], list(execution_arns))
-
-
-def model_package_read(sid: str, package_arns: Sequence[pulumi.Input[str]]) -> iam.Statement:
-    """Describe model package versions (``model-package/<group>/*``)."""
-    return iam.statement(sid, ["sagemaker:DescribeModelPackage"], list(package_arns))
-
-
-def secret_read(sid: str, secret_arns: Sequence[pulumi.Input[str]]) -> iam.Statement:
-    """Read the secrets' current values."""
-    return iam.statement(sid, ["secretsmanager:GetSecretValue"], list(secret_arns))
-
-
-# --- pure helpers (tested without the engine) ------------------------------------------------
-
-
-def retrain_targets(models: Sequence[ResponderModel]) -> dict[str, dict[str, Any]]:
-    """``RETRAIN_TARGETS``: alarm name → the model it retrains, its pipeline and rate limits.
-
-    Models with ``monitoring.retraining.enabled=false`` are left out. Raises :class:`ResponderConfigError`
-    when one alarm name is claimed by two models (the responder could not tell which to retrain).
-    """
-    targets: dict[str, dict[str, Any]] = {}
-    for model in models:
-        retraining = model.settings.monitoring.retraining
-        if not retraining.enabled:
-            continue
-        for alarm in model.retraining_alarm_names:
-            if alarm in targets:
-                raise ResponderConfigError(
-                    f"alarm '{alarm}' retrains both '{targets[alarm]['model']}' and '{model.settings.name}'; "
-                    "an alarm may retrain one model only"
-                )
-            targets[alarm] = {
-                "model": model.settings.name,
-                "pipelineName": model.pipeline_name,
-                "cooldownMinutes": retraining.cooldown_minutes,
-                "maxPerDay": retraining.max_per_day,
-            }
-    return dict(sorted(targets.items()))
-
-
-def deploy_hook(context: StackContext) -> dict[str, str | None]:
-    """``DEPLOY_HOOK``: where approvals are dispatched. Holds the token secret's NAME, never its value."""
-    hook = context.config.deployment
-    return {
-        "kind": hook.kind,
-        "repository": hook.repository,
-        "workflow": hook.workflow,
-        "ref": hook.ref,
-        "tokenSecretName": hook.token_secret_name,
-    }
-
-
-def _name_map(names: Sequence[pulumi.Input[str]], models: Sequence[str]) -> pulumi.Output[str]:
-    """JSON ``{"<name>": "<model>"}`` where the names are outputs (JSON keys must be known strings)."""
-    return pulumi.Output.all(*names).apply(
-        lambda resolved: json.dumps(dict(zip(resolved, models, strict=True)), sort_keys=True, separators=(",", ":"))
-    )
-
-
-def _compact_json(value: Any) -> pulumi.Output[str]:
-    return pulumi.Output.json_dumps(value, sort_keys=True, separators=(",", ":"))
-
-
-def check_environment_size(function: str, variables: dict[str, str]) -> dict[str, str]:
-    """``variables`` unchanged, or :class:`ResponderConfigError` when they exceed Lambda's 4 KB limit."""
-    size = sum(len(k.encode()) + len(v.encode()) for k, v in variables.items())
-    if size > LAMBDA_ENV_LIMIT_BYTES:
-        raise ResponderConfigError(
-            f"{function}: environment variables take {size} bytes; Lambda allows {LAMBDA_ENV_LIMIT_BYTES} "
-            "(fewer retraining alarms or shorter names)"
-        )
-    return variables
-
-
-def _checked_environment(function: str, variables: Mapping[str, pulumi.Input[str]]) -> pulumi.Output[dict[str, str]]:
-    """The variables as one output, refused at preview when over Lambda's limit (the deployment would fail)."""
-    return pulumi.Output.all(**variables).apply(lambda resolved: check_environment_size(function, resolved))
-
-
-def _program_path(path: Path) -> str:
-    """``path`` relative to the repository (the program's working directory under the Pulumi CLI) when inside it.
-
-    The same checkout on another machine then gives the same ``code`` input, byte for byte.
-    """
-    return path.relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else str(path)
 
 
 # --- the component ----------------------------------------------------------------------------
@@ -297,7 +170,7 @@ class Responders(pulumi.ComponentResource):
         self._args = args
         self._name = name
         targets = retrain_targets(args.models)
-        retrained = [m for m in args.models if m.settings.monitoring.retraining.enabled and m.retraining_alarm_names]
+        retrained = [m for m in args.models if m.retraining.enabled and m.retraining_alarm_names]
 
         self.state_table = aws.dynamodb.Table(
             f"{name}-state",
@@ -307,7 +180,7 @@ class Responders(pulumi.ComponentResource):
             attributes=[aws.dynamodb.TableAttributeArgs(name="pk", type="S")],
             ttl=aws.dynamodb.TableTtlArgs(attribute_name="expires_at", enabled=True),
             server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(
-                enabled=True, kms_key_arn=args.kms_key_arn
+                enabled=True, kms_key_arn=args.foundation.key_arn
             ),
             point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=True),
             deletion_protection_enabled=ctx.config.protect_stateful_resources,
@@ -318,12 +191,12 @@ class Responders(pulumi.ComponentResource):
         self.state_table_name = self.state_table.name
 
         common = {
-            "ALERTS_TOPIC_ARN": args.alerts_topic_arn,
+            "ALERTS_TOPIC_ARN": args.foundation.alerts_topic_arn,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": LOG_LEVEL,
         }
         pipeline_arns = [m.pipeline_arn for m in args.models]
-        alerts = [args.alerts_topic_arn]
+        alerts = [args.foundation.alerts_topic_arn]
 
         self.responders = {
             RETRAIN: self._responder(
@@ -331,7 +204,7 @@ class Responders(pulumi.ComponentResource):
                 environment={
                     **common,
                     "STATE_TABLE": self.state_table.name,
-                    "RETRAIN_TARGETS": _compact_json(targets),
+                    "RETRAIN_TARGETS": compact_json(targets),
                 },
                 statements=[
                     dynamodb_items("StateItems", [self.state_table.arn]),
@@ -343,9 +216,7 @@ class Responders(pulumi.ComponentResource):
                 NOTIFY,
                 environment={
                     **common,
-                    "PIPELINES": _name_map(
-                        [m.pipeline_name for m in args.models], [m.settings.name for m in args.models]
-                    ),
+                    "PIPELINES": name_map([m.pipeline_name for m in args.models], [m.model for m in args.models]),
                 },
                 statements=[
                     *(
@@ -364,9 +235,9 @@ class Responders(pulumi.ComponentResource):
                 DISPATCH,
                 environment={
                     **common,
-                    "DEPLOY_HOOK": _compact_json(deploy_hook(ctx)),
-                    "MODEL_PACKAGE_GROUPS": _name_map(
-                        [m.model_package_group_name for m in args.models], [m.settings.name for m in args.models]
+                    "DEPLOY_HOOK": compact_json(deploy_hook(ctx.config.deployment)),
+                    "MODEL_PACKAGE_GROUPS": name_map(
+                        [m.model_package_group_name for m in args.models], [m.model for m in args.models]
                     ),
                     "GITHUB_API_URL": GITHUB_API_URL,
                 },
@@ -382,7 +253,7 @@ class Responders(pulumi.ComponentResource):
             ),
         }
 
-        self.retrain_subscription = self._sns_trigger(self.responders[RETRAIN], args.retrain_topic_arn)
+        self.retrain_subscription = self._sns_trigger(self.responders[RETRAIN], args.foundation.retrain_topic_arn)
         self.pipeline_rule = None
         self.approval_rule = None
         if args.models:
@@ -412,7 +283,7 @@ class Responders(pulumi.ComponentResource):
                     },
                 },
             )
-        self._queue_policy(RETRAIN, "sns.amazonaws.com", args.retrain_topic_arn)
+        self._queue_policy(RETRAIN, "sns.amazonaws.com", args.foundation.retrain_topic_arn)
         self._queue_policy(NOTIFY, "events.amazonaws.com", self.pipeline_rule.arn if self.pipeline_rule else None)
         self._queue_policy(DISPATCH, "events.amazonaws.com", self.approval_rule.arn if self.approval_rule else None)
 
@@ -429,8 +300,7 @@ class Responders(pulumi.ComponentResource):
     # --- parts ---------------------------------------------------------------------------------
 
     def _arn(self, service: str, resource: str) -> pulumi.Output[str]:
-        region = self._args.context.config.region
-        return pulumi.Output.concat("arn:aws:", service, ":", region, ":", self._args.account_id, ":", resource)
+        return self._args.foundation.arn(service, resource)
 
     def _model_packages(self, model: ResponderModel) -> pulumi.Output[str]:
         # SageMaker lowercases the group name in model package ARNs.
@@ -460,7 +330,7 @@ class Responders(pulumi.ComponentResource):
         queue = aws.sqs.Queue(
             f"{part}-dlq",
             name=ctx.naming.name(f"{thing}-dlq", Kind.SQS_QUEUE),
-            kms_master_key_id=args.kms_key_arn,
+            kms_master_key_id=args.foundation.key_arn,
             message_retention_seconds=DLQ_RETENTION_SECONDS,
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self),
@@ -469,7 +339,7 @@ class Responders(pulumi.ComponentResource):
             f"{part}-logs",
             name=log_group_name,
             retention_in_days=ctx.config.log_retention_days,
-            kms_key_id=args.kms_key_arn,
+            kms_key_id=args.foundation.key_arn,
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -484,7 +354,7 @@ class Responders(pulumi.ComponentResource):
                 sqs_send("DeadLetters", [queue.arn]),
                 iam.logs_write("OwnLogs", [self._arn("logs", f"log-group:{log_group_name}:*")]),
                 # Encrypted DLQ, topics, environment and table: the function encrypts and decrypts with the key.
-                iam.kms_use("PlatformKeyUse", [args.kms_key_arn]),
+                iam.kms_use("PlatformKeyUse", [args.foundation.key_arn]),
             ],
             tags=tags,
             parent=self,
@@ -496,7 +366,7 @@ class Responders(pulumi.ComponentResource):
             name=function_name,
             description=settings.description,
             role=role.arn,
-            code=pulumi.FileArchive(_program_path(archive.path)),
+            code=pulumi.FileArchive(program_path(archive.path)),
             source_code_hash=archive.sha256_base64,
             runtime=RUNTIME,
             architectures=[ARCHITECTURE],
@@ -505,9 +375,9 @@ class Responders(pulumi.ComponentResource):
             memory_size=settings.memory_mb,
             reserved_concurrent_executions=settings.reserved_concurrency,
             environment=aws.lambda_.FunctionEnvironmentArgs(
-                variables=_checked_environment(key, {**environment, "POWERTOOLS_SERVICE_NAME": key})
+                variables=checked_environment(key, {**environment, "POWERTOOLS_SERVICE_NAME": key})
             ),
-            kms_key_arn=args.kms_key_arn,
+            kms_key_arn=args.foundation.key_arn,
             dead_letter_config=aws.lambda_.FunctionDeadLetterConfigArgs(target_arn=queue.arn),
             logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="JSON", log_group=log_group.name),
             tags=tags,
@@ -558,7 +428,7 @@ class Responders(pulumi.ComponentResource):
             resource,
             name=ctx.naming.name(part, Kind.EVENT_RULE),
             description=description,
-            event_pattern=_compact_json(pattern),
+            event_pattern=compact_json(pattern),
             tags=ctx.naming.tags(),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -1,6 +1,6 @@
 """Run the Pulumi program for a stack under Pulumi's mock engine: no CLI, no cloud, no credentials.
 
-This is how the offline plan (``tools/plan.py``), the unit tests and the benchmarks run the real
+This is how the offline plan (``python -m verify.plan``), the unit tests and the benchmarks run the real
 program (``infra.platform.program``). The mocks return the computed attributes AWS would (``arn``,
 ``id``, ``bucket``, ...), and a recording monitor keeps each registration with its parent and its
 ``protect``/``retainOnDelete`` options, which the plain mock monitor does not expose.

@@ -22,45 +22,53 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_aws as aws
 
 from infra import iam
-from infra.config import ModelSettings
-from infra.context import StackContext
-from infra.naming import Kind
+from infra.foundation import Foundation
+from infra.naming import Kind, ModelNames
+from infra.training.iam import execution_role_statements, registry_read_policy
+from infra.training.settings import TrainingSettings
 from pipelines.bundle import code_bundle
 from pipelines.factory import DATA_VERSION, pipeline_definition
 from pipelines.settings import DEFAULT_HYPERPARAMETERS, PipelineSettings
 
+if TYPE_CHECKING:
+    from infra.context import StackContext
+
 SCHEDULED_DATA_VERSION = "scheduled-retrain"
 """``DataVersion`` a scheduled execution starts with: the model version then records that a schedule made it."""
 
-JOB_NAME_PREFIX = "pipelines-"
-"""SageMaker Pipelines names every job it starts ``pipelines-<execution id>-<step>-...`` (lowercased in ARNs)."""
 
 _CONTENT_TYPES = {".py": "text/x-python", ".gz": "application/gzip"}
 
 
+@dataclass(frozen=True)
+class QualityGate:
+    """The metric a new version must reach to be registered: what the monitoring layer watches live."""
+
+    metric_name: str
+    threshold: float
+
+
 @dataclass(frozen=True, kw_only=True)
 class TrainingPipelineArgs:
-    """Inputs of :class:`TrainingPipeline`.
+    """Inputs of :class:`TrainingPipeline`: the model's names and training settings, its feature spec's name
+    and its description.
 
     The raw bucket holds the records the pipeline reads by default (``s3://<raw>/<model>/``, the
     ``InputDataUri`` parameter); the curated bucket is readable too, for executions pointed at it.
     """
 
     context: StackContext
-    model: ModelSettings
-    kms_key_arn: pulumi.Input[str]
-    artifacts_bucket_name: pulumi.Input[str]
-    artifacts_bucket_arn: pulumi.Input[str]
-    raw_bucket_name: pulumi.Input[str]
-    raw_bucket_arn: pulumi.Input[str]
-    curated_bucket_arn: pulumi.Input[str]
-    account_id: pulumi.Input[str]
+    foundation: Foundation
+    names: ModelNames
+    settings: TrainingSettings
+    feature_spec: str
+    description: str = ""
 
 
 def code_version(bundle: dict[str, bytes]) -> str:
@@ -73,14 +81,9 @@ def code_version(bundle: dict[str, bytes]) -> str:
     return digest.hexdigest()[:16]
 
 
-def code_prefix(model: ModelSettings, version: str) -> str:
+def code_prefix(model: str, version: str) -> str:
     """Key prefix of one published code version in the artifacts bucket (no trailing slash)."""
-    return f"code/{model.name}/{version}"
-
-
-def output_prefix(pipeline_name: str) -> str:
-    """Key prefix of a pipeline's outputs in the artifacts bucket (``pipelines/<pipeline>/``)."""
-    return f"pipelines/{pipeline_name}/"
+    return f"code/{model}/{version}"
 
 
 def sklearn_image_repository(region: str, framework_version: str = "1.9-0") -> tuple[str, str]:
@@ -116,25 +119,28 @@ class TrainingPipeline(pulumi.ComponentResource):
     pipeline_arn: pulumi.Output[str]
     schedule_rule: aws.cloudwatch.EventRule | None
     schedule_rule_name: pulumi.Output[str] | None
+    quality_gate: QualityGate
 
     def __init__(self, name: str, args: TrainingPipelineArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlops:training:TrainingPipeline", name, None, opts)
-        ctx, model, training = args.context, args.model, args.model.training
-        tags = ctx.naming.tags(Model=model.name)
-        pipeline_name = ctx.naming.name(model.name, Kind.SAGEMAKER)
-        group_name = ctx.naming.name(model.name, Kind.SAGEMAKER)
+        ctx, names, training, foundation = args.context, args.names, args.settings, args.foundation
+        model = names.model
+        tags = ctx.naming.tags(Model=model)
+        pipeline_name = names.pipeline
+        group_name = names.package_group
+        artifacts = foundation.buckets["artifacts"]
 
         self.model_package_group = aws.sagemaker.ModelPackageGroup(
             f"{name}-registry",
             model_package_group_name=group_name,
-            model_package_group_description=f"Versions of {model.name}: {model.description or model.feature_spec}",
+            model_package_group_description=f"Versions of {model}: {args.description or args.feature_spec}",
             tags=tags,
             # Holds every registered version, its metrics and approval history.
             opts=ctx.stateful(self),
         )
         self.model_package_group_name = self.model_package_group.model_package_group_name
         self.model_package_group_arn = self.model_package_group.arn
-        package_arns = self._arn(args, f"model-package/{group_name.lower()}/*")
+        package_arns = foundation.arn("sagemaker", f"model-package/{group_name.lower()}/*")
 
         self.registry_policy = None
         if training.registry_account_ids:
@@ -152,7 +158,7 @@ class TrainingPipeline(pulumi.ComponentResource):
         self.code_objects = [
             aws.s3.BucketObjectv2(
                 f"{name}-code-{key.replace('/', '-')}",
-                bucket=args.artifacts_bucket_name,
+                bucket=artifacts.name,
                 key=f"{prefix}/{key}",
                 content_base64=base64.b64encode(content).decode("ascii"),
                 content_type=_CONTENT_TYPES.get(key[key.rfind(".") :], "application/octet-stream"),
@@ -163,18 +169,20 @@ class TrainingPipeline(pulumi.ComponentResource):
             )
             for key, content in bundle.items()
         ]
-        self.code_uri = pulumi.Output.concat("s3://", args.artifacts_bucket_name, "/", prefix)
+        self.code_uri = pulumi.Output.concat("s3://", artifacts.name, "/", prefix)
 
-        service_role = self._role(name, args, pipeline_name, group_name, prefix, tags)
+        service_role = self._role(name, args, prefix, tags)
         self.role = service_role.role
         self.role_arn = self.role.arn
 
         definition = pulumi.Output.all(
-            self.role.arn, args.artifacts_bucket_name, args.raw_bucket_name, args.kms_key_arn
+            self.role.arn, artifacts.name, foundation.buckets["raw"].name, foundation.key_arn
         ).apply(
             lambda values: pipeline_definition(
                 pipeline_settings(
                     model,
+                    args.feature_spec,
+                    training,
                     region=ctx.config.region,
                     pipeline_name=pipeline_name,
                     group_name=group_name,
@@ -190,7 +198,7 @@ class TrainingPipeline(pulumi.ComponentResource):
             f"{name}-pipeline",
             pipeline_name=pipeline_name,
             pipeline_display_name=pipeline_name,
-            pipeline_description=f"Preprocess, train, evaluate and register {model.name}",
+            pipeline_description=f"Preprocess, train, evaluate and register {model}",
             pipeline_definition=definition,
             role_arn=self.role.arn,
             tags=tags,
@@ -202,6 +210,7 @@ class TrainingPipeline(pulumi.ComponentResource):
         self.pipeline_name = self.pipeline.pipeline_name
         self.pipeline_arn = self.pipeline.arn
 
+        self.quality_gate = QualityGate(metric_name=training.metric_name, threshold=training.metric_threshold)
         self.schedule_rule = None
         self.schedule_rule_name = None
         if training.retrain_schedule is not None:
@@ -220,134 +229,37 @@ class TrainingPipeline(pulumi.ComponentResource):
             }
         )
 
-    @staticmethod
-    def _arn(args: TrainingPipelineArgs, resource: str) -> pulumi.Output[str]:
-        return pulumi.Output.concat(
-            "arn:aws:sagemaker:", args.context.config.region, ":", args.account_id, ":", resource
-        )
-
-    def _role(
-        self,
-        name: str,
-        args: TrainingPipelineArgs,
-        pipeline_name: str,
-        group_name: str,
-        prefix: str,
-        tags: dict[str, str],
-    ) -> iam.ServiceRole:
+    def _role(self, name: str, args: TrainingPipelineArgs, prefix: str, tags: dict[str, str]) -> iam.ServiceRole:
         """The pipeline's execution role (the pipeline and every job it starts) and its inline policy."""
-        ctx, model = args.context, args.model
-        region = ctx.config.region
-        artifacts = [args.artifacts_bucket_arn]
-        outputs = output_prefix(pipeline_name)
-        image_account, image_repository = sklearn_image_repository(region)
-        group = group_name.lower()
-        role_name = ctx.naming.name(f"{model.name}-pipeline", Kind.IAM_ROLE)
-        role_arn = pulumi.Output.concat("arn:aws:iam::", args.account_id, ":role/", role_name)
-        statements: list[iam.Statement] = [
-            iam.s3_read_objects("CodeRead", artifacts, f"{prefix}/"),
-            iam.s3_list_prefix("CodeList", artifacts, f"{prefix}/"),
-            *iam.s3_read("InputData", [args.raw_bucket_arn, args.curated_bucket_arn]),
-            iam.s3_write("OutputsWrite", artifacts, outputs),
-            iam.s3_read_objects("OutputsRead", artifacts, outputs),
-            iam.s3_list_prefix("OutputsList", artifacts, outputs),
-            iam.kms_use("PlatformKeyUse", [args.kms_key_arn]),
-            # Job volumes encrypted with the platform key: SageMaker creates grants for the instances.
-            iam.kms_grant_for_aws_services("PlatformKeyGrants", [args.kms_key_arn]),
-            iam.statement(
-                "ProcessingJobs",
-                [
-                    "sagemaker:AddTags",
-                    "sagemaker:CreateProcessingJob",
-                    "sagemaker:DescribeProcessingJob",
-                    "sagemaker:StopProcessingJob",
-                ],
-                [self._arn(args, f"processing-job/{JOB_NAME_PREFIX}*")],
-            ),
-            iam.statement(
-                "TrainingJobs",
-                [
-                    "sagemaker:AddTags",
-                    "sagemaker:CreateTrainingJob",
-                    "sagemaker:DescribeTrainingJob",
-                    "sagemaker:StopTrainingJob",
-                ],
-                [self._arn(args, f"training-job/{JOB_NAME_PREFIX}*")],
-            ),
-            iam.statement(
-                "RegisterModel",
-                [
-                    "sagemaker:AddTags",
-                    "sagemaker:CreateModelPackage",
-                    "sagemaker:DescribeModelPackage",
-                    "sagemaker:DescribeModelPackageGroup",
-                    "sagemaker:ListModelPackages",
-                ],
-                [self._arn(args, f"model-package-group/{group}"), self._arn(args, f"model-package/{group}/*")],
-            ),
-            iam.statement(
-                "Lineage",
-                [
-                    "sagemaker:AddAssociation",
-                    "sagemaker:AddTags",
-                    "sagemaker:AssociateTrialComponent",
-                    "sagemaker:CreateExperiment",
-                    "sagemaker:CreateTrial",
-                    "sagemaker:CreateTrialComponent",
-                    "sagemaker:DescribeExperiment",
-                    "sagemaker:DescribeTrial",
-                    "sagemaker:DescribeTrialComponent",
-                    "sagemaker:UpdateTrialComponent",
-                ],
-                [
-                    self._arn(args, f"experiment/{pipeline_name.lower()}"),
-                    # Trials are named by the execution id, which SageMaker generates per execution.
-                    self._arn(args, "experiment-trial/*"),
-                    self._arn(args, f"experiment-trial-component/{JOB_NAME_PREFIX}*"),
-                ],
-            ),
-            iam.logs_write(
-                "JobLogs",
-                [pulumi.Output.concat("arn:aws:logs:", region, ":", args.account_id, ":log-group:/aws/sagemaker/*")],
-            ),
-            iam.statement(
-                "ImagePull",
-                ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-                [f"arn:aws:ecr:{region}:{image_account}:repository/{image_repository}"],
-            ),
-            # GetAuthorizationToken is account-wide (it returns a registry login, not access to a
-            # repository): IAM supports no resource-level permission for it, so "*" is the only choice.
-            iam.statement("ImageAuth", ["ecr:GetAuthorizationToken"], ["*"]),
-            # The pipeline passes its own role to the jobs it starts, and to nothing else.
-            iam.statement(
-                "PassOwnRole",
-                ["iam:PassRole"],
-                [role_arn],
-                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-            ),
-        ]
+        ctx, names = args.context, args.names
         return iam.service_role(
             f"{name}-role",
             naming=ctx.naming,
-            thing=f"{model.name}-pipeline",
+            thing=f"{names.model}-pipeline",
             services=["sagemaker.amazonaws.com"],
-            statements=statements,
+            statements=execution_role_statements(
+                args.foundation,
+                ctx.naming,
+                names,
+                code_prefix=prefix,
+                image=sklearn_image_repository(ctx.config.region),
+            ),
             tags=tags,
             parent=self,
-            source_account=args.account_id,
-            description=f"{ctx.naming.prefix} training pipeline of {model.name}: runs its jobs and registers versions",
+            source_account=args.foundation.account_id,
+            description=f"{ctx.naming.prefix} training pipeline of {names.model}: runs its jobs and registers versions",
         )
 
     def _schedule(
         self, name: str, args: TrainingPipelineArgs, expression: str, tags: dict[str, str]
     ) -> aws.cloudwatch.EventRule:
         """An EventBridge rule starting the pipeline on ``expression``, with a role allowed only that."""
-        ctx, model = args.context, args.model
-        thing = f"{model.name}-retrain"
+        ctx, model = args.context, args.names.model
+        thing = f"{model}-retrain"
         rule = aws.cloudwatch.EventRule(
             f"{name}-schedule",
             name=ctx.naming.name(thing, Kind.EVENT_RULE),
-            description=f"Scheduled retraining of {model.name}",
+            description=f"Scheduled retraining of {model}",
             schedule_expression=expression,
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self),
@@ -360,8 +272,8 @@ class TrainingPipeline(pulumi.ComponentResource):
             statements=[iam.statement("StartPipeline", ["sagemaker:StartPipelineExecution"], [self.pipeline.arn])],
             tags=tags,
             parent=self,
-            source_account=args.account_id,
-            description=f"{ctx.naming.prefix} schedule of {model.name}: starts its training pipeline",
+            source_account=args.foundation.account_id,
+            description=f"{ctx.naming.prefix} schedule of {model}: starts its training pipeline",
         )
         aws.cloudwatch.EventTarget(
             f"{name}-schedule-target",
@@ -380,40 +292,10 @@ class TrainingPipeline(pulumi.ComponentResource):
         return rule
 
 
-def registry_read_policy(
-    account_ids: tuple[str, ...], group_arn: pulumi.Input[str], package_arns: pulumi.Input[str]
-) -> pulumi.Output[str]:
-    """Resource policy of a model package group: the accounts may read the group and its versions, nothing more."""
-    principal: dict[str, Any] = {"AWS": [f"arn:aws:iam::{account}:root" for account in account_ids]}
-    return pulumi.Output.json_dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "ReadModelPackageGroup",
-                    "Effect": "Allow",
-                    "Principal": principal,
-                    "Action": [
-                        "sagemaker:DescribeModelPackageGroup",
-                        "sagemaker:GetModelPackageGroupPolicy",
-                        "sagemaker:ListModelPackages",
-                    ],
-                    "Resource": group_arn,
-                },
-                {
-                    "Sid": "ReadModelPackages",
-                    "Effect": "Allow",
-                    "Principal": principal,
-                    "Action": ["sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages"],
-                    "Resource": package_arns,
-                },
-            ],
-        }
-    )
-
-
 def pipeline_settings(
-    model: ModelSettings,
+    model: str,
+    feature_spec: str,
+    training: TrainingSettings,
     *,
     region: str,
     pipeline_name: str,
@@ -425,18 +307,17 @@ def pipeline_settings(
     code_prefix: str,
 ) -> PipelineSettings:
     """The factory settings of a model's pipeline from its config and the resolved resource values."""
-    training = model.training
     return PipelineSettings(
-        model_name=model.name,
+        model_name=model,
         pipeline_name=pipeline_name,
         model_package_group_name=group_name,
-        feature_spec=model.feature_spec,
+        feature_spec=feature_spec,
         role_arn=role_arn,
         region=region,
         default_bucket=artifacts_bucket,
         default_bucket_prefix="pipelines",
         code_uri=f"s3://{artifacts_bucket}/{code_prefix}",
-        input_data_uri=f"s3://{raw_bucket}/{model.name}",
+        input_data_uri=f"s3://{raw_bucket}/{model}",
         code_version=code_prefix.rsplit("/", 1)[-1],
         processing_instance_type=training.processing_instance_type,
         processing_instance_count=training.processing_instance_count,

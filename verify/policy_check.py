@@ -3,7 +3,7 @@
 The engine's analyzer hands resource policies each resource's inputs and stack policies every
 resource's outputs, wrapped in read-only proxies that refuse unknown values; this module builds the
 same ``pulumi_policy`` objects (``ResourceValidationArgs``, ``PolicyResource``,
-``StackValidationArgs``) from an :class:`~infra.offline.OfflinePlan`, with the same proxies, calls
+``StackValidationArgs``) from an :class:`~verify.mock_engine.OfflinePlan`, with the same proxies, calls
 each policy's ``validate`` and collects what it reports.
 
 Differences from a real ``pulumi preview --policy-pack policies``, all on the cautious side:
@@ -37,8 +37,8 @@ from pulumi_policy import (
 from pulumi_policy.policy import _NotApplicableError  # what args.not_applicable() raises
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
-from infra.offline import OfflinePlan, PlannedResource
 from policies import rules
+from verify.mock_engine import OfflinePlan, PlannedResource
 
 
 @dataclass(frozen=True)

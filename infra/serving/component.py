@@ -44,33 +44,28 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 import pulumi_aws as aws
 
-from infra import iam
-from infra.config import ModelSettings, ServingSettings, VariantSettings
-from infra.context import StackContext
-from infra.naming import Kind
-from infra.training import output_prefix, sklearn_image_repository
+from infra import alarms, iam
+from infra.foundation import Foundation
+from infra.naming import Kind, ModelNames
+from infra.serving.iam import CAPTURE_PREFIX, execution_role
+from infra.serving.settings import ServingSettings, VariantSettings
+
+if TYPE_CHECKING:
+    from infra.context import StackContext
 
 SERVERLESS_VARIANT = "serverless"
 """Variant name of a serverless endpoint's only variant (stable across updates)."""
-
-CAPTURE_PREFIX = "data-capture"
-"""Key under ``<model>/`` in the monitoring bucket where the endpoint captures requests and responses."""
 
 CAPTURE_CONTENT_TYPES = {"csv": ["text/csv"], "json": ["application/json"]}
 """Content types captured as text (others would be base64-encoded); the inference container accepts both."""
 
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 SCALING_METRIC = "SageMakerVariantInvocationsPerInstance"
-
-ALARM_PERIOD_SECONDS = 60
-ALARM_EVALUATION_PERIODS = 3
-ALARM_DATAPOINTS_TO_ALARM = 2
-"""Rollback alarms fire on 2 breaching minutes out of 3: fast enough for the bake time, not on one spike."""
 
 # Instance families with local NVMe storage, which SageMaker encrypts in hardware: CreateEndpointConfig
 # fails when a KmsKeyId is given for them ("Instance Store Volumes" in the SageMaker docs). Families with a
@@ -87,22 +82,31 @@ def has_local_storage(instance_type: str) -> bool:
 
 @dataclass(frozen=True, kw_only=True)
 class ServingArgs:
-    """Inputs of :class:`Serving`.
+    """Inputs of :class:`Serving`: the model's names and serving settings.
 
-    ``model_package_group_name`` is the group's physical name as a plain string (it is read from the
-    registry while the program builds the graph, so it cannot be an output). ``alarm_action_arns`` are
-    notified when a rollback alarm changes to ALARM (default: none; the guardrails watch the alarms anyway).
+    What each variant serves is read from the registry group ``names.package_group`` (a plain string: the
+    registry is read while the program builds the graph, so it cannot be an output).
     """
 
     context: StackContext
-    model: ModelSettings
-    kms_key_arn: pulumi.Input[str]
-    account_id: pulumi.Input[str]
-    monitoring_bucket_name: pulumi.Input[str]
-    monitoring_bucket_arn: pulumi.Input[str]
-    artifacts_bucket_arn: pulumi.Input[str]
-    model_package_group_name: str
-    alarm_action_arns: tuple[pulumi.Input[str], ...] = ()
+    foundation: Foundation
+    names: ModelNames
+    settings: ServingSettings
+
+
+@dataclass(frozen=True)
+class ServedEndpoint:
+    """What the monitoring layer needs of an endpoint: what it watches and the rollout's alarm thresholds."""
+
+    name: pulumi.Output[str]
+    variant_names: tuple[str, ...]
+    """Production variants (a shadow variant answers no client)."""
+    data_capture_uri: pulumi.Output[str] | None
+    """``None`` for serverless endpoints and when capture is off."""
+    served_version_arn: str | None
+    """The model package the primary production variant serves (its drift baselines are the monitors')."""
+    latency_p99_ms_threshold: int
+    error_rate_percent_threshold: float
 
 
 @dataclass(frozen=True)
@@ -147,10 +151,8 @@ class Serving(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ServingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlops:serving:Serving", name, None, opts)
-        model = args.model
-        serving = model.serving
-        if serving is None:
-            raise ValueError(f"model '{model.name}' has no serving settings; create Serving only for served models")
+        serving = args.settings
+        self._settings = serving
         self.endpoint = None
         self.endpoint_name = None
         self.endpoint_arn = None
@@ -182,11 +184,26 @@ class Serving(pulumi.ComponentResource):
             }
         )
 
+    @property
+    def served(self) -> ServedEndpoint | None:
+        """The endpoint as the monitoring layer sees it; ``None`` until a version is approved (no endpoint)."""
+        if self.endpoint_name is None:
+            return None
+        rollout = self._settings.rollout
+        return ServedEndpoint(
+            name=self.endpoint_name,
+            variant_names=self.variant_names,
+            data_capture_uri=self.data_capture_uri,
+            served_version_arn=self.served_versions.get(self.variant_names[0]),
+            latency_p99_ms_threshold=rollout.latency_p99_ms_threshold,
+            error_rate_percent_threshold=rollout.error_rate_percent_threshold,
+        )
+
     # --- what to serve ----------------------------------------------------------------------------
 
     def _resolve(self, args: ServingArgs, serving: ServingSettings) -> list[_Variant] | None:
         """Each variant with its model package ARN, or ``None`` (and a warning) when one has no version yet."""
-        group = args.model_package_group_name
+        group = args.names.package_group
         wanted: list[tuple[str, VariantSettings | None, str | None, bool]]
         if serving.strategy == "serverless":
             pinned = serving.serverless.model_package_arn if serving.serverless else None
@@ -206,7 +223,7 @@ class Serving(pulumi.ComponentResource):
             resolved.append(_Variant(variant_name, settings, version.arn, shadow))
         if waiting:
             pulumi.log.warn(
-                f"model '{args.model.name}': no endpoint yet: model package group '{group}' has no Approved "
+                f"model '{args.names.model}': no endpoint yet: model package group '{group}' has no Approved "
                 f"version for variant(s) {', '.join(waiting)}. Approve a version in the registry (then run "
                 "`pulumi up` again; the approval responder dispatches it) or pin serving.variants[].modelPackageArn "
                 "/ serving.serverless.modelPackageArn in the stack file.",
@@ -218,9 +235,9 @@ class Serving(pulumi.ComponentResource):
     # --- resources --------------------------------------------------------------------------------
 
     def _build(self, name: str, args: ServingArgs, serving: ServingSettings, variants: list[_Variant]) -> None:
-        ctx, model = args.context, args.model
-        tags = ctx.naming.tags(Model=model.name)
-        endpoint_name = ctx.naming.name(model.name, Kind.SAGEMAKER)
+        ctx, model = args.context, args.names.model
+        tags = ctx.naming.tags(Model=model)
+        endpoint_name = args.names.endpoint
         serverless = serving.strategy == "serverless"
         production = [v for v in variants if not v.shadow]
         self.variant_names = tuple(v.name for v in production)
@@ -229,18 +246,16 @@ class Serving(pulumi.ComponentResource):
         capture = serving.data_capture.enabled and not serverless
         if capture:
             self.data_capture_uri = pulumi.Output.concat(
-                "s3://", args.monitoring_bucket_name, "/", model.name, "/", CAPTURE_PREFIX
+                "s3://", args.foundation.buckets["monitoring"].name, "/", model, "/", CAPTURE_PREFIX
             )
 
         # Two alarms per endpoint, named after the model only: the endpoint's rollback alarm list is
         # replace-only (AWS and the provider), so it must not change when variants or versions do. The
         # alarms' metric queries cover the current production variants and are updated in place.
-        alarm_names = (
-            [ctx.naming.name(f"{model.name}-rollback-{kind}", Kind.ALARM) for kind in ("5xx-rate", "p99-latency")]
-            if serving.rollout.rollback_alarms
-            else []
+        alarm_names = list(args.names.rollback_alarms) if serving.rollout.rollback_alarms else []
+        role = execution_role(
+            f"{name}-role", ctx, args.foundation, args.names, serving, alarm_names, capture, tags, parent=self
         )
-        role = self._role(name, args, serving, endpoint_name, alarm_names, capture, tags)
         self.role = role.role
         self.role_arn = role.arn
 
@@ -280,7 +295,7 @@ class Serving(pulumi.ComponentResource):
         Its name is derived from everything that defines it, so a new version is a new model, created before
         the old one is deleted, and the endpoint config that references it changes with it.
         """
-        ctx, model = args.context, args.model
+        ctx, model = args.context, args.names.model
         network = serving.network
         instance = serving.strategy != "serverless"
         vpc = bool(network.subnet_ids) and instance
@@ -294,7 +309,7 @@ class Serving(pulumi.ComponentResource):
         )
         return aws.sagemaker.Model(
             f"{name}-model-{variant.name}",
-            name=ctx.naming.name(f"{model.name}-{fingerprint}", Kind.SAGEMAKER),
+            name=ctx.naming.name(f"{model}-{fingerprint}", Kind.SAGEMAKER),
             execution_role_arn=role.arn,
             primary_container=aws.sagemaker.ModelPrimaryContainerArgs(model_package_name=variant.package_arn),
             vpc_config=(
@@ -305,7 +320,7 @@ class Serving(pulumi.ComponentResource):
                 else None
             ),
             enable_network_isolation=isolation,
-            tags=ctx.naming.tags(Model=model.name, Variant=variant.name),
+            tags=ctx.naming.tags(Model=model, Variant=variant.name),
             # SageMaker pulls the image and model data with the role as soon as an endpoint uses the model.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[role.policy]),
         )
@@ -325,7 +340,7 @@ class Serving(pulumi.ComponentResource):
         Pulumi creates before deleting the old one (the default for a replacement whose name changes), and
         the endpoint then switches to it with a guarded blue/green update.
         """
-        ctx, model = args.context, args.model
+        ctx, model, foundation = args.context, args.names.model, args.foundation
         production = [self._production_variant(v, serving) for v in variants if not v.shadow]
         shadows: list[aws.sagemaker.EndpointConfigurationShadowProductionVariantArgsDict] = [
             {
@@ -341,16 +356,16 @@ class Serving(pulumi.ComponentResource):
         instance_types = [v.settings.instance_type for v in variants if v.settings is not None]
         # Storage volumes of instance variants are encrypted with the platform key, unless an instance type
         # has local NVMe storage (hardware-encrypted; AWS refuses a KmsKeyId then). Serverless has no volume.
-        storage_key = args.kms_key_arn if instance_types and not any(map(has_local_storage, instance_types)) else None
+        storage_key = foundation.key_arn if instance_types and not any(map(has_local_storage, instance_types)) else None
         data_capture: aws.sagemaker.EndpointConfigurationDataCaptureConfigArgsDict | None = None
         if capture:
             data_capture = {
                 "enable_capture": True,
                 "initial_sampling_percentage": serving.data_capture.sampling_percent,
                 "destination_s3_uri": pulumi.Output.concat(
-                    "s3://", args.monitoring_bucket_name, "/", model.name, "/", CAPTURE_PREFIX
+                    "s3://", foundation.buckets["monitoring"].name, "/", model, "/", CAPTURE_PREFIX
                 ),
-                "kms_key_id": args.kms_key_arn,
+                "kms_key_id": foundation.key_arn,
                 "capture_options": [{"capture_mode": "Input"}, {"capture_mode": "Output"}],
                 "capture_content_type_header": {
                     "csv_content_types": CAPTURE_CONTENT_TYPES["csv"],
@@ -364,7 +379,7 @@ class Serving(pulumi.ComponentResource):
             "data_capture_config": data_capture,
         }
         config_name = pulumi.Output.json_dumps(inputs).apply(
-            lambda text: ctx.naming.name(f"{model.name}-{_digest(text)}", Kind.SAGEMAKER)
+            lambda text: ctx.naming.name(f"{model}-{_digest(text)}", Kind.SAGEMAKER)
         )
         return aws.sagemaker.EndpointConfiguration(
             f"{name}-config",
@@ -446,91 +461,29 @@ class Serving(pulumi.ComponentResource):
     def _alarms(
         self, name: str, args: ServingArgs, endpoint_name: str, alarm_names: list[str], tags: dict[str, str]
     ) -> list[aws.cloudwatch.MetricAlarm]:
-        """The endpoint's rollback alarms, over every production variant (metric math on the static names):
-
-        - 5xx rate: all variants' ``Invocation5XXErrors`` over all their ``Invocations``, in percent;
-        - p99 latency: the highest of the variants' p99 ``ModelLatency``.
-
-        A canary's errors raise the endpoint-wide rate in proportion to its share, so thresholds apply to
-        the whole endpoint; per-variant sustained alarms for on-call live in the monitoring layer.
-        """
+        """The endpoint's rollback alarms over every production variant (:func:`infra.alarms.rollback_error_rate`,
+        :func:`infra.alarms.rollback_latency`); they notify the alerts topic: on-call hears about a rollback."""
         if not alarm_names:
             return []
-        rollout = args.model.serving.rollout if args.model.serving else None
-        assert rollout is not None
+        rollout = args.settings.rollout
         errors_name, latency_name = alarm_names
-        common: dict[str, Any] = {
-            "evaluation_periods": ALARM_EVALUATION_PERIODS,
-            "datapoints_to_alarm": ALARM_DATAPOINTS_TO_ALARM,
-            "comparison_operator": "GreaterThanThreshold",
-            # No traffic is not an outage: an idle endpoint stays OK (and does not block a deployment).
-            "treat_missing_data": "notBreaching",
-            "actions_enabled": bool(args.alarm_action_arns),
-            "alarm_actions": list(args.alarm_action_arns),
-            "tags": tags,
-        }
-        dimensions = [{"EndpointName": endpoint_name, "VariantName": v} for v in self.variant_names]
-        indexes = range(len(dimensions))
-        errors = " + ".join(f"FILL(e{i}, 0)" for i in indexes)
-        invocations = " + ".join(f"FILL(n{i}, 0)" for i in indexes)
-        error_rate = aws.cloudwatch.MetricAlarm(
-            f"{name}-alarm-5xx-rate",
-            name=errors_name,
-            alarm_description=(
-                f"{endpoint_name}: 5xx errors above {rollout.error_rate_percent_threshold}% of invocations across "
-                f"{', '.join(self.variant_names)}; rolls back an endpoint deployment. "
-                "Runbook: docs/runbook.md#rollback-5xx-rate"
+        actions = {"actions_enabled": True, "alarm_actions": [args.foundation.alerts_topic_arn]}
+        specs = (
+            (
+                f"{name}-alarm-5xx-rate",
+                errors_name,
+                alarms.rollback_error_rate(endpoint_name, self.variant_names, rollout.error_rate_percent_threshold),
             ),
-            metric_queries=[
-                *(_sum_query(f"e{i}", "Invocation5XXErrors", d) for i, d in zip(indexes, dimensions, strict=True)),
-                *(_sum_query(f"n{i}", "Invocations", d) for i, d in zip(indexes, dimensions, strict=True)),
-                aws.cloudwatch.MetricAlarmMetricQueryArgs(
-                    id="error_rate",
-                    expression=f"IF(({invocations}) > 0, 100 * ({errors}) / ({invocations}), 0)",
-                    label="5xx error rate (%)",
-                    return_data=True,
-                ),
-            ],
-            threshold=rollout.error_rate_percent_threshold,
-            **common,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        latency = aws.cloudwatch.MetricAlarm(
-            f"{name}-alarm-p99-latency",
-            name=latency_name,
-            alarm_description=(
-                f"{endpoint_name}: p99 model latency of a variant above {rollout.latency_p99_ms_threshold} ms; "
-                "rolls back an endpoint deployment. Runbook: docs/runbook.md#rollback-p99-latency"
+            (
+                f"{name}-alarm-p99-latency",
+                latency_name,
+                alarms.rollback_latency(endpoint_name, self.variant_names, rollout.latency_p99_ms_threshold),
             ),
-            metric_queries=[
-                *(
-                    aws.cloudwatch.MetricAlarmMetricQueryArgs(
-                        id=f"l{i}",
-                        metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
-                            namespace="AWS/SageMaker",
-                            metric_name="ModelLatency",
-                            dimensions=d,
-                            period=ALARM_PERIOD_SECONDS,
-                            stat="p99",
-                            unit="Microseconds",
-                        ),
-                        return_data=False,
-                    )
-                    for i, d in zip(indexes, dimensions, strict=True)
-                ),
-                aws.cloudwatch.MetricAlarmMetricQueryArgs(
-                    id="p99_latency",
-                    expression=f"MAX([{', '.join(f'l{i}' for i in indexes)}])",
-                    label="highest variant p99 ModelLatency (microseconds)",
-                    return_data=True,
-                ),
-            ],
-            # ModelLatency is reported in microseconds.
-            threshold=rollout.latency_p99_ms_threshold * 1000,
-            **common,
-            opts=pulumi.ResourceOptions(parent=self),
         )
-        return [error_rate, latency]
+        return [
+            alarms.metric_alarm(resource, alarm, spec, tags=tags, parent=self, **actions)
+            for resource, alarm, spec in specs
+        ]
 
     def _autoscaling(
         self, name: str, args: ServingArgs, endpoint_name: str, variant: _Variant, tags: dict[str, str]
@@ -552,7 +505,7 @@ class Serving(pulumi.ComponentResource):
         )
         aws.appautoscaling.Policy(
             f"{name}-scaling-{variant.name}-policy",
-            name=args.context.naming.name(f"{args.model.name}-{variant.name}-invocations", Kind.GENERIC),
+            name=args.context.naming.name(f"{args.names.model}-{variant.name}-invocations", Kind.GENERIC),
             policy_type="TargetTrackingScaling",
             service_namespace=target.service_namespace,
             resource_id=target.resource_id,
@@ -568,140 +521,3 @@ class Serving(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=target),
         )
         return target
-
-    # --- IAM --------------------------------------------------------------------------------------
-
-    def _role(
-        self,
-        name: str,
-        args: ServingArgs,
-        serving: ServingSettings,
-        endpoint_name: str,
-        alarm_names: list[str],
-        capture: bool,
-        tags: dict[str, str],
-    ) -> iam.ServiceRole:
-        """The models' execution role: pull the image, read the model data, write logs, metrics and captures."""
-        ctx, model = args.context, args.model
-        region = ctx.config.region
-        image_account, image_repository = sklearn_image_repository(region)
-        pipeline_name = ctx.naming.name(model.name, Kind.SAGEMAKER)
-        statements: list[iam.Statement] = [
-            iam.statement(
-                "ImagePull",
-                ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-                [f"arn:aws:ecr:{region}:{image_account}:repository/{image_repository}"],
-            ),
-            # GetAuthorizationToken is account-wide (it returns a registry login, not access to a
-            # repository): IAM supports no resource-level permission for it, so "*" is the only choice.
-            iam.statement("ImageAuth", ["ecr:GetAuthorizationToken"], ["*"]),
-            # Model data is the training job's output under the pipeline's prefix of the artifacts bucket.
-            iam.s3_read_objects("ModelDataRead", [args.artifacts_bucket_arn], output_prefix(pipeline_name)),
-            iam.statement("PlatformKeyDecrypt", ["kms:Decrypt", "kms:DescribeKey"], [args.kms_key_arn]),
-            iam.logs_write(
-                "EndpointLogs",
-                [
-                    pulumi.Output.concat(
-                        "arn:aws:logs:",
-                        region,
-                        ":",
-                        args.account_id,
-                        ":log-group:/aws/sagemaker/Endpoints/",
-                        endpoint_name,
-                        ":*",
-                    )
-                ],
-            ),
-            # PutMetricData has no resource-level permission; the condition limits it to SageMaker's namespaces.
-            iam.statement(
-                "EndpointMetrics",
-                ["cloudwatch:PutMetricData"],
-                ["*"],
-                conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*"]}},
-            ),
-        ]
-        if capture:
-            statements += [
-                iam.statement(
-                    "CaptureWrite",
-                    ["s3:AbortMultipartUpload", "s3:PutObject"],
-                    [pulumi.Output.concat(args.monitoring_bucket_arn, "/", model.name, "/", CAPTURE_PREFIX, "/*")],
-                ),
-                iam.statement("CaptureEncrypt", ["kms:Encrypt", "kms:GenerateDataKey"], [args.kms_key_arn]),
-            ]
-        if alarm_names:
-            statements.append(
-                iam.statement(
-                    "RollbackAlarmsRead",
-                    ["cloudwatch:DescribeAlarms"],
-                    [
-                        pulumi.Output.concat("arn:aws:cloudwatch:", region, ":", args.account_id, ":alarm:", alarm)
-                        for alarm in alarm_names
-                    ],
-                )
-            )
-        if serving.network.subnet_ids and serving.strategy != "serverless":
-            statements += _vpc_statements(region, args.account_id, serving)
-        return iam.service_role(
-            f"{name}-role",
-            naming=ctx.naming,
-            thing=f"{model.name}-serving",
-            services=["sagemaker.amazonaws.com"],
-            statements=statements,
-            tags=tags,
-            parent=self,
-            source_account=args.account_id,
-            description=f"{ctx.naming.prefix} endpoint of {model.name}: runs its model containers",
-        )
-
-
-def _sum_query(
-    metric_id: str, metric_name: str, dimensions: dict[str, str]
-) -> aws.cloudwatch.MetricAlarmMetricQueryArgs:
-    """A per-minute Sum of one AWS/SageMaker metric, as an input of a metric math alarm."""
-    return aws.cloudwatch.MetricAlarmMetricQueryArgs(
-        id=metric_id,
-        metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
-            namespace="AWS/SageMaker",
-            metric_name=metric_name,
-            dimensions=dimensions,
-            period=ALARM_PERIOD_SECONDS,
-            stat="Sum",
-        ),
-        return_data=False,
-    )
-
-
-def _vpc_statements(region: str, account_id: pulumi.Input[str], serving: ServingSettings) -> list[iam.Statement]:
-    """ENI permissions SageMaker needs to place the model containers in the configured subnets."""
-    base = pulumi.Output.concat("arn:aws:ec2:", region, ":", account_id)
-    subnets = [pulumi.Output.concat(base, ":subnet/", s) for s in serving.network.subnet_ids]
-    groups = [pulumi.Output.concat(base, ":security-group/", g) for g in serving.network.security_group_ids]
-    # ENI ids are generated by EC2 when SageMaker creates them, so the interfaces are "network-interface/*",
-    # limited to the configured subnets by the ec2:Subnet condition where EC2 supports it.
-    interfaces = pulumi.Output.concat(base, ":network-interface/*")
-    return [
-        iam.statement("VpcEniCreate", ["ec2:CreateNetworkInterface"], [*subnets, *groups, interfaces]),
-        iam.statement(
-            "VpcEniManage",
-            [
-                "ec2:CreateNetworkInterfacePermission",
-                "ec2:DeleteNetworkInterface",
-                "ec2:DeleteNetworkInterfacePermission",
-            ],
-            [interfaces],
-            conditions={"ArnEquals": {"ec2:Subnet": subnets}},
-        ),
-        # EC2's Describe* calls support no resource-level permissions: "*" is the only choice.
-        iam.statement(
-            "VpcDescribe",
-            [
-                "ec2:DescribeDhcpOptions",
-                "ec2:DescribeNetworkInterfaces",
-                "ec2:DescribeSecurityGroups",
-                "ec2:DescribeSubnets",
-                "ec2:DescribeVpcs",
-            ],
-            ["*"],
-        ),
-    ]

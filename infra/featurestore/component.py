@@ -17,15 +17,19 @@ identifier and the event time are ``String`` features (the event time as ISO-860
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_aws as aws
 
 from infra import iam
-from infra.config import ModelSettings
-from infra.context import StackContext
-from infra.naming import Kind
+from infra.featurestore.settings import FeatureStoreSettings
+from infra.foundation import Foundation
+from infra.naming import ModelNames
 from mlops.features.spec import FeatureSpec, feature_definitions, feature_store_problems
+
+if TYPE_CHECKING:
+    from infra.context import StackContext
 
 DEFAULT_GLUE_DATABASE = "sagemaker_featurestore"
 """The database Feature Store registers offline stores in when no ``DataCatalogConfig`` is given."""
@@ -35,25 +39,23 @@ GLUE_DATA_CATALOG = "AwsDataCatalog"
 
 @dataclass(frozen=True, kw_only=True)
 class FeatureStoreArgs:
-    """Inputs of :class:`FeatureStore`.
+    """Inputs of :class:`FeatureStore`: the model's names, its feature-store settings and its feature spec.
 
-    ``glue_database_name``: the catalog's features database; ``None`` lets Feature Store register
-    the offline table in its own ``sagemaker_featurestore`` database.
+    ``register_in_catalog``: register the offline table in the catalog's features database (the platform
+    does); ``False`` lets Feature Store register it in its own ``sagemaker_featurestore`` database.
     """
 
     context: StackContext
-    model: ModelSettings
+    foundation: Foundation
+    names: ModelNames
+    settings: FeatureStoreSettings
     spec: FeatureSpec
-    kms_key_arn: pulumi.Input[str]
-    features_bucket_name: pulumi.Input[str]
-    features_bucket_arn: pulumi.Input[str]
-    glue_database_name: pulumi.Input[str] | None = None
-    account_id: pulumi.Input[str]
+    register_in_catalog: bool = True
 
 
-def offline_store_prefix(model: ModelSettings) -> str:
+def offline_store_prefix(model: str) -> str:
     """The key prefix of a model's offline store in the features bucket (``<model>/``)."""
-    return f"{model.name}/"
+    return f"{model}/"
 
 
 class FeatureStore(pulumi.ComponentResource):
@@ -75,21 +77,19 @@ class FeatureStore(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: FeatureStoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlops:features:FeatureStore", name, None, opts)
-        ctx, model, spec, store = args.context, args.model, args.spec, args.model.feature_store
+        ctx, names, spec, store = args.context, args.names, args.spec, args.settings
+        model, features = names.model, args.foundation.buckets["features"]
         problems = feature_store_problems(spec)
         if problems:
-            raise ValueError(f"feature spec '{spec.name}' of model '{model.name}': {'; '.join(problems)}")
+            raise ValueError(f"feature spec '{spec.name}' of model '{model}': {'; '.join(problems)}")
 
         prefix = offline_store_prefix(model)
-        tags = ctx.naming.tags(Model=model.name, FeatureSpec=f"{spec.name}-v{spec.version}")
+        tags = ctx.naming.tags(Model=model, FeatureSpec=f"{spec.name}-v{spec.version}")
         # The spec version is part of the name: Feature Store cannot drop or retype features in
         # place, so a new spec version is a new feature group beside the old one's offline data.
-        group_name = ctx.naming.name(f"{model.name}-v{spec.version}", Kind.FEATURE_GROUP)
-        self.glue_table_name = (
-            ctx.naming.name(f"{model.name}-v{spec.version}", Kind.GLUE)
-            if store.offline_store and args.glue_database_name is not None
-            else None
-        )
+        group_name = names.feature_group
+        glue_database = args.foundation.databases["features"] if args.register_in_catalog else None
+        self.glue_table_name = names.offline_table if store.offline_store and glue_database is not None else None
 
         service_role = self._role(name, args, prefix, tags)
         self.role = service_role.role
@@ -100,7 +100,7 @@ class FeatureStore(pulumi.ComponentResource):
                 enable_online_store=True,
                 storage_type="Standard",  # InMemory has no KMS security config and no offline replication
                 security_config=aws.sagemaker.FeatureGroupOnlineStoreConfigSecurityConfigArgs(
-                    kms_key_id=args.kms_key_arn
+                    kms_key_id=args.foundation.key_arn
                 ),
                 ttl_duration=aws.sagemaker.FeatureGroupOnlineStoreConfigTtlDurationArgs(
                     unit="Days", value=store.online_ttl_days
@@ -112,20 +112,20 @@ class FeatureStore(pulumi.ComponentResource):
         offline = None
         self.offline_store_uri = None
         if store.offline_store:
-            self.offline_store_uri = pulumi.Output.concat("s3://", args.features_bucket_name, "/", prefix)
+            self.offline_store_uri = pulumi.Output.concat("s3://", features.name, "/", prefix)
             offline = aws.sagemaker.FeatureGroupOfflineStoreConfigArgs(
                 s3_storage_config=aws.sagemaker.FeatureGroupOfflineStoreConfigS3StorageConfigArgs(
                     s3_uri=self.offline_store_uri,
-                    kms_key_id=args.kms_key_arn,
+                    kms_key_id=args.foundation.key_arn,
                 ),
                 disable_glue_table_creation=False,
                 table_format=store.offline_table_format,
                 data_catalog_config=aws.sagemaker.FeatureGroupOfflineStoreConfigDataCatalogConfigArgs(
                     catalog=GLUE_DATA_CATALOG,
-                    database=args.glue_database_name,
+                    database=glue_database,
                     table_name=self.glue_table_name,
                 )
-                if args.glue_database_name is not None
+                if glue_database is not None
                 else None,
             )
 
@@ -166,15 +166,15 @@ class FeatureStore(pulumi.ComponentResource):
         only (Feature Store creates grants for the online store's encryption). With an offline
         store it also writes the model's prefix of the features bucket and its Glue table.
         """
-        ctx, model = args.context, args.model
-        bucket = [args.features_bucket_arn]
+        ctx, model, foundation = args.context, args.names.model, args.foundation
+        bucket = [foundation.buckets["features"].arn]
         statements: list[iam.Statement] = [
-            iam.kms_use("PlatformKeyUse", [args.kms_key_arn]),
-            iam.kms_grant_for_aws_services("PlatformKeyGrants", [args.kms_key_arn]),
+            iam.kms_use("PlatformKeyUse", [foundation.key_arn]),
+            iam.kms_grant_for_aws_services("PlatformKeyGrants", [foundation.key_arn]),
         ]
-        if model.feature_store.offline_store:
-            database = args.glue_database_name if args.glue_database_name is not None else DEFAULT_GLUE_DATABASE
-            glue = iam.glue_arns(ctx.config.region, args.account_id, database)
+        if args.settings.offline_store:
+            database = foundation.databases["features"] if args.register_in_catalog else DEFAULT_GLUE_DATABASE
+            glue = iam.glue_arns(ctx.config.region, foundation.account_id, database)
             statements += [
                 iam.s3_write("OfflineStoreWrite", bucket, prefix),
                 iam.s3_read_objects("OfflineStoreRead", bucket, prefix),  # Iceberg metadata, manifests
@@ -183,7 +183,7 @@ class FeatureStore(pulumi.ComponentResource):
                 iam.glue_catalog_read("OfflineStoreCatalogRead", glue),
                 iam.glue_catalog_write("OfflineStoreCatalogWrite", glue),
             ]
-        thing = f"{model.name}-fs"
+        thing = f"{model}-fs"
         return iam.service_role(
             f"{name}-role",
             naming=ctx.naming,
@@ -192,6 +192,6 @@ class FeatureStore(pulumi.ComponentResource):
             statements=statements,
             tags=tags,
             parent=self,
-            source_account=args.account_id,
-            description=f"{ctx.naming.prefix} feature store of {model.name}: writes its offline store",
+            source_account=foundation.account_id,
+            description=f"{ctx.naming.prefix} feature store of {model}: writes its offline store",
         )

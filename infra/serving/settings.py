@@ -1,0 +1,268 @@
+"""Settings of a model's real-time endpoint (stack key ``models[].serving``) and the checks AWS would otherwise fail.
+
+The rollout's ``errorRatePercentThreshold`` and ``latencyP99MsThreshold`` are the rollback alarms' thresholds
+(:mod:`infra.alarms`), and the defaults of the monitoring layer's sustained alarms.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints, model_validator
+
+from infra.types import InstanceType, Section
+
+VariantName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")]
+ModelPackageArn = Annotated[
+    str,
+    StringConstraints(pattern=r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[a-zA-Z0-9-]{1,63}/\d+$"),
+]
+ServingStrategy = Literal["single", "ab", "shadow", "serverless"]
+MAX_ALARM_METRICS = 10
+"""Most metrics one CloudWatch metric-math alarm reads; the 5xx-rate rollback alarm reads 2 per production variant."""
+RolloutMode = Literal["all-at-once", "canary", "linear"]
+
+
+class AutoscalingSettings(Section):
+    """Target-tracking autoscaling of one variant's instance count."""
+
+    min_capacity: int = Field(default=1, ge=1, le=100, description="Fewest instances the variant scales in to.")
+    max_capacity: int = Field(default=4, ge=1, le=100, description="Most instances the variant scales out to.")
+    target_invocations_per_instance: int = Field(
+        default=200,
+        ge=1,
+        le=100000,
+        description="Target of SageMakerVariantInvocationsPerInstance (invocations per instance per minute).",
+    )
+    scale_in_cooldown_seconds: int = Field(default=300, ge=0, le=3600, description="Wait after a scale-in.")
+    scale_out_cooldown_seconds: int = Field(default=60, ge=0, le=3600, description="Wait after a scale-out.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoscalingSettings:
+        if self.max_capacity < self.min_capacity:
+            raise ValueError(f"maxCapacity={self.max_capacity} is below minCapacity={self.min_capacity}")
+        return self
+
+
+class VariantSettings(Section):
+    """One production or shadow variant of an endpoint."""
+
+    name: VariantName = Field(description="Variant name (letters, digits, '-'; at most 63); stable across updates.")
+    model_package_arn: ModelPackageArn | None = Field(
+        default=None,
+        description="Model package version this variant serves; null: the latest Approved version of the "
+        "model's package group, resolved at `pulumi up` time.",
+    )
+    instance_type: InstanceType = Field(default="ml.m5.large", description="Instance type (ml.<family>.<size>).")
+    instance_count: int = Field(default=1, ge=1, le=100, description="Initial instance count.")
+    weight: float = Field(
+        default=1.0, description="Traffic weight; each production variant gets weight / sum(weights) of requests."
+    )
+    autoscaling: AutoscalingSettings | None = Field(
+        default=None, description="Target-tracking autoscaling for this variant; null: fixed instance count."
+    )
+
+
+class ServerlessSettings(Section):
+    """Serverless inference (strategy ``serverless``): pay per request, cold starts, no instances."""
+
+    memory_size_mb: Literal[1024, 2048, 3072, 4096, 5120, 6144] = Field(
+        default=2048, description="Memory of each serverless worker: 1024-6144 MB in 1024 MB steps."
+    )
+    max_concurrency: int = Field(default=5, ge=1, le=200, description="Most concurrent invocations.")
+    provisioned_concurrency: int | None = Field(
+        default=None, ge=1, le=200, description="Warm workers kept ready (no cold starts); at most maxConcurrency."
+    )
+    model_package_arn: ModelPackageArn | None = Field(
+        default=None, description="Model package version served; null: the latest Approved version at `pulumi up`."
+    )
+
+
+class RolloutSettings(Section):
+    """How an endpoint update shifts traffic: SageMaker deployment guardrails (blue/green)."""
+
+    mode: RolloutMode = Field(
+        default="all-at-once",
+        description="Blue/green traffic shifting: all-at-once, canary (a slice, then the rest) or linear (equal steps).",
+    )
+    canary_percent: int = Field(
+        default=10, ge=1, le=100, description="Canary: percent of the new fleet's capacity that takes traffic first."
+    )
+    linear_step_percent: int = Field(
+        default=20, ge=1, le=100, description="Linear: percent of capacity shifted at each step."
+    )
+    wait_interval_seconds: int = Field(
+        default=600, ge=0, le=3600, description="Bake time between traffic shifts, while rollback alarms are watched."
+    )
+    termination_wait_seconds: int = Field(
+        default=600, ge=0, le=3600, description="Time the old fleet is kept after full shift (fast rollback)."
+    )
+    maximum_execution_timeout_seconds: int = Field(
+        default=3600, ge=600, le=14400, description="Most time the whole blue/green deployment may take."
+    )
+    rollback_alarms: bool = Field(
+        default=True,
+        description="Create 5xx-error and p99-latency alarms on the endpoint and roll the update back when one fires.",
+    )
+    error_rate_percent_threshold: float = Field(
+        default=1.0,
+        gt=0,
+        le=100,
+        description="Rollback when a variant's 5xx errors exceed this percent of invocations.",
+    )
+    latency_p99_ms_threshold: int = Field(
+        default=500, ge=1, le=60000, description="Rollback when a variant's p99 ModelLatency exceeds this (ms)."
+    )
+
+
+class DataCaptureSettings(Section):
+    """Capture of requests and responses into the lake's monitoring zone (KMS-encrypted)."""
+
+    enabled: bool = Field(default=True, description="Capture requests and responses (needed by Model Monitor).")
+    sampling_percent: int = Field(default=100, ge=1, le=100, description="Percent of requests captured.")
+
+
+class NetworkSettings(Section):
+    """VPC placement of the model containers."""
+
+    subnet_ids: tuple[Annotated[str, StringConstraints(pattern=r"^subnet-[0-9a-f]{8,17}$")], ...] = Field(
+        default=(), description="Private subnets for the model containers; empty: SageMaker-managed network."
+    )
+    security_group_ids: tuple[Annotated[str, StringConstraints(pattern=r"^sg-[0-9a-f]{8,17}$")], ...] = Field(
+        default=(), description="Security groups of the model containers (needed with subnetIds)."
+    )
+    network_isolation: bool = Field(
+        default=True, description="No outbound network from the model container (it only reads its model)."
+    )
+
+
+class ServingSettings(Section):
+    """A model's real-time endpoint: strategy, variants, rollout guardrails, capture and network."""
+
+    strategy: ServingStrategy = Field(
+        default="single",
+        description="single (one variant), ab (weighted production variants), shadow (one production variant "
+        "plus one shadow variant that gets a copy of traffic) or serverless.",
+    )
+    variants: tuple[VariantSettings, ...] = Field(
+        default=(), description="Production variants (instance strategies; ab needs at least two)."
+    )
+    shadow_variant: VariantSettings | None = Field(
+        default=None, description="The shadow variant (strategy shadow only); its responses are captured, not returned."
+    )
+    serverless: ServerlessSettings | None = Field(
+        default=None, description="Serverless settings (strategy serverless only)."
+    )
+    rollout: RolloutSettings = Field(
+        default_factory=lambda: RolloutSettings(), description="Blue/green deployment guardrails of endpoint updates."
+    )
+    data_capture: DataCaptureSettings = Field(
+        default_factory=lambda: DataCaptureSettings(), description="Request/response capture into the lake."
+    )
+    network: NetworkSettings = Field(
+        default_factory=lambda: NetworkSettings(), description="VPC and network isolation of the model containers."
+    )
+
+
+def serving_problems(model: str, serving: ServingSettings) -> list[str]:
+    """Invalid serving combinations of ``model``'s endpoint, each naming the model and the key."""
+    where = f"model '{model}'"
+    problems: list[str] = []
+    variants = serving.variants
+    shadow: tuple[VariantSettings, ...] = (serving.shadow_variant,) if serving.shadow_variant else ()
+    for i, v in enumerate((*variants, *shadow)):
+        key = f"serving.variants[{i}]" if i < len(variants) else "serving.shadowVariant"
+        if v.weight <= 0:
+            problems.append(f"{where}: {key}.weight={v.weight} must be positive (weights are traffic shares)")
+        if v.autoscaling and not v.autoscaling.min_capacity <= v.instance_count <= v.autoscaling.max_capacity:
+            a = v.autoscaling
+            problems.append(
+                f"{where}: {key}.instanceCount={v.instance_count} must lie within autoscaling "
+                f"minCapacity..maxCapacity ({a.min_capacity}..{a.max_capacity})"
+            )
+    names = [v.name for v in variants] + ([serving.shadow_variant.name] if serving.shadow_variant else [])
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        problems.append(f"{where}: serving variant names must be unique; repeated: {dupes}")
+    strategy = serving.strategy
+    counts = {"single": (1, 1), "ab": (2, 10), "shadow": (1, 1)}
+    if strategy in counts:
+        low, high = counts[strategy]
+        if not low <= len(variants) <= high:
+            allowed = f"exactly {low}" if low == high else f"{low} to {high}"
+            extra = " (AWS accepts one production variant beside a shadow variant)" if strategy == "shadow" else ""
+            problems.append(
+                f"{where}: serving.strategy={strategy} needs {allowed} production variant(s) in serving.variants, "
+                f"got {len(variants)}{extra}"
+            )
+        if serving.serverless is not None:
+            problems.append(
+                f"{where}: serving.serverless is set but serving.strategy={strategy}; use strategy serverless"
+            )
+    if strategy == "shadow" and serving.shadow_variant is None:
+        problems.append(f"{where}: serving.strategy=shadow needs serving.shadowVariant")
+    if strategy != "shadow" and serving.shadow_variant is not None:
+        problems.append(f"{where}: serving.shadowVariant is set but serving.strategy={strategy}; use strategy shadow")
+    if strategy == "serverless":
+        if variants:
+            problems.append(
+                f"{where}: serving.strategy=serverless takes no serving.variants (serverless endpoints have one "
+                "variant and no instances, so no instance autoscaling); use serving.serverless"
+            )
+        if serving.serverless is None:
+            problems.append(f"{where}: serving.strategy=serverless needs serving.serverless")
+        elif (
+            serving.serverless.provisioned_concurrency is not None
+            and serving.serverless.provisioned_concurrency > serving.serverless.max_concurrency
+        ):
+            problems.append(
+                f"{where}: serving.serverless.provisionedConcurrency={serving.serverless.provisioned_concurrency} "
+                f"exceeds maxConcurrency={serving.serverless.max_concurrency}"
+            )
+        if serving.data_capture.enabled:
+            problems.append(
+                f"{where}: serving.dataCapture.enabled=true is not supported by serverless endpoints; "
+                "set serving.dataCapture.enabled=false"
+            )
+        if serving.network.subnet_ids or serving.network.security_group_ids:
+            problems.append(
+                f"{where}: serving.network subnets/security groups are not supported by serverless endpoints"
+            )
+    rollout = serving.rollout
+    if rollout.mode == "canary" and rollout.canary_percent > 50:
+        problems.append(
+            f"{where}: serving.rollout.canaryPercent={rollout.canary_percent} is larger than half the fleet; "
+            "allowed: 1..50 (a canary must be the smaller part)"
+        )
+    if rollout.mode == "linear" and rollout.linear_step_percent > 50:
+        problems.append(
+            f"{where}: serving.rollout.linearStepPercent={rollout.linear_step_percent} shifts more than half the "
+            "fleet per step; allowed: 10..50 (use all-at-once for a single step)"
+        )
+    if rollout.mode == "linear" and rollout.linear_step_percent < 10:
+        problems.append(
+            f"{where}: serving.rollout.linearStepPercent={rollout.linear_step_percent} is below SageMaker's minimum "
+            "linear step; allowed: 10..50"
+        )
+    production_variants = 1 if strategy == "serverless" else len(variants)
+    if rollout.rollback_alarms and 2 * production_variants > MAX_ALARM_METRICS:
+        problems.append(
+            f"{where}: serving.rollout.rollbackAlarms=true with {production_variants} production variants: the "
+            f"endpoint's 5xx-rate rollback alarm reads 2 metrics per variant ({2 * production_variants}) and a "
+            f"CloudWatch alarm reads at most {MAX_ALARM_METRICS}; allowed: at most {MAX_ALARM_METRICS // 2} "
+            "production variants"
+        )
+    if serving.shadow_variant is not None and serving.shadow_variant.autoscaling is not None:
+        problems.append(
+            f"{where}: serving.shadowVariant.autoscaling is not supported (only production variants scale); "
+            "size the shadow with serving.shadowVariant.instanceCount"
+        )
+    if rollout.mode != "all-at-once" and not rollout.rollback_alarms:
+        problems.append(
+            f"{where}: serving.rollout.mode={rollout.mode} without rollbackAlarms cannot roll back; "
+            "set serving.rollout.rollbackAlarms=true"
+        )
+    network = serving.network
+    if bool(network.subnet_ids) != bool(network.security_group_ids):
+        problems.append(f"{where}: serving.network needs both subnetIds and securityGroupIds, or neither")
+    return problems

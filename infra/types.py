@@ -1,0 +1,67 @@
+"""Shared pieces of every settings section: the section base class and the constrained types several layers use.
+
+Each layer declares its own settings section beside its component (``infra/<layer>/settings.py``, or at the
+top of a small layer's module); :mod:`infra.config` composes them. What more than one section needs lives here.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic.alias_generators import to_camel
+
+
+class Section(BaseModel):
+    """Base of every config section: frozen, camelCase keys, unknown keys refused, no type coercion."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        strict=True,
+    )
+
+
+Zone = Literal["raw", "curated", "features", "artifacts", "monitoring"]
+ZONE_NAMES: tuple[Zone, ...] = ("raw", "curated", "features", "artifacts", "monitoring")
+"""Data lake zones; every zone is one bucket."""
+
+# CloudWatch Logs accepts only these retention periods (PutRetentionPolicy).
+LOG_RETENTION_DAYS: tuple[int, ...] = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
+    1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
+
+IamArn = Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:(root|role/.+|user/.+)$")]
+AccountId = Annotated[str, StringConstraints(pattern=r"^\d{12}$")]
+InstanceType = Annotated[str, StringConstraints(pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")]
+KeyPrefix = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-/=.]+/$")]
+"""An S3 key prefix ending with '/'."""
+
+_CRON = re.compile(r"^cron\((\S+\s+){5}\S+\)$")
+
+
+def _cron_expression(value: str) -> str:
+    if not _CRON.match(value):
+        raise ValueError(f"'{value}' is not a cron expression of the form cron(min hour day month weekday year)")
+    return value
+
+
+CronExpression = Annotated[str, AfterValidator(_cron_expression)]
+"""An EventBridge/SageMaker schedule: ``cron(min hour day month weekday year)``."""
+
+__all__ = [
+    "LOG_RETENTION_DAYS",
+    "ZONE_NAMES",
+    "AccountId",
+    "CronExpression",
+    "IamArn",
+    "InstanceType",
+    "KeyPrefix",
+    "Section",
+    "Zone",
+    "to_camel",
+]
