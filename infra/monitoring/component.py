@@ -44,6 +44,7 @@ from infra.foundation import Foundation
 from infra.model_versions import DeployableVersion
 from infra.monitoring.dashboard import dashboard_body
 from infra.monitoring.iam import monitoring_role_statements, split_s3_uri
+from infra.monitoring.jobs import MonitorJobs, data_quality_job, model_quality_job
 from infra.monitoring.settings import MonitoringSettings
 from infra.naming import ModelNames
 from infra.serving import ServedEndpoint
@@ -55,19 +56,6 @@ if TYPE_CHECKING:
     from infra.context import StackContext
 
 __all__ = ["DATA_METRICS_NAMESPACE", "MODEL_METRICS_NAMESPACE", "split_s3_uri"]
-
-ANALYZER_ENVIRONMENT = {"publish_cloudwatch_metrics": "Enabled"}
-"""Makes the built-in analyzer publish its metrics to CloudWatch (what the alarms watch)."""
-VOLUME_SIZE_GB = 30
-"""Storage of each monitoring job instance (the SDK's default)."""
-ENDPOINT_INPUT_PATH = "/opt/ml/processing/input/endpoint"
-OUTPUT_PATH = "/opt/ml/processing/output"
-PROBABILITY_ATTRIBUTE = "0"
-"""The inference container answers ``text/csv`` with one positive-class probability per line: column 0."""
-GROUND_TRUTH_START_OFFSET = "-P2D"
-GROUND_TRUTH_END_OFFSET = "-P1D"
-"""A model-quality job evaluates predictions captured two days to one day before it runs, so labels have a
-day to land under the ground-truth prefix (ISO-8601 durations, see "Model monitor offsets")."""
 
 RECORD_PREPROCESSOR_FILE = "record_preprocessor.py"
 """File name of the data-quality job's record preprocessor (under a content-addressed prefix)."""
@@ -152,7 +140,6 @@ class ModelMonitoring(pulumi.ComponentResource):
     role_arn: pulumi.Output[str] | None
     record_preprocessor: aws.s3.BucketObjectv2 | None
     record_preprocessor_uri: pulumi.Output[str] | None
-    _role_policy: aws.iam.RolePolicy
     _preprocessor_script: bytes
     _preprocessor_key: str
 
@@ -197,12 +184,25 @@ class ModelMonitoring(pulumi.ComponentResource):
             )
 
         if watch_data or watch_quality:
-            self.role_arn = self._role(watch_data, watch_quality).arn
-            image = analyzer_image_uri(ctx.config.region)
+            role = self._role(watch_data, watch_quality)
+            self.role_arn = role.arn
+            jobs = MonitorJobs(
+                parent=self,
+                name=name,
+                names=args.names,
+                foundation=args.foundation,
+                endpoint_name=args.endpoint.name,
+                role=role,
+                image=analyzer_image_uri(ctx.config.region),
+                tags=self._tags,
+            )
             if watch_data:
-                self.data_quality_schedule_name = self._data_quality(image)
+                self.data_quality_schedule_name = self._data_quality(jobs)
             if watch_quality:
-                self.model_quality_schedule_name = self._model_quality(image)
+                assert args.native_provider is not None
+                self.model_quality_schedule_name = model_quality_job(
+                    jobs, args.settings.model_quality, args.native_provider
+                )
 
         if self.data_quality_schedule_name is not None:
             self._drift_alarms(self.data_quality_schedule_name)
@@ -234,22 +234,17 @@ class ModelMonitoring(pulumi.ComponentResource):
             }
         )
 
-    # --- Model Monitor jobs ---------------------------------------------------------------------
+    # --- Model Monitor jobs (their definitions: infra.monitoring.jobs) -------------------------------
 
-    def _report_uri(self, kind: str) -> pulumi.Output[str]:
-        return pulumi.Output.concat(
-            "s3://", self._args.foundation.buckets["monitoring"].name, "/", self._args.names.model, f"/{kind}/"
-        )
-
-    def _data_quality(self, image: str) -> str:
-        """The data-quality job definition and its schedule; returns the schedule name."""
-        args, settings = self._args, self._args.settings.data_quality
+    def _data_quality(self, jobs: MonitorJobs) -> str:
+        """The record preprocessor, the data-quality job definition and its schedule; returns the schedule name."""
+        args = self._args
         baseline = self.baseline
-        assert baseline is not None and baseline.data_statistics_uri and baseline.data_constraints_uri
-        job_name = args.names.data_quality_job
+        assert baseline is not None
+        monitoring = args.foundation.buckets["monitoring"]
         self.record_preprocessor = aws.s3.BucketObjectv2(
             f"{self._name}-record-preprocessor",
-            bucket=args.foundation.buckets["monitoring"].name,
+            bucket=monitoring.name,
             key=self._preprocessor_key,
             content_base64=base64.b64encode(self._preprocessor_script).decode("ascii"),
             content_type="text/x-python",
@@ -259,159 +254,10 @@ class ModelMonitoring(pulumi.ComponentResource):
             # A new script is a new key; the old object stays for jobs already running with it.
             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
         )
-        self.record_preprocessor_uri = pulumi.Output.concat(
-            "s3://", args.foundation.buckets["monitoring"].name, "/", self._preprocessor_key
+        self.record_preprocessor_uri = pulumi.Output.concat("s3://", monitoring.name, "/", self._preprocessor_key)
+        return data_quality_job(
+            jobs, args.settings.data_quality, baseline, self.record_preprocessor, self.record_preprocessor_uri
         )
-        definition = aws.sagemaker.DataQualityJobDefinition(
-            f"{self._name}-data-quality",
-            name=job_name,
-            role_arn=self._role_arn(),
-            data_quality_app_specification=aws.sagemaker.DataQualityJobDefinitionDataQualityAppSpecificationArgs(
-                image_uri=image,
-                environment=ANALYZER_ENVIRONMENT,
-                # Raw captured requests -> the spec's feature columns, which the baselines describe.
-                record_preprocessor_source_uri=self.record_preprocessor_uri,
-            ),
-            data_quality_baseline_config=aws.sagemaker.DataQualityJobDefinitionDataQualityBaselineConfigArgs(
-                statistics_resource=aws.sagemaker.DataQualityJobDefinitionDataQualityBaselineConfigStatisticsResourceArgs(
-                    s3_uri=baseline.data_statistics_uri
-                ),
-                constraints_resource=aws.sagemaker.DataQualityJobDefinitionDataQualityBaselineConfigConstraintsResourceArgs(
-                    s3_uri=baseline.data_constraints_uri
-                ),
-            ),
-            data_quality_job_input=aws.sagemaker.DataQualityJobDefinitionDataQualityJobInputArgs(
-                endpoint_input=aws.sagemaker.DataQualityJobDefinitionDataQualityJobInputEndpointInputArgs(
-                    endpoint_name=args.endpoint.name,
-                    local_path=ENDPOINT_INPUT_PATH,
-                    s3_input_mode="File",
-                    s3_data_distribution_type="FullyReplicated",
-                )
-            ),
-            data_quality_job_output_config=aws.sagemaker.DataQualityJobDefinitionDataQualityJobOutputConfigArgs(
-                kms_key_id=args.foundation.key_arn,
-                monitoring_outputs=aws.sagemaker.DataQualityJobDefinitionDataQualityJobOutputConfigMonitoringOutputsArgs(
-                    s3_output=aws.sagemaker.DataQualityJobDefinitionDataQualityJobOutputConfigMonitoringOutputsS3OutputArgs(
-                        s3_uri=self._report_uri("data-quality"), local_path=OUTPUT_PATH, s3_upload_mode="EndOfJob"
-                    )
-                ),
-            ),
-            job_resources=aws.sagemaker.DataQualityJobDefinitionJobResourcesArgs(
-                cluster_config=aws.sagemaker.DataQualityJobDefinitionJobResourcesClusterConfigArgs(
-                    instance_count=1,
-                    instance_type=settings.instance_type,
-                    volume_size_in_gb=VOLUME_SIZE_GB,
-                    volume_kms_key_id=args.foundation.key_arn,
-                )
-            ),
-            network_config=aws.sagemaker.DataQualityJobDefinitionNetworkConfigArgs(
-                enable_network_isolation=True, enable_inter_container_traffic_encryption=True
-            ),
-            stopping_condition=aws.sagemaker.DataQualityJobDefinitionStoppingConditionArgs(
-                max_runtime_in_seconds=settings.max_runtime_seconds
-            ),
-            tags=self._tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._role_policy, self.record_preprocessor]),
-        )
-        return self._schedule("data-quality", job_name, "DataQuality", definition.name, settings.schedule)
-
-    def _model_quality(self, image: str) -> str:
-        """The model-quality job definition (aws-native) and its schedule; returns the schedule name."""
-        args, settings = self._args, self._args.settings.model_quality
-        job_name = args.names.model_quality_job
-        mq = aws_native.sagemaker
-        ground_truth = pulumi.Output.concat(
-            "s3://",
-            args.foundation.buckets["monitoring"].name,
-            "/",
-            args.names.model,
-            "/",
-            settings.ground_truth_prefix,
-        )
-        definition = mq.ModelQualityJobDefinition(
-            f"{self._name}-model-quality",
-            job_definition_name=job_name,
-            endpoint_name=args.endpoint.name,
-            role_arn=self._role_arn(),
-            model_quality_app_specification=mq.ModelQualityJobDefinitionModelQualityAppSpecificationArgs(
-                image_uri=image,
-                problem_type=mq.ModelQualityJobDefinitionProblemType.BINARY_CLASSIFICATION,
-                environment=ANALYZER_ENVIRONMENT,
-            ),
-            model_quality_job_input=mq.ModelQualityJobDefinitionModelQualityJobInputArgs(
-                endpoint_input=mq.ModelQualityJobDefinitionEndpointInputArgs(
-                    endpoint_name=args.endpoint.name,
-                    local_path=ENDPOINT_INPUT_PATH,
-                    probability_attribute=PROBABILITY_ATTRIBUTE,
-                    probability_threshold_attribute=settings.probability_threshold,
-                    start_time_offset=GROUND_TRUTH_START_OFFSET,
-                    end_time_offset=GROUND_TRUTH_END_OFFSET,
-                    s3_input_mode=mq.ModelQualityJobDefinitionEndpointInputS3InputMode.FILE,
-                    s3_data_distribution_type=mq.ModelQualityJobDefinitionEndpointInputS3DataDistributionType.FULLY_REPLICATED,
-                ),
-                ground_truth_s3_input=mq.ModelQualityJobDefinitionMonitoringGroundTruthS3InputArgs(s3_uri=ground_truth),
-            ),
-            model_quality_job_output_config=mq.ModelQualityJobDefinitionMonitoringOutputConfigArgs(
-                kms_key_id=args.foundation.key_arn,
-                monitoring_outputs=[
-                    mq.ModelQualityJobDefinitionMonitoringOutputArgs(
-                        s3_output=mq.ModelQualityJobDefinitionS3OutputArgs(
-                            local_path=OUTPUT_PATH,
-                            s3_uri=self._report_uri("model-quality"),
-                            s3_upload_mode=mq.ModelQualityJobDefinitionS3OutputS3UploadMode.END_OF_JOB,
-                        )
-                    )
-                ],
-            ),
-            job_resources=mq.ModelQualityJobDefinitionMonitoringResourcesArgs(
-                cluster_config=mq.ModelQualityJobDefinitionClusterConfigArgs(
-                    instance_count=1,
-                    instance_type=settings.instance_type,
-                    volume_size_in_gb=VOLUME_SIZE_GB,
-                    volume_kms_key_id=args.foundation.key_arn,
-                )
-            ),
-            network_config=mq.ModelQualityJobDefinitionNetworkConfigArgs(
-                enable_network_isolation=True, enable_inter_container_traffic_encryption=True
-            ),
-            stopping_condition=mq.ModelQualityJobDefinitionStoppingConditionArgs(
-                max_runtime_in_seconds=settings.max_runtime_seconds
-            ),
-            tags=[aws_native.CreateOnlyTagArgs(key=k, value=v) for k, v in sorted(self._tags.items())],
-            opts=pulumi.ResourceOptions(parent=self, provider=args.native_provider, depends_on=[self._role_policy]),
-        )
-        return self._schedule(
-            "model-quality",
-            job_name,
-            "ModelQuality",
-            # Optional in the aws-native schema, always set here (we name the definition).
-            definition.job_definition_name.apply(lambda n: n or job_name),
-            settings.schedule,
-        )
-
-    def _schedule(
-        self, part: str, schedule_name: str, monitoring_type: str, definition_name: pulumi.Input[str], cron: str
-    ) -> str:
-        """A monitoring schedule running ``definition_name``. It shares the definition's name (the runbook
-        describes both with the same name)."""
-        aws.sagemaker.MonitoringSchedule(
-            f"{self._name}-{part}-schedule",
-            name=schedule_name,
-            monitoring_schedule_config=aws.sagemaker.MonitoringScheduleMonitoringScheduleConfigArgs(
-                monitoring_type=monitoring_type,
-                monitoring_job_definition_name=definition_name,
-                schedule_config=aws.sagemaker.MonitoringScheduleMonitoringScheduleConfigScheduleConfigArgs(
-                    schedule_expression=cron
-                ),
-            ),
-            tags=self._tags,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        return schedule_name
-
-    def _role_arn(self) -> pulumi.Output[str]:
-        assert self.role_arn is not None
-        return self.role_arn
 
     def _role(self, watch_data: bool, watch_quality: bool) -> iam.ServiceRole:
         """The monitoring jobs' role: read the capture, baselines and labels; write the reports; publish metrics."""
@@ -437,7 +283,6 @@ class ModelMonitoring(pulumi.ComponentResource):
             source_account=args.foundation.account_id,
             description=f"{ctx.naming.prefix} Model Monitor jobs of {model}: read capture, write reports",
         )
-        self._role_policy = role.policy
         return role
 
     # --- Alarms (their definitions: infra.alarms) ---------------------------------------------------

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_aws as aws
@@ -48,6 +48,7 @@ from infra.responders.iam import (
     sns_publish,
     sqs_send,
 )
+from infra.responders.triggers import event_trigger, queue_policy, sns_trigger
 from lambdas.package import build_archive
 
 if TYPE_CHECKING:
@@ -72,8 +73,6 @@ HANDLER = "app.handler"
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # SQS maximum: two weeks to look at and redrive a failed event
 MAX_EVENT_AGE_SECONDS = 6 * 3600  # Lambda's maximum: throttled events (reserved concurrency) wait, not drop
 MAX_RETRY_ATTEMPTS = 2  # Lambda's maximum for asynchronous invocations
-TARGET_MAX_EVENT_AGE_SECONDS = 6 * 3600
-TARGET_MAX_RETRY_ATTEMPTS = 10  # EventBridge → Lambda fails only when Lambda refuses the async invoke
 
 PIPELINE_STATUS_CHANGE = "SageMaker Model Building Pipeline Execution Status Change"
 MODEL_PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
@@ -253,12 +252,17 @@ class Responders(pulumi.ComponentResource):
             ),
         }
 
-        self.retrain_subscription = self._sns_trigger(self.responders[RETRAIN], args.foundation.retrain_topic_arn)
+        self.retrain_subscription = sns_trigger(
+            f"{name}-{RETRAIN.replace('_', '-')}", self.responders[RETRAIN], args.foundation.retrain_topic_arn
+        )
         self.pipeline_rule = None
         self.approval_rule = None
         if args.models:
-            self.pipeline_rule = self._event_trigger(
+            self.pipeline_rule = event_trigger(
+                f"{name}-pipeline-status",
+                ctx.naming,
                 self.responders[NOTIFY],
+                parent=self,
                 part="pipeline-status",
                 description="A training pipeline of this stack finished: notify humans",
                 pattern={
@@ -270,8 +274,11 @@ class Responders(pulumi.ComponentResource):
                     },
                 },
             )
-            self.approval_rule = self._event_trigger(
+            self.approval_rule = event_trigger(
+                f"{name}-model-approved",
+                ctx.naming,
                 self.responders[DISPATCH],
+                parent=self,
                 part="model-approved",
                 description="A model version of this stack was approved: dispatch its deployment",
                 pattern={
@@ -283,9 +290,14 @@ class Responders(pulumi.ComponentResource):
                     },
                 },
             )
-        self._queue_policy(RETRAIN, "sns.amazonaws.com", args.foundation.retrain_topic_arn)
-        self._queue_policy(NOTIFY, "events.amazonaws.com", self.pipeline_rule.arn if self.pipeline_rule else None)
-        self._queue_policy(DISPATCH, "events.amazonaws.com", self.approval_rule.arn if self.approval_rule else None)
+        sources = {
+            RETRAIN: ("sns.amazonaws.com", args.foundation.retrain_topic_arn),
+            NOTIFY: ("events.amazonaws.com", self.pipeline_rule.arn if self.pipeline_rule else None),
+            DISPATCH: ("events.amazonaws.com", self.approval_rule.arn if self.approval_rule else None),
+        }
+        for key, (service, source_arn) in sources.items():
+            queue = self.responders[key].dead_letter_queue
+            queue_policy(f"{name}-{key.replace('_', '-')}-dlq-policy", queue, service, source_arn)
 
         self.function_arns = {key: r.function.arn for key, r in self.responders.items()}
         self.dead_letter_queue_urls = {key: r.dead_letter_queue.url for key, r in self.responders.items()}
@@ -396,93 +408,4 @@ class Responders(pulumi.ComponentResource):
         )
         return Responder(
             function=function, dead_letter_queue=queue, log_group=log_group, role=role, invoke_config=invoke_config
-        )
-
-    def _sns_trigger(self, responder: Responder, topic_arn: pulumi.Input[str]) -> aws.sns.TopicSubscription:
-        """Subscribe the function to the topic; messages SNS cannot deliver go to the function's DLQ."""
-        function, part = responder.function, f"{self._name}-{RETRAIN.replace('_', '-')}"
-        permission = aws.lambda_.Permission(
-            f"{part}-from-sns",
-            action="lambda:InvokeFunction",
-            function=function.name,
-            principal="sns.amazonaws.com",
-            source_arn=topic_arn,
-            opts=pulumi.ResourceOptions(parent=function),
-        )
-        return aws.sns.TopicSubscription(
-            f"{part}-subscription",
-            topic=topic_arn,
-            protocol="lambda",
-            endpoint=function.arn,
-            redrive_policy=pulumi.Output.json_dumps({"deadLetterTargetArn": responder.dead_letter_queue.arn}),
-            opts=pulumi.ResourceOptions(parent=function, depends_on=[permission]),
-        )
-
-    def _event_trigger(
-        self, responder: Responder, *, part: str, description: str, pattern: dict[str, Any]
-    ) -> aws.cloudwatch.EventRule:
-        """An EventBridge rule on the default bus targeting the function, with retries and the function's DLQ."""
-        ctx, function = self._args.context, responder.function
-        resource = f"{self._name}-{part}"
-        rule = aws.cloudwatch.EventRule(
-            resource,
-            name=ctx.naming.name(part, Kind.EVENT_RULE),
-            description=description,
-            event_pattern=compact_json(pattern),
-            tags=ctx.naming.tags(),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        permission = aws.lambda_.Permission(
-            f"{resource}-permission",
-            action="lambda:InvokeFunction",
-            function=function.name,
-            principal="events.amazonaws.com",
-            source_arn=rule.arn,
-            opts=pulumi.ResourceOptions(parent=rule),
-        )
-        aws.cloudwatch.EventTarget(
-            f"{resource}-target",
-            rule=rule.name,
-            arn=function.arn,
-            dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(arn=responder.dead_letter_queue.arn),
-            retry_policy=aws.cloudwatch.EventTargetRetryPolicyArgs(
-                maximum_event_age_in_seconds=TARGET_MAX_EVENT_AGE_SECONDS,
-                maximum_retry_attempts=TARGET_MAX_RETRY_ATTEMPTS,
-            ),
-            opts=pulumi.ResourceOptions(parent=rule, depends_on=[permission]),
-        )
-        return rule
-
-    def _queue_policy(self, key: str, service: str, source_arn: pulumi.Input[str] | None) -> aws.sqs.QueuePolicy:
-        """TLS only; the trigger's service may send undeliverable events, for its own source ARN only.
-
-        The function itself sends through its execution role (``sqs:SendMessage`` in its policy).
-        """
-        queue = self.responders[key].dead_letter_queue
-        statements: list[dict[str, Any]] = [
-            {
-                "Sid": "DenyInsecureTransport",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "sqs:*",  # a Deny on every action is the point of this statement
-                "Resource": queue.arn,
-                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-            }
-        ]
-        if source_arn is not None:
-            statements.append(
-                {
-                    "Sid": "TriggerDeadLetters",
-                    "Effect": "Allow",
-                    "Principal": {"Service": service},
-                    "Action": "sqs:SendMessage",
-                    "Resource": queue.arn,
-                    "Condition": {"ArnEquals": {"aws:SourceArn": source_arn}},
-                }
-            )
-        return aws.sqs.QueuePolicy(
-            f"{self._name}-{key.replace('_', '-')}-dlq-policy",
-            queue_url=queue.url,
-            policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements}),
-            opts=pulumi.ResourceOptions(parent=queue),
         )

@@ -11,32 +11,12 @@
   change creates a new one under a new content-derived name (created before the old one is deleted) and
   the endpoint, whose name never changes, is updated in place with SageMaker deployment guardrails
   (all-at-once, canary or linear traffic shifting, bake time, automatic rollback on this component's alarms).
-- Rollback alarms (``rollout.rollbackAlarms``): per production variant a 5xx error-rate alarm (metric math
-  over ``Invocation5XXErrors`` / ``Invocations``) and a p99 ``ModelLatency`` alarm. Their names are static, so
-  a model version update never changes the endpoint's alarm list.
+- Rollback alarms (``rollout.rollbackAlarms``, defined in :mod:`infra.alarms`): the endpoint's 5xx rate over
+  every production variant and the highest variant p99 ``ModelLatency``. Their names depend on the model only,
+  so neither a model version update nor a new variant changes the endpoint's (replace-only) alarm list.
 - Data capture into ``s3://<monitoring bucket>/<model>/data-capture``, encrypted with the platform key.
-- Target-tracking autoscaling of production variants (``SageMakerVariantInvocationsPerInstance``).
-
-What we found about updates and autoscaling (AWS docs, "Update endpoints that use auto scaling" and
-"Deployment guardrails: Exclusions"), and how this module handles it:
-
-1. The scalable target is ``endpoint/<endpoint name>/variant/<variant name>``; both names are static
-   strings from the config, so a new model version (new model, new endpoint config) never replaces the
-   target or its policy: Application Auto Scaling keeps tracking the same variant across the update.
-2. SageMaker allows an update that changes an autoscaled variant's *model*, but refuses one that changes
-   its *instance type* while the variant is a registered scalable target. Pulumi updates the endpoint before
-   it could touch the target, so such a change takes two ``pulumi up`` runs: remove the variant's
-   ``autoscaling`` (the target is deregistered), then change the instance type and add ``autoscaling`` back.
-3. The provider's ``UpdateEndpoint`` call does not retain variant properties, so after a deployment a
-   variant starts at the new config's ``instanceCount`` and target tracking scales it from there. The
-   config requires ``instanceCount`` within ``minCapacity..maxCapacity``; set it near the usual load.
-4. Guarded (blue/green) updates need the new endpoint config to keep the old variant names: renaming a
-   variant is not a guarded deployment. Blue/green works for serverless endpoints too (only rolling updates
-   exclude them).
-5. The upstream provider marks ``deploymentConfig.autoRollbackConfiguration`` as force-new: changing the
-   *set of alarm names* (adding or removing a production variant, switching ``rollbackAlarms``) replaces the
-   endpoint, with downtime, because its name is fixed. Model updates keep the set unchanged.
-6. SageMaker needs ``cloudwatch:DescribeAlarms`` on the rollback alarms; the execution role has it.
+- Target-tracking autoscaling of production variants (``SageMakerVariantInvocationsPerInstance``); how
+  updates and autoscaling interact: :mod:`infra.serving.rollout`.
 """
 
 from __future__ import annotations
@@ -53,6 +33,7 @@ from infra import alarms, iam
 from infra.foundation import Foundation
 from infra.naming import Kind, ModelNames
 from infra.serving.iam import CAPTURE_PREFIX, execution_role
+from infra.serving.rollout import autoscaling, deployment_config
 from infra.serving.settings import ServingSettings, VariantSettings
 
 if TYPE_CHECKING:
@@ -64,8 +45,6 @@ SERVERLESS_VARIANT = "serverless"
 CAPTURE_CONTENT_TYPES = {"csv": ["text/csv"], "json": ["application/json"]}
 """Content types captured as text (others would be base64-encoded); the inference container accepts both."""
 
-SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
-SCALING_METRIC = "SageMakerVariantInvocationsPerInstance"
 
 # Instance families with local NVMe storage, which SageMaker encrypts in hardware: CreateEndpointConfig
 # fails when a KmsKeyId is given for them ("Instance Store Volumes" in the SageMaker docs). Families with a
@@ -269,7 +248,7 @@ class Serving(pulumi.ComponentResource):
             f"{name}-endpoint",
             name=endpoint_name,
             endpoint_config_name=self.endpoint_config.name,
-            deployment_config=self._deployment_config(serving, self.rollback_alarms),
+            deployment_config=deployment_config(serving, self.rollback_alarms),
             tags=tags,
             # The alarms must exist before SageMaker watches them during a deployment.
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.rollback_alarms)),
@@ -279,7 +258,16 @@ class Serving(pulumi.ComponentResource):
 
         for variant in production:
             if variant.settings is not None and variant.settings.autoscaling is not None:
-                self.scalable_targets[variant.name] = self._autoscaling(name, args, endpoint_name, variant, tags)
+                self.scalable_targets[variant.name] = autoscaling(
+                    name,
+                    ctx.naming,
+                    args.names,
+                    variant.name,
+                    variant.settings.autoscaling,
+                    tags,
+                    parent=self,
+                    endpoint=self.endpoint,
+                )
 
     def _model(
         self,
@@ -414,50 +402,6 @@ class Serving(pulumi.ComponentResource):
             serverless["provisioned_concurrency"] = serving.serverless.provisioned_concurrency
         return {"variant_name": variant.name, "model_name": model_name, "serverless_config": serverless}
 
-    @staticmethod
-    def _deployment_config(
-        serving: ServingSettings, alarms: list[aws.cloudwatch.MetricAlarm]
-    ) -> aws.sagemaker.EndpointDeploymentConfigArgs:
-        """Blue/green update policy (traffic shifting, bake time) and rollback on exactly ``alarms``."""
-        rollout = serving.rollout
-        kind = {"all-at-once": "ALL_AT_ONCE", "canary": "CANARY", "linear": "LINEAR"}[rollout.mode]
-        Routing = aws.sagemaker.EndpointDeploymentConfigBlueGreenUpdatePolicyTrafficRoutingConfigurationArgs  # noqa: N806
-        routing = Routing(
-            type=kind,
-            wait_interval_in_seconds=rollout.wait_interval_seconds,
-            canary_size=(
-                aws.sagemaker.EndpointDeploymentConfigBlueGreenUpdatePolicyTrafficRoutingConfigurationCanarySizeArgs(
-                    type="CAPACITY_PERCENT", value=rollout.canary_percent
-                )
-                if rollout.mode == "canary"
-                else None
-            ),
-            linear_step_size=(
-                aws.sagemaker.EndpointDeploymentConfigBlueGreenUpdatePolicyTrafficRoutingConfigurationLinearStepSizeArgs(
-                    type="CAPACITY_PERCENT", value=rollout.linear_step_percent
-                )
-                if rollout.mode == "linear"
-                else None
-            ),
-        )
-        return aws.sagemaker.EndpointDeploymentConfigArgs(
-            blue_green_update_policy=aws.sagemaker.EndpointDeploymentConfigBlueGreenUpdatePolicyArgs(
-                traffic_routing_configuration=routing,
-                termination_wait_in_seconds=rollout.termination_wait_seconds,
-                maximum_execution_timeout_in_seconds=rollout.maximum_execution_timeout_seconds,
-            ),
-            auto_rollback_configuration=(
-                aws.sagemaker.EndpointDeploymentConfigAutoRollbackConfigurationArgs(
-                    alarms=[
-                        aws.sagemaker.EndpointDeploymentConfigAutoRollbackConfigurationAlarmArgs(alarm_name=a.name)
-                        for a in alarms
-                    ]
-                )
-                if alarms
-                else None
-            ),
-        )
-
     def _alarms(
         self, name: str, args: ServingArgs, endpoint_name: str, alarm_names: list[str], tags: dict[str, str]
     ) -> list[aws.cloudwatch.MetricAlarm]:
@@ -484,40 +428,3 @@ class Serving(pulumi.ComponentResource):
             alarms.metric_alarm(resource, alarm, spec, tags=tags, parent=self, **actions)
             for resource, alarm, spec in specs
         ]
-
-    def _autoscaling(
-        self, name: str, args: ServingArgs, endpoint_name: str, variant: _Variant, tags: dict[str, str]
-    ) -> aws.appautoscaling.Target:
-        """Target tracking on invocations per instance, keyed by the static endpoint and variant names."""
-        assert variant.settings is not None and variant.settings.autoscaling is not None
-        scaling = variant.settings.autoscaling
-        target = aws.appautoscaling.Target(
-            f"{name}-scaling-{variant.name}",
-            service_namespace="sagemaker",
-            resource_id=f"endpoint/{endpoint_name}/variant/{variant.name}",
-            scalable_dimension=SCALABLE_DIMENSION,
-            min_capacity=scaling.min_capacity,
-            max_capacity=scaling.max_capacity,
-            tags=tags,
-            # Registering needs the variant to exist. The resource id is a static string, so no endpoint update
-            # (new model version, new endpoint config) ever replaces the target.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.endpoint] if self.endpoint else []),
-        )
-        aws.appautoscaling.Policy(
-            f"{name}-scaling-{variant.name}-policy",
-            name=args.context.naming.name(f"{args.names.model}-{variant.name}-invocations", Kind.GENERIC),
-            policy_type="TargetTrackingScaling",
-            service_namespace=target.service_namespace,
-            resource_id=target.resource_id,
-            scalable_dimension=target.scalable_dimension,
-            target_tracking_scaling_policy_configuration=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs(
-                target_value=float(scaling.target_invocations_per_instance),
-                predefined_metric_specification=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs(
-                    predefined_metric_type=SCALING_METRIC
-                ),
-                scale_in_cooldown=scaling.scale_in_cooldown_seconds,
-                scale_out_cooldown=scaling.scale_out_cooldown_seconds,
-            ),
-            opts=pulumi.ResourceOptions(parent=target),
-        )
-        return target
