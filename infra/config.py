@@ -18,18 +18,19 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, Field, StringConstraints, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, StringConstraints, ValidationError, model_validator
 
 from infra.catalog import CatalogSettings
 from infra.datalake import LakeSettings
 from infra.featurestore.settings import FeatureStoreSettings, feature_group_problems, resolve_spec
 from infra.monitoring.settings import MonitoringSettings, monitoring_problems
+from infra.naming import ExtraTags
 from infra.notifications import AlertSettings
 from infra.responders.settings import DeploymentHookSettings
 from infra.security import KmsSettings
 from infra.serving.settings import ServingSettings, serving_problems
 from infra.training.settings import TrainingSettings
-from infra.types import LOG_RETENTION_DAYS, Section, to_camel
+from infra.types import LOG_RETENTION_DAYS, LogRetentionDays, Section, to_camel
 
 CONFIG_NAMESPACE = "mlops"
 """Pulumi config namespace of the platform (the Pulumi project name)."""
@@ -112,7 +113,7 @@ class PlatformConfig(Section):
     cost_center: Annotated[str, StringConstraints(min_length=1, max_length=256)] = Field(
         description="Cost centre (tag 'CostCenter')."
     )
-    tags: dict[str, str] = Field(default_factory=dict, description="Extra tags on every taggable resource.")
+    tags: ExtraTags = Field(default_factory=dict, description="Extra tags on every taggable resource.")
     protect_stateful_resources: bool = Field(
         default=True, description="Protect buckets, keys and catalogs: Pulumi refuses to delete them."
     )
@@ -123,7 +124,7 @@ class PlatformConfig(Section):
         default=False,
         description="Production environment: endpoints must keep rollback alarms (the policy pack adds more checks).",
     )
-    log_retention_days: int = Field(
+    log_retention_days: LogRetentionDays = Field(
         default=365, description=f"CloudWatch Logs retention; one of {list(LOG_RETENTION_DAYS)}."
     )
     kms: KmsSettings = Field(default_factory=lambda: KmsSettings(), description="The platform KMS key.")
@@ -139,26 +140,6 @@ class PlatformConfig(Section):
         default_factory=lambda: DeploymentHookSettings(),
         description="Deployment dispatched when a model version is approved (it ends in `pulumi up`).",
     )
-
-    @field_validator("tags")
-    @classmethod
-    def _tags(cls, tags: dict[str, str]) -> dict[str, str]:
-        reserved = {"Project", "Environment", "Owner", "CostCenter", "ManagedBy"}
-        for key, value in tags.items():
-            if key.lower().startswith("aws:"):
-                raise ValueError(f"tag key '{key}' uses the reserved 'aws:' prefix")
-            if key in reserved:
-                raise ValueError(f"tag key '{key}' is set by the platform; allowed: any key except {sorted(reserved)}")
-            if not 1 <= len(key) <= 128 or len(value) > 256:
-                raise ValueError(f"tag '{key}': keys take 1-128 characters and values at most 256")
-        return tags
-
-    @field_validator("log_retention_days")
-    @classmethod
-    def _retention(cls, value: int) -> int:
-        if value not in LOG_RETENTION_DAYS:
-            raise ValueError(f"{value} is not a CloudWatch Logs retention period; allowed: {list(LOG_RETENTION_DAYS)}")
-        return value
 
     @model_validator(mode="after")
     def _combinations(self) -> PlatformConfig:
@@ -179,14 +160,6 @@ class PlatformConfig(Section):
                         "(a production endpoint update must roll back on errors and latency)"
                     )
         return self
-
-    @property
-    def watches_model_quality(self) -> bool:
-        """True when a model's endpoint has a model-quality monitor (it needs the aws-native provider)."""
-        return any(
-            m.serving is not None and m.serving.strategy != "serverless" and m.monitoring.model_quality.enabled
-            for m in self.models
-        )
 
     def model(self, name: str) -> ModelSettings:
         """The settings of the model called ``name`` (KeyError if absent)."""

@@ -10,9 +10,30 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 REQUIRED_TAG_KEYS: tuple[str, ...] = ("Project", "Environment", "Owner", "CostCenter", "ManagedBy")
 """Tags on every taggable resource (the policy pack enforces the same set)."""
+
+
+def _extra_tags(tags: dict[str, str]) -> dict[str, str]:
+    """A stack's own tags: AWS's limits, and none of the keys the platform sets itself."""
+    for key, value in tags.items():
+        if key.lower().startswith("aws:"):
+            raise ValueError(f"tag key '{key}' uses the reserved 'aws:' prefix")
+        if key in REQUIRED_TAG_KEYS:
+            raise ValueError(
+                f"tag key '{key}' is set by the platform; allowed: any key except {sorted(REQUIRED_TAG_KEYS)}"
+            )
+        if not 1 <= len(key) <= 128 or len(value) > 256:
+            raise ValueError(f"tag '{key}': keys take 1-128 characters and values at most 256")
+    return tags
+
+
+ExtraTags = Annotated[dict[str, str], AfterValidator(_extra_tags)]
+"""The stack's ``tags``: added to every taggable resource beside the platform's own."""
 
 
 class NamingError(ValueError):

@@ -99,6 +99,14 @@ def build_model(
     return features, training, serving, monitoring
 
 
+def watches_model_quality(config: PlatformConfig) -> bool:
+    """True when a model's endpoint has a model-quality monitor (it needs the aws-native provider)."""
+    return any(
+        m.serving is not None and m.serving.strategy != "serverless" and m.monitoring.model_quality.enabled
+        for m in config.models
+    )
+
+
 def build_platform(config: PlatformConfig, versions: ModelVersionSource | None = None) -> dict[str, Any]:
     """Create every layer for ``config`` and return the stack outputs.
 
@@ -107,7 +115,7 @@ def build_platform(config: PlatformConfig, versions: ModelVersionSource | None =
     ctx = StackContext.from_config(config, versions)
     foundation = build_foundation(ctx)
     # Model-quality monitors live in pulumi-aws-native; its provider exists only when a stack has one.
-    native = native_provider(ctx, f"{ctx.naming.prefix}-aws-native") if config.watches_model_quality else None
+    native = native_provider(ctx, f"{ctx.naming.prefix}-aws-native") if watches_model_quality(config) else None
     outputs: dict[str, dict[str, Any]] = {
         key: {} for key in ("featureGroups", "trainingPipelines", "modelPackageGroups", "endpoints")
     }

@@ -35,6 +35,16 @@ LOG_RETENTION_DAYS: tuple[int, ...] = (
     1096, 1827, 2192, 2557, 2922, 3288, 3653,
 )  # fmt: skip
 
+
+def _log_retention(value: int) -> int:
+    if value not in LOG_RETENTION_DAYS:
+        raise ValueError(f"{value} is not a CloudWatch Logs retention period; allowed: {list(LOG_RETENTION_DAYS)}")
+    return value
+
+
+LogRetentionDays = Annotated[int, AfterValidator(_log_retention)]
+"""Days CloudWatch Logs keeps a log group's events: one of :data:`LOG_RETENTION_DAYS`."""
+
 IamArn = Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:(root|role/.+|user/.+)$")]
 AccountId = Annotated[str, StringConstraints(pattern=r"^\d{12}$")]
 InstanceType = Annotated[str, StringConstraints(pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")]
@@ -61,6 +71,7 @@ __all__ = [
     "IamArn",
     "InstanceType",
     "KeyPrefix",
+    "LogRetentionDays",
     "Section",
     "Zone",
     "to_camel",
