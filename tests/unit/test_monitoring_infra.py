@@ -384,6 +384,27 @@ def test_latency_and_error_alarms_watch_every_production_variant(plan: OfflinePl
             assert alarm.inputs["extendedStatistic"] == "p99"
 
 
+def own_endpoint_alarm_thresholds(model: dict[str, Any]) -> None:
+    model["monitoring"]["endpointAlarms"] = {"latencyP99MsThreshold": 900, "errorRatePercentThreshold": 2.5}
+
+
+def test_sustained_alarms_take_their_own_thresholds_and_rollback_alarms_keep_the_rollouts() -> None:
+    plan = run_program("prod", overrides=models_with("prod", own_endpoint_alarm_thresholds))
+    for model in served(plan):
+        assert model.serving is not None
+        sustained = of_model(plan, model, ALARM)
+        latency = [a for a in sustained if a.inputs.get("metricName") == "ModelLatency"]
+        errors = [a for a in sustained if a.inputs.get("metricQueries")]
+        assert latency and {a.inputs["threshold"] for a in latency} == {900_000}
+        assert errors and {a.inputs["threshold"] for a in errors} == {2.5}
+        rollback = [
+            r for r in plan.of_type(ALARM) if "-rollback-" in alarm_name(r) and f"-{model.name}-" in alarm_name(r)
+        ]
+        assert sorted(r.inputs["threshold"] for r in rollback) == sorted(
+            [model.serving.rollout.error_rate_percent_threshold, model.serving.rollout.latency_p99_ms_threshold * 1000]
+        )
+
+
 def test_kpi_alarm_follows_config(plan: OfflinePlan) -> None:
     for model in served(plan):
         kpi = model.monitoring.business_kpi
