@@ -344,7 +344,7 @@ def alarm_notification_key_policy(account: str) -> dict[str, Any]:
 
 
 def create_state_table(dynamodb: Any, table: str) -> str:
-    """The responders' state table as ``infra/responders.py`` declares it: key ``pk``, TTL on ``expires_at``."""
+    """The responders' state table as ``infra/responders/component.py`` declares it: key ``pk``, TTL on ``expires_at``."""
     dynamodb.create_table(
         TableName=table,
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
@@ -358,7 +358,7 @@ def create_state_table(dynamodb: Any, table: str) -> str:
 
 
 def create_drift_alarm(cloudwatch: Any, *, name: str, model: str, endpoint: str, topic_arn: str, ok_too: bool) -> str:
-    """A feature-drift alarm on Model Monitor's metric (as ``infra/monitoring.py`` makes it) acting on ``topic_arn``."""
+    """A feature-drift alarm on Model Monitor's metric (as ``infra/alarms.py`` defines it) acting on ``topic_arn``."""
     cloudwatch.put_metric_alarm(
         AlarmName=name,
         AlarmDescription=f"Feature drift of {model} (Model Monitor data-quality)",
