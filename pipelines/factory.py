@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from pipelines.images import image_uri
 from pipelines.settings import PipelineSettings
 
 if TYPE_CHECKING:
@@ -67,7 +68,8 @@ OFFLINE_ENVIRONMENT = {
 # A minimal SDK config, given to the session so that no config file of the machine (~/.config/sagemaker,
 # /etc/xdg/sagemaker, SAGEMAKER_*_CONFIG_OVERRIDE) can change the definition. It is swapped for an empty one
 # right after the session validated it: the SDK re-validates a non-empty config against its JSON schema on
-# every lookup (~0.2 s each, dozens per build).
+# every lookup (~0.06 s each, dozens per build), re-checking the schema itself each time (see
+# _sdk_shortcuts).
 _SDK_CONFIG: dict[str, Any] = {"SchemaVersion": "1.0"}
 
 
@@ -151,7 +153,7 @@ def build_pipeline(settings: PipelineSettings) -> Pipeline:
     from mlops.features import get_spec
 
     spec = get_spec(settings.feature_spec)  # fail early on an unknown spec, before any SDK object exists
-    with offline_sdk(settings.region):
+    with offline_sdk(settings.region), _sdk_shortcuts():
         from sagemaker.core.workflow.execution_variables import ExecutionVariables
         from sagemaker.core.workflow.functions import Join
         from sagemaker.mlops.workflow import Pipeline
@@ -160,7 +162,7 @@ def build_pipeline(settings: PipelineSettings) -> Pipeline:
             """A Pipeline whose ``definition()`` runs under :func:`offline_sdk` (steps compile lazily)."""
 
             def definition(self) -> str:
-                with offline_sdk(settings.region):
+                with offline_sdk(settings.region), _sdk_shortcuts():
                     return super().definition()
 
         session = _pipeline_session(settings)
@@ -231,19 +233,87 @@ class _Parameters:
 
 @functools.cache
 def _service_model_loader() -> Any:
+    """The botocore loader every build's session uses: it caches the decoded AWS service models.
+
+    Decoding them (the SageMaker model alone is 2.6 MB of JSON, botocore's endpoint table 1.2 MB) is most of
+    what creating the session's clients costs, and the garbage collector's full passes over the objects
+    they allocate cost as much again. Importing the SDK already decoded the SageMaker and S3 models with
+    the loader of boto3's default session (``sagemaker.ai_registry`` creates clients at import), so that
+    loader is reused when it exists.
+    """
+    import boto3
     import botocore.loaders
 
+    default_session = boto3.DEFAULT_SESSION
+    if default_session is not None:
+        return default_session._session.get_component("data_loader")
     return botocore.loaders.create_loader()
 
 
 def _botocore_session() -> Any:
-    # Every build's session shares one loader, which caches the parsed AWS service models: parsing them
-    # again (the SageMaker model is large) would take most of a build's time.
     import botocore.session
 
     session = botocore.session.get_session()
     session.register_component("data_loader", _service_model_loader())
     return session
+
+
+@contextmanager
+def _sdk_shortcuts() -> Iterator[None]:
+    """Skip two costs of building that cannot change the definition; everything is restored afterwards.
+
+    * ``ProcessingStep`` checks its step arguments against ``LocalSagemakerClient().create_processing_job``'s
+      name, and that constructor creates a whole local-mode session (a new boto session that decodes
+      botocore's endpoint table again, S3 clients, the machine's SDK config files) that is thrown away.
+      The client class used there is replaced by a subclass that creates no session: the method name,
+      all the check reads, is the same.
+    * The SDK validates its config with ``jsonschema.validate``, which first re-validates the SDK's whole
+      schema against the JSON-Schema meta-schema (~0.06 s; three times per session). The config is
+      validated against the same schema, with a validator built once, without that meta-check.
+    """
+    from sagemaker.core.config import config_manager
+    from sagemaker.core.helper import session_helper
+    from sagemaker.mlops.workflow import steps
+
+    patches = [
+        (steps, "LocalSagemakerClient", _sessionless_local_client(steps.LocalSagemakerClient)),
+        (session_helper, "validate_sagemaker_config", _validate_sdk_config),
+        (config_manager.SageMakerConfig, "validate_sagemaker_config", staticmethod(_validate_sdk_config)),
+    ]
+    originals = [(owner, name, vars(owner)[name]) for owner, name, _ in patches]
+    try:
+        for owner, name, replacement in patches:
+            setattr(owner, name, replacement)
+        yield
+    finally:
+        for owner, name, original in originals:
+            setattr(owner, name, original)
+
+
+@functools.cache
+def _sessionless_local_client(base: type) -> type:
+    class _SessionlessLocalSagemakerClient(base):
+        def __init__(self, sagemaker_session: Any = None) -> None:
+            self.sagemaker_session = sagemaker_session
+
+    return _SessionlessLocalSagemakerClient
+
+
+def _validate_sdk_config(sagemaker_config: dict[str, Any] | None = None) -> None:
+    """``jsonschema.validate(sagemaker_config, SDK schema)`` without re-checking the schema itself."""
+    from jsonschema.exceptions import best_match
+
+    error = best_match(_sdk_config_validator().iter_errors(sagemaker_config))
+    if error is not None:
+        raise error
+
+
+@functools.cache
+def _sdk_config_validator() -> Any:
+    from jsonschema.validators import validator_for
+    from sagemaker.core.config.config_schema import SAGEMAKER_PYTHON_SDK_CONFIG_SCHEMA
+
+    return validator_for(SAGEMAKER_PYTHON_SDK_CONFIG_SCHEMA)(SAGEMAKER_PYTHON_SDK_CONFIG_SCHEMA)
 
 
 def _pipeline_session(settings: PipelineSettings) -> PipelineSession:
@@ -264,11 +334,9 @@ def _pipeline_session(settings: PipelineSettings) -> PipelineSession:
 
 
 def _image_uri(settings: PipelineSettings, instance_type: str) -> str:
-    from sagemaker.core import image_uris
-
-    return image_uris.retrieve(
-        "sklearn", region=settings.region, version=settings.framework_version, instance_type=instance_type
-    )
+    # The SDK's image_uris.retrieve gives the same URI (tests/unit/test_images.py), but decodes botocore's
+    # endpoint table and the image table again on every call.
+    return image_uri("sklearn", settings.region, settings.framework_version, instance_type)
 
 
 def _network_config(settings: PipelineSettings) -> Any:

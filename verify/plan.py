@@ -12,6 +12,7 @@ type, then the policy pack's results. Exit codes: 0 plan fine, 1 a mandatory pol
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from collections import Counter, defaultdict
@@ -98,4 +99,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # A short-lived command whose heap is mostly what it imports (Pulumi's providers, the SageMaker SDK, botocore's
+    # service models): the collector's full passes over those objects, while running and again at exit, cost
+    # more than the plan itself (benchmarks/plan_bench.py). The program creates few reference cycles, so the
+    # command runs without collecting (about 3 % more peak memory for one stack) and freezes what is left
+    # before the interpreter exits.
+    gc.disable()
+    status = main()
+    gc.freeze()
+    sys.exit(status)

@@ -29,7 +29,6 @@ only the model's report prefixes.
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -51,6 +50,7 @@ from infra.serving import ServedEndpoint
 from infra.training import QualityGate
 from mlops.features.spec import FeatureSpec
 from mlops.monitoring import build_record_preprocessor
+from pipelines.images import image_uri
 
 if TYPE_CHECKING:
     from infra.context import StackContext
@@ -61,15 +61,9 @@ RECORD_PREPROCESSOR_FILE = "record_preprocessor.py"
 """File name of the data-quality job's record preprocessor (under a content-addressed prefix)."""
 
 
-@functools.cache
 def analyzer_image_uri(region: str) -> str:
     """The Model Monitor analyzer image of ``region`` (the SageMaker SDK's bundled table; no network)."""
-    from pipelines.factory import offline_sdk
-
-    with offline_sdk(region):
-        from sagemaker.core import image_uris
-
-        return str(image_uris.retrieve("model-monitor", region=region))
+    return image_uri("model-monitor", region)
 
 
 def record_preprocessor_key(model_name: str, script: bytes) -> str:

@@ -34,6 +34,7 @@ from infra.training.iam import execution_role_statements, registry_read_policy
 from infra.training.settings import TrainingSettings
 from pipelines.bundle import code_bundle
 from pipelines.factory import DATA_VERSION, pipeline_definition
+from pipelines.images import image_uri, repository_of
 from pipelines.settings import DEFAULT_HYPERPARAMETERS, PipelineSettings
 
 if TYPE_CHECKING:
@@ -87,15 +88,9 @@ def code_prefix(model: str, version: str) -> str:
 
 
 def sklearn_image_repository(region: str, framework_version: str = "1.9-0") -> tuple[str, str]:
-    """(account, repository) of the SageMaker scikit-learn image the pipeline's jobs run (offline lookup)."""
-    from pipelines.factory import offline_sdk
-
-    with offline_sdk(region):
-        from sagemaker.core import image_uris
-
-        uri = image_uris.retrieve("sklearn", region=region, version=framework_version, instance_type="ml.m5.large")
-    registry, _, rest = uri.partition("/")
-    return registry.split(".")[0], rest.split(":")[0].split("@")[0]
+    """(account, repository) of the SageMaker scikit-learn image the pipeline's jobs run (the SDK's bundled
+    image table, read without importing the SDK: :func:`pipelines.images.image_uri`)."""
+    return repository_of(image_uri("sklearn", region, framework_version, "ml.m5.large"))
 
 
 class TrainingPipeline(pulumi.ComponentResource):
