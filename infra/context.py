@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING
 
 import pulumi
 
+from infra.aws_session import AwsClients
 from infra.model_versions import ModelVersionSource, RegistryVersions
 from infra.naming import Naming
+from infra.serving.fleet import FleetSource, NoFleet, SageMakerFleet
 
 if TYPE_CHECKING:  # the settings sections import the layer modules, which import this one
     from infra.config import PlatformConfig
@@ -22,12 +24,30 @@ class StackContext:
     naming: Naming
     versions: ModelVersionSource = field(default_factory=lambda: RegistryVersions(region="us-east-1"))
     """Resolves the model version each endpoint variant serves (the registry at ``pulumi up``)."""
+    fleet: FleetSource = field(default_factory=NoFleet)
+    """Reads what an endpoint runs now (at ``pulumi up``), so a rollout keeps an autoscaled fleet's size."""
 
     @classmethod
-    def from_config(cls, config: PlatformConfig, versions: ModelVersionSource | None = None) -> StackContext:
+    def from_config(
+        cls, config: PlatformConfig, versions: ModelVersionSource | None = None, fleet: FleetSource | None = None
+    ) -> StackContext:
+        """The context of ``config``; ``versions`` defaults to the registry and ``fleet`` to the live endpoints,
+        both read as the stack's AWS provider. An injected ``versions`` (the offline plan, tests) means no AWS
+        is read: ``fleet`` then defaults to :class:`~infra.serving.fleet.NoFleet`.
+
+        Raises:
+            infra.aws_session.AwsSettingsError: the stack's ``aws:`` keys cannot be honoured (only when
+                ``versions`` is not given).
+        """
+        clients = AwsClients.for_stack(config.region) if versions is None else None
+        if fleet is None:
+            fleet = NoFleet() if clients is None else SageMakerFleet(lambda: clients.client("sagemaker"))
         return cls(
             config=config,
-            versions=versions or RegistryVersions(region=config.region),
+            # The registry is read with the provider's account and endpoints (aws:profile, aws:assumeRoles,
+            # aws:endpoints, ...), not with whatever credentials the shell happens to have.
+            versions=versions or RegistryVersions(region=config.region, clients=clients),
+            fleet=fleet,
             naming=Naming(
                 project=config.project,
                 environment=config.environment,

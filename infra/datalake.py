@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pulumi
@@ -83,6 +84,9 @@ class DataLakeArgs:
     context: StackContext
     kms_key_arn: pulumi.Input[str]
     account_id: pulumi.Input[str]
+    artifact_readers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Key prefix of the artifacts bucket -> accounts that may read the objects under it: the model registry's
+    consumers (``training.registryAccountIds``) read the model artifacts their model package versions point to."""
 
 
 def tls_only_statement(bucket_arn: pulumi.Input[str]) -> dict[str, object]:
@@ -184,7 +188,8 @@ class DataLake(pulumi.ComponentResource):
         self.buckets = {}
         for zone in ZONE_NAMES:
             bucket = self._bucket(f"{name}-{zone}", zone, ctx)
-            guard = self._guard(f"{name}-{zone}", bucket, ctx, kms_key_arn=args.kms_key_arn)
+            readers = args.artifact_readers if zone == "artifacts" else {}
+            guard = self._guard(f"{name}-{zone}", bucket, ctx, kms_key_arn=args.kms_key_arn, readers=readers)
             self._encrypt(f"{name}-{zone}", bucket, args.kms_key_arn)
             aws.s3.BucketLifecycleConfiguration(
                 f"{name}-{zone}-lifecycle",
@@ -238,7 +243,12 @@ class DataLake(pulumi.ComponentResource):
         )
 
     def _guard(
-        self, resource_name: str, bucket: aws.s3.Bucket, ctx: StackContext, kms_key_arn: pulumi.Input[str] | None
+        self,
+        resource_name: str,
+        bucket: aws.s3.Bucket,
+        ctx: StackContext,
+        kms_key_arn: pulumi.Input[str] | None,
+        readers: Mapping[str, tuple[str, ...]] | None = None,
     ) -> aws.s3.BucketPublicAccessBlock:
         """Public-access blocks, ownership controls, versioning and (for zones) the TLS/KMS policy."""
         block = aws.s3.BucketPublicAccessBlock(
@@ -286,6 +296,16 @@ class DataLake(pulumi.ComponentResource):
                     },
                 },
             ]
+            for index, (prefix, accounts) in enumerate(sorted((readers or {}).items())):
+                statements.append(
+                    {
+                        "Sid": f"CrossAccountArtifactRead{index}",
+                        "Effect": "Allow",
+                        "Principal": {"AWS": [f"arn:aws:iam::{account}:root" for account in accounts]},
+                        "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                        "Resource": pulumi.Output.concat(bucket.arn, "/", prefix, "*"),
+                    }
+                )
             aws.s3.BucketPolicy(
                 f"{resource_name}-policy",
                 bucket=bucket.id,

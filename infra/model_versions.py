@@ -7,8 +7,9 @@ no approved version yet (a new stack, before the first training run is approved)
 next ``pulumi up`` (dispatched by the approval responder) creates it. Git (the stack file) and the registry
 together therefore say what is live, and Pulumi stays the only writer of endpoints.
 
-:class:`RegistryVersions` asks SageMaker; :class:`OfflineVersions` answers without a network for the
-offline plan and the tests.
+:class:`RegistryVersions` asks SageMaker, with a client built from the stack's AWS provider settings
+(:mod:`infra.aws_session`: the same profile, assumed roles and endpoints as the resources); :class:`OfflineVersions`
+answers without a network for the offline plan and the tests.
 """
 
 from __future__ import annotations
@@ -46,19 +47,33 @@ def _version_of(arn: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
+class ClientFactory(Protocol):
+    """Builds boto3 clients (:class:`infra.aws_session.AwsClients` builds them from the stack's provider settings)."""
+
+    def client(self, service: str) -> Any: ...
+
+
 @dataclass
 class RegistryVersions:
-    """Reads the SageMaker model registry with a boto3 client (the real ``pulumi up`` / ``preview`` path)."""
+    """Reads the SageMaker model registry with a boto3 client (the real ``pulumi up`` / ``preview`` path).
+
+    The client is ``client`` if given, else made by ``clients`` on first use, else boto3's default client of
+    ``region`` (default credentials and endpoint).
+    """
 
     region: str
     client: Any = None
+    clients: ClientFactory | None = None
     _cache: dict[tuple[str, str | None], DeployableVersion | None] = field(default_factory=dict)
 
     def _sagemaker(self) -> Any:
         if self.client is None:
-            import boto3
+            if self.clients is not None:
+                self.client = self.clients.client("sagemaker")
+            else:
+                import boto3
 
-            self.client = boto3.client("sagemaker", region_name=self.region)
+                self.client = boto3.client("sagemaker", region_name=self.region)
         return self.client
 
     def resolve(self, group: str, pinned_arn: str | None) -> DeployableVersion | None:

@@ -23,16 +23,30 @@ from infra.notifications import Notifications, NotificationsArgs
 from infra.responders import ResponderModel, Responders, RespondersArgs
 from infra.security import SecurityBase, SecurityBaseArgs
 from infra.serving import Serving, ServingArgs
-from infra.training import TrainingPipeline, TrainingPipelineArgs
+from infra.serving.fleet import FleetSource
+from infra.training import TrainingPipeline, TrainingPipelineArgs, output_prefix
 from mlops.features import get_spec
 
 
 def build_foundation(ctx: StackContext) -> Foundation:
     """Security, lake, catalog and notifications: what every model's layers build on."""
     prefix = ctx.naming.prefix
-    security = SecurityBase(f"{prefix}-security", SecurityBaseArgs(context=ctx))
+    # Accounts that deploy from a model's registry group also read its artifacts and decrypt them.
+    readers = {
+        output_prefix(
+            ctx.naming.model_names(m.name, get_spec(m.feature_spec).version).pipeline
+        ): m.training.registry_account_ids
+        for m in ctx.config.models
+        if m.training.registry_account_ids
+    }
+    consumers = tuple(sorted({account for accounts in readers.values() for account in accounts}))
+    security = SecurityBase(
+        f"{prefix}-security", SecurityBaseArgs(context=ctx, registry_consumer_account_ids=consumers)
+    )
     key, account = security.key_arn, security.account_id
-    lake = DataLake(f"{prefix}-lake", DataLakeArgs(context=ctx, kms_key_arn=key, account_id=account))
+    lake = DataLake(
+        f"{prefix}-lake", DataLakeArgs(context=ctx, kms_key_arn=key, account_id=account, artifact_readers=readers)
+    )
     catalog = Catalog(
         f"{prefix}-catalog",
         CatalogArgs(
@@ -107,17 +121,20 @@ def watches_model_quality(config: PlatformConfig) -> bool:
     )
 
 
-def build_platform(config: PlatformConfig, versions: ModelVersionSource | None = None) -> dict[str, Any]:
+def build_platform(
+    config: PlatformConfig, versions: ModelVersionSource | None = None, fleet: FleetSource | None = None
+) -> dict[str, Any]:
     """Create every layer for ``config`` and return the stack outputs.
 
-    ``versions`` resolves what each endpoint serves; default: the SageMaker model registry.
+    ``versions`` resolves what each endpoint serves (default: the SageMaker model registry); ``fleet`` what
+    each endpoint runs now (default: SageMaker, or nothing when ``versions`` is injected).
     """
-    ctx = StackContext.from_config(config, versions)
+    ctx = StackContext.from_config(config, versions, fleet)
     foundation = build_foundation(ctx)
     # Model-quality monitors live in pulumi-aws-native; its provider exists only when a stack has one.
     native = native_provider(ctx, f"{ctx.naming.prefix}-aws-native") if watches_model_quality(config) else None
     outputs: dict[str, dict[str, Any]] = {
-        key: {} for key in ("featureGroups", "trainingPipelines", "modelPackageGroups", "endpoints")
+        key: {} for key in ("featureGroups", "trainingPipelines", "modelPackageGroups", "endpoints", "endpointConfigs")
     }
     responder_models = []
     for model in config.models:
@@ -127,6 +144,8 @@ def build_platform(config: PlatformConfig, versions: ModelVersionSource | None =
         outputs["modelPackageGroups"][model.name] = training.model_package_group_name
         if serving is not None and serving.endpoint_name is not None:
             outputs["endpoints"][model.name] = serving.endpoint_name
+        if serving is not None and serving.endpoint_config is not None:  # what tools/check_rollout.py expects
+            outputs["endpointConfigs"][model.name] = serving.endpoint_config.name
         responder_models.append(
             ResponderModel(
                 model=model.name,
@@ -155,8 +174,8 @@ def build_platform(config: PlatformConfig, versions: ModelVersionSource | None =
     }
 
 
-def program(versions: ModelVersionSource | None = None) -> dict[str, Any]:
+def program(versions: ModelVersionSource | None = None, fleet: FleetSource | None = None) -> dict[str, Any]:
     """The Pulumi program: read and validate the stack config, then build. Used by ``__main__``."""
     config = load_config()
     pulumi.log.debug(f"building {config.project}-{config.environment} in {config.region}")
-    return build_platform(config, versions)
+    return build_platform(config, versions, fleet)

@@ -70,18 +70,26 @@ class SecurityBaseArgs:
     """Inputs of :class:`SecurityBase`."""
 
     context: StackContext
+    registry_consumer_account_ids: tuple[str, ...] = ()
+    """Accounts that deploy this stack's registered models (may decrypt the artifacts through S3)."""
 
 
-def key_policy(region: str, account_id: pulumi.Input[str], administrator_arns: tuple[str, ...]) -> pulumi.Output[str]:
+def key_policy(
+    region: str,
+    account_id: pulumi.Input[str],
+    administrator_arns: tuple[str, ...],
+    consumer_account_ids: tuple[str, ...] = (),
+) -> pulumi.Output[str]:
     """The platform key's policy.
 
     - The account root keeps full control. This is AWS's default key statement and the only way
       IAM policies (the roles this platform creates) can be granted use of the key; without it the
       key can become unmanageable. Use is then granted per role, by ARN, in IAM.
     - Named administrators may manage, but not use, the key.
-    - CloudWatch Logs, CloudWatch alarms and EventBridge (which publish to the platform's encrypted
-      log groups and SNS topics) and S3 log delivery (server access logs into the SSE-KMS log
-      bucket) may use it, only on behalf of this account.
+    - CloudWatch Logs (the encrypted log groups), CloudWatch alarms (the encrypted topics), SNS (the
+      encrypted dead-letter queues) and S3 log delivery (server access logs into the SSE-KMS log bucket)
+      may use it, only on behalf of this account; EventBridge only through SQS (its dead letters).
+    - ``consumer_account_ids`` (the model registry's consumers) may decrypt, only through S3.
     """
     root = pulumi.Output.concat("arn:aws:iam::", account_id, ":root")
     statements: list[dict[str, object]] = [
@@ -124,19 +132,39 @@ def key_policy(region: str, account_id: pulumi.Input[str], administrator_arns: t
             "Sid": "AwsServicePublishers",
             "Effect": "Allow",
             # sns: writes undeliverable messages into the KMS-encrypted dead-letter queues.
-            "Principal": {
-                "Service": [
-                    "cloudwatch.amazonaws.com",
-                    "events.amazonaws.com",
-                    "logging.s3.amazonaws.com",
-                    "sns.amazonaws.com",
-                ]
-            },
+            "Principal": {"Service": ["cloudwatch.amazonaws.com", "logging.s3.amazonaws.com", "sns.amazonaws.com"]},
             "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
             "Resource": "*",
             "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
         }
     )
+    statements.append(
+        {
+            # EventBridge parks undeliverable events in the responders' KMS-encrypted dead-letter queues. AWS's
+            # documented key statement for an encrypted target DLQ has no aws:SourceAccount condition, and the
+            # key is not reported to reach it for these deliveries: with one, failed events would be dropped.
+            # kms:ViaService limits EventBridge's use of the key to SQS in this region instead.
+            "Sid": "EventBridgeDeadLetters",
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": "*",
+            "Condition": {"StringEquals": {"kms:ViaService": f"sqs.{region}.amazonaws.com"}},
+        }
+    )
+    if consumer_account_ids:
+        statements.append(
+            {
+                # Accounts that deploy from the model registry (training.registryAccountIds) create SageMaker
+                # models from its versions: they read the artifacts from S3 and decrypt them, through S3 only.
+                "Sid": "RegistryConsumersDecryptViaS3",
+                "Effect": "Allow",
+                "Principal": {"AWS": [f"arn:aws:iam::{account}:root" for account in consumer_account_ids]},
+                "Action": ["kms:Decrypt", "kms:DescribeKey"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}},
+            }
+        )
     return pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements})
 
 
@@ -160,7 +188,9 @@ class SecurityBase(pulumi.ComponentResource):
             enable_key_rotation=True,
             rotation_period_in_days=cfg.kms.rotation_period_days,
             deletion_window_in_days=cfg.kms.deletion_window_days,
-            policy=key_policy(cfg.region, self.account_id, cfg.kms.administrator_arns),
+            policy=key_policy(
+                cfg.region, self.account_id, cfg.kms.administrator_arns, args.registry_consumer_account_ids
+            ),
             tags=ctx.naming.tags(),
             opts=ctx.stateful(self),
         )

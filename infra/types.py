@@ -45,8 +45,36 @@ def _log_retention(value: int) -> int:
 LogRetentionDays = Annotated[int, AfterValidator(_log_retention)]
 """Days CloudWatch Logs keeps a log group's events: one of :data:`LOG_RETENTION_DAYS`."""
 
-IamArn = Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:(root|role/.+|user/.+)$")]
-AccountId = Annotated[str, StringConstraints(pattern=r"^\d{12}$")]
+DOCUMENTATION_ACCOUNT_IDS = frozenset(
+    {"111122223333", "444455556666", "777788889999", "123456789012", "012345678901"}
+    | {digit * 12 for digit in "0123456789"}
+)
+"""Account IDs AWS's documentation and examples use (and repeated digits): no such account exists, so KMS and
+SageMaker refuse a policy that names one as a principal (``MalformedPolicyDocument``)."""
+
+
+def _real_account(account: str) -> str:
+    if account in DOCUMENTATION_ACCOUNT_IDS:
+        raise ValueError(
+            f"{account} is an example account ID from AWS's documentation, not a real account (KMS and SageMaker "
+            "refuse policies naming it); use your own 12-digit account ID"
+        )
+    return account
+
+
+def _real_account_in_arn(arn: str) -> str:
+    _real_account(arn.split(":")[4])
+    return arn
+
+
+AccountId = Annotated[str, StringConstraints(pattern=r"^\d{12}$"), AfterValidator(_real_account)]
+"""A real AWS account ID: 12 digits, and not one of :data:`DOCUMENTATION_ACCOUNT_IDS`."""
+IamArn = Annotated[
+    str,
+    StringConstraints(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:(root|role/.+|user/.+)$"),
+    AfterValidator(_real_account_in_arn),
+]
+"""An IAM principal ARN (root, role or user) of a real account."""
 InstanceType = Annotated[str, StringConstraints(pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")]
 KeyPrefix = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-/=.]+/$")]
 """An S3 key prefix ending with '/'."""
@@ -64,6 +92,7 @@ CronExpression = Annotated[str, AfterValidator(_cron_expression)]
 """An EventBridge/SageMaker schedule: ``cron(min hour day month weekday year)``."""
 
 __all__ = [
+    "DOCUMENTATION_ACCOUNT_IDS",
     "LOG_RETENTION_DAYS",
     "ZONE_NAMES",
     "AccountId",

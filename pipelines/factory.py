@@ -441,7 +441,12 @@ def _train_step(
     from sagemaker.mlops.workflow import TrainingStep
     from sagemaker.train.model_trainer import ModelTrainer
 
-    hyperparameters: dict[str, Any] = dict(params.hyperparameters)
+    # CreateTrainingJob's HyperParameters is a string-to-string map, and SageMaker type-checks parameter
+    # references when the pipeline is created: an Integer or Float parameter placed raw is refused ("Cannot
+    # assign property reference ... to argument of type [String]"). ModelTrainer (v3) passes pipeline
+    # variables through unconverted, so each is converted here, as SDK v2's estimators did: to_string() is
+    # Std:Join of the one value (a String parameter is itself). The parameters stay typed for executions.
+    hyperparameters: dict[str, Any] = {key: param.to_string() for key, param in params.hyperparameters.items()}
     hyperparameters.update(
         {
             "feature_spec": spec_name,

@@ -403,6 +403,7 @@ def step_dispatch(d: Drill) -> str:
                     "workflow": workflow,
                     "ref": "main",
                     "tokenSecretName": d.names.token_secret,
+                    "stack": "dev",
                 }
             ),
             "MODEL_PACKAGE_GROUPS": json.dumps({d.names.group: d.names.model}),
@@ -418,6 +419,7 @@ def step_dispatch(d: Drill) -> str:
     check(request.path == expected, f"dispatched to {request.path}, expected {expected}")
     check(isinstance(request.body, dict) and request.body.get("ref") == "main", f"dispatch body {request.body}")
     inputs = request.body.get("inputs", {}) if isinstance(request.body, dict) else {}
+    check(inputs.get("stack") == "dev", f"dispatched inputs {inputs}: the approval's own stack (dev) expected")
     return f"workflow_dispatch POST {request.path} ref=main inputs={sorted(inputs)}; metrics {invoke.metrics}"
 
 

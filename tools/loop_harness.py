@@ -432,11 +432,11 @@ def is_alarm_notification(alarm_name: str, state: str = "ALARM") -> Callable[[di
 
 
 def model_package_event_pattern() -> dict[str, Any]:
-    """The EventBridge pattern of the approval responder: approved model packages only."""
+    """The EventBridge pattern of the approval responder: approved, completed model packages only."""
     return {
         "source": ["aws.sagemaker"],
         "detail-type": ["SageMaker Model Package State Change"],
-        "detail": {"ModelApprovalStatus": ["Approved"]},
+        "detail": {"ModelApprovalStatus": ["Approved"], "ModelPackageStatus": ["Completed"]},
     }
 
 

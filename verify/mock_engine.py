@@ -26,6 +26,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from infra.config import CONFIG_NAMESPACE, PlatformConfig, parse_stack_config
 from infra.model_versions import ModelVersionSource, OfflineVersions
+from infra.serving.fleet import FleetSource, NoFleet
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS_DIR = ROOT / "stacks"
@@ -202,10 +203,15 @@ class PlannedResource:
     """URNs this resource waits for (``depends_on`` and the resources behind its input outputs)."""
     component: str = "stack"
     """The top-level component this resource lives under (``mlops:lake:DataLake``), or ``stack``."""
+    delete_before_replace: bool | None = None
+    """``delete_before_replace`` as the program set it; ``None`` when left to the provider's default."""
+    replace_with: tuple[str, ...] = ()
+    """URNs whose replacement replaces this resource too (``replace_with``)."""
 
 
 class RecordingMonitor(runtime_mocks.MockMonitor):
-    """A mock monitor that also records parent, protect and retainOnDelete of every registration."""
+    """A mock monitor that also records parent, protect, retainOnDelete, deleteBeforeReplace and replaceWith of every
+    registration."""
 
     def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
         super().__init__(mocks)
@@ -218,6 +224,8 @@ class RecordingMonitor(runtime_mocks.MockMonitor):
             "protect": bool(request.protect),
             "retain_on_delete": bool(request.retainOnDelete),
             "dependencies": tuple(request.dependencies),
+            "delete_before_replace": bool(request.deleteBeforeReplace) if request.deleteBeforeReplaceDefined else None,
+            "replace_with": tuple(request.replace_with),
             "custom": bool(request.custom),
             "type": request.type,
             "name": request.name,
@@ -264,12 +272,14 @@ def run_program(
     overrides: Mapping[str, Any] | None = None,
     values: Mapping[str, str] | None = None,
     versions: ModelVersionSource | None = None,
+    fleet: FleetSource | None = None,
 ) -> OfflinePlan:
     """Run the platform program for ``stack`` under mocks and return what it registered.
 
     ``values`` replaces the stack file (Pulumi's string form); ``overrides`` replaces top-level keys.
     ``versions`` answers "which model version does each endpoint serve"; default: every group has an
-    approved version 1 (:class:`infra.model_versions.OfflineVersions`).
+    approved version 1 (:class:`infra.model_versions.OfflineVersions`). ``fleet`` answers "what does each endpoint
+    run now"; default: no endpoint exists (:class:`infra.serving.fleet.NoFleet`).
     Config is validated first: a :class:`infra.config.ConfigError` is raised before any resource exists.
     """
     from infra import platform  # imported late: the program module imports pulumi_aws
@@ -291,7 +301,9 @@ def run_program(
     resolved: dict[str, Any] = {}
 
     def program() -> None:
-        outputs = platform.program(versions or OfflineVersions(region=config.region, account_id=MOCK_ACCOUNT_ID))
+        outputs = platform.program(
+            versions or OfflineVersions(region=config.region, account_id=MOCK_ACCOUNT_ID), fleet or NoFleet()
+        )
 
         def keep(values: dict[str, Any]) -> None:
             resolved.update(values)
@@ -323,6 +335,8 @@ def run_program(
                 retain_on_delete=opts.get("retain_on_delete", False),
                 dependencies=tuple(opts.get("dependencies", ())),
                 component=top_component(urn),
+                delete_before_replace=opts.get("delete_before_replace"),
+                replace_with=tuple(opts.get("replace_with", ())),
             )
         )
     return OfflinePlan(stack=stack, config=config, resources=tuple(resources), outputs=resolved)

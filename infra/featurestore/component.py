@@ -192,6 +192,8 @@ class FeatureStore(pulumi.ComponentResource):
             statements=statements,
             tags=tags,
             parent=self,
-            source_account=foundation.account_id,
+            # No aws:SourceAccount condition: AWS documents that confused-deputy condition for the SageMaker
+            # features that send it, and Feature Store is not among them; a condition the service does not
+            # send would make CreateFeatureGroup fail. The role is usable only through this account's PassRole.
             description=f"{ctx.naming.prefix} feature store of {model}: writes its offline store",
         )

@@ -9,6 +9,9 @@ from infra.alarms import DATA_METRICS_NAMESPACE, MODEL_METRICS_NAMESPACE
 from infra.foundation import Foundation
 from infra.model_versions import DeployableVersion
 
+PROCESSING_JOB_METRICS_NAMESPACE = "/aws/sagemaker/ProcessingJobs"
+"""CloudWatch namespace of processing jobs' instance metrics (Model Monitor's jobs are processing jobs)."""
+
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
     """``s3://bucket/key`` → ``(bucket, key)``; raises ``ValueError`` on anything else."""
@@ -46,6 +49,11 @@ def monitoring_role_statements(
     capture_prefix = capture.apply(lambda uri: split_s3_uri(uri.rstrip("/") + "/")[1])
     image_registry, _, image_repository = image_uri.partition("/")
     image_account = image_registry.split(".")[0]
+    job_log_groups = [
+        pulumi.Output.concat(
+            "arn:aws:logs:", region, ":", foundation.account_id, ":log-group:/aws/sagemaker/ProcessingJobs*"
+        )
+    ]
     statements: list[iam.Statement] = [
         iam.statement("CaptureRead", ["s3:GetObject"], [capture_objects]),
         iam.statement(
@@ -99,14 +107,18 @@ def monitoring_role_statements(
             ["*"],
             conditions={"StringLike": {"cloudwatch:namespace": [DATA_METRICS_NAMESPACE, MODEL_METRICS_NAMESPACE]}},
         ),
-        iam.logs_write(
-            "JobLogs",
-            [
-                pulumi.Output.concat(
-                    "arn:aws:logs:", region, ":", foundation.account_id, ":log-group:/aws/sagemaker/ProcessingJobs*"
-                )
-            ],
+        # Model Monitor's jobs are processing jobs: AWS docs, "SageMaker Roles" (CreateProcessingJob API:
+        # Execution Role Permissions) list cloudwatch:PutMetricData (the jobs' instance metrics, namespace
+        # /aws/sagemaker/ProcessingJobs per "Monitor Amazon SageMaker with Amazon CloudWatch"; no
+        # resource-level permission, so the namespace condition scopes it) and logs:DescribeLogStreams.
+        iam.statement(
+            "ProcessingJobMetrics",
+            ["cloudwatch:PutMetricData"],
+            ["*"],
+            conditions={"StringEquals": {"cloudwatch:namespace": [PROCESSING_JOB_METRICS_NAMESPACE]}},
         ),
+        iam.logs_write("JobLogs", job_log_groups),
+        iam.statement("JobLogStreams", ["logs:DescribeLogStreams"], job_log_groups),
         iam.statement(
             "ImagePull",
             ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],

@@ -14,6 +14,11 @@ events the trigger could not deliver (SNS subscription redrive, EventBridge targ
 queue. Each function logs to its own KMS-encrypted log group and runs with a role scoped to exactly what it
 touches. The environment carries names and ARNs only, never a secret: the deployment token is read from
 Secrets Manager at run time, by name.
+
+No function reserves concurrency unless the stack opts in (``deployment.reserveConcurrency``): Lambda refuses
+any reservation in accounts with a small concurrency quota, and correctness never depends on one (the DynamoDB
+ledger's conditional write enforces the retraining cooldown and daily cap under concurrency; the deploy
+workflow's per-stack concurrency group runs one ``pulumi up`` at a time).
 """
 
 from __future__ import annotations
@@ -41,7 +46,6 @@ from infra.responders.environment import (
 )
 from infra.responders.iam import (
     dynamodb_items,
-    model_package_read,
     pipeline_execution_read,
     pipeline_start,
     secret_read,
@@ -71,11 +75,15 @@ ARCHITECTURE = "arm64"
 HANDLER = "app.handler"
 
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # SQS maximum: two weeks to look at and redrive a failed event
-MAX_EVENT_AGE_SECONDS = 6 * 3600  # Lambda's maximum: throttled events (reserved concurrency) wait, not drop
+MAX_EVENT_AGE_SECONDS = 6 * 3600  # Lambda's maximum: throttled events wait and are retried, not dropped
 MAX_RETRY_ATTEMPTS = 2  # Lambda's maximum for asynchronous invocations
 
 PIPELINE_STATUS_CHANGE = "SageMaker Model Building Pipeline Execution Status Change"
 MODEL_PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
+DEPLOYABLE_PACKAGE_STATUS = "Completed"
+"""``ModelPackageStatus`` of a version that can be served (not Pending, InProgress, Failed or Deleting)."""
+RESERVED_CONCURRENCY = 1
+"""What a serialised function reserves when the stack sets ``deployment.reserveConcurrency``."""
 FINAL_PIPELINE_STATUSES: tuple[str, ...] = ("Failed", "Stopped", "Succeeded")
 """Execution statuses humans are told about (``Executing`` and ``Stopping`` are not final)."""
 
@@ -87,35 +95,36 @@ class FunctionSettings:
     description: str
     timeout_seconds: int
     memory_mb: int
-    reserved_concurrency: int | None
-    """``None``: unreserved (the account pool). A number both caps and serialises the function."""
+    serialisable: bool
+    """Reserves :data:`RESERVED_CONCURRENCY` (a cap, one invocation at a time) when the stack sets
+    ``deployment.reserveConcurrency``; otherwise, and always when ``False``, it draws on the account's pool."""
 
 
 SETTINGS: Mapping[str, FunctionSettings] = {
-    # One at a time: the cooldown and daily-cap check ("may I start the pipeline?") and the start that
-    # follows are one decision; serialising them means an alarm storm cannot start two executions between
-    # a read and a write, on top of the conditional writes in DynamoDB. Throttled events are not lost:
-    # Lambda keeps retrying them for MAX_EVENT_AGE_SECONDS.
+    # Concurrent invocations are safe: the cooldown and daily cap are claimed with one conditional write
+    # in DynamoDB (a storm of concurrent alarms starts one execution; tested), so a reservation is only
+    # an optional cap. With one, throttled events are not lost: Lambda retries them for MAX_EVENT_AGE_SECONDS.
     RETRAIN: FunctionSettings(
         description="Starts a model's training pipeline when its drift or quality alarm fires (rate-limited)",
         timeout_seconds=60,
         memory_mb=256,
-        reserved_concurrency=1,
+        serialisable=True,
     ),
-    # Stateless and idempotent (a message per event): no reservation, no cap needed.
+    # Stateless and idempotent (a message per event): never reserved.
     NOTIFY: FunctionSettings(
         description="Tells humans when a training pipeline execution finishes",
         timeout_seconds=30,
         memory_mb=256,
-        reserved_concurrency=None,
+        serialisable=False,
     ),
-    # One at a time: two approvals in quick succession must not dispatch two concurrent `pulumi up` runs
-    # of the same stack racing for its lock; they are dispatched in order instead.
+    # Concurrent dispatches are safe: the deploy workflow's per-stack concurrency group runs one `pulumi up`
+    # at a time (a queued run waits), and each run deploys the latest approved version. A reservation only
+    # makes the dispatches themselves one at a time.
     DISPATCH: FunctionSettings(
         description="Dispatches a deployment when a model version is approved",
         timeout_seconds=60,
         memory_mb=256,
-        reserved_concurrency=1,
+        serialisable=True,
     ),
 }
 
@@ -128,6 +137,8 @@ class RespondersArgs:
     foundation: Foundation
     models: tuple[ResponderModel, ...]
     archive_dir: Path = field(default=ARCHIVE_DIR)
+    stack: str = field(default_factory=pulumi.get_stack)
+    """The Pulumi stack: the approval responder asks the deploy workflow to update this stack only."""
 
 
 # --- the component ----------------------------------------------------------------------------
@@ -234,18 +245,14 @@ class Responders(pulumi.ComponentResource):
                 DISPATCH,
                 environment={
                     **common,
-                    "DEPLOY_HOOK": compact_json(deploy_hook(ctx.config.deployment)),
+                    "DEPLOY_HOOK": compact_json(deploy_hook(ctx.config.deployment, args.stack)),
                     "MODEL_PACKAGE_GROUPS": name_map(
                         [m.model_package_group_name for m in args.models], [m.model for m in args.models]
                     ),
                     "GITHUB_API_URL": GITHUB_API_URL,
                 },
+                # The event carries everything the function needs: it describes nothing in SageMaker.
                 statements=[
-                    *(
-                        [model_package_read("ReadModelPackages", [self._model_packages(m) for m in args.models])]
-                        if args.models
-                        else []
-                    ),
                     *self._secret_statements(),
                     sns_publish("Alerts", alerts),
                 ],
@@ -287,6 +294,8 @@ class Responders(pulumi.ComponentResource):
                     "detail": {
                         "ModelPackageGroupName": [m.model_package_group_name for m in args.models],
                         "ModelApprovalStatus": ["Approved"],
+                        # Not every state change of an approved version (e.g. its deletion): a servable one.
+                        "ModelPackageStatus": [DEPLOYABLE_PACKAGE_STATUS],
                     },
                 },
             )
@@ -313,11 +322,6 @@ class Responders(pulumi.ComponentResource):
 
     def _arn(self, service: str, resource: str) -> pulumi.Output[str]:
         return self._args.foundation.arn(service, resource)
-
-    def _model_packages(self, model: ResponderModel) -> pulumi.Output[str]:
-        # SageMaker lowercases the group name in model package ARNs.
-        group = pulumi.Output.from_input(model.model_package_group_name).apply(str.lower)
-        return pulumi.Output.concat(self._arn("sagemaker", "model-package/"), group, "/*")
 
     def _secret_statements(self) -> list[iam.Statement]:
         secret = self._args.context.config.deployment.token_secret_name
@@ -385,7 +389,10 @@ class Responders(pulumi.ComponentResource):
             handler=HANDLER,
             timeout=settings.timeout_seconds,
             memory_size=settings.memory_mb,
-            reserved_concurrent_executions=settings.reserved_concurrency,
+            # None leaves the provider's default (-1: no reservation, removing one a previous update made).
+            reserved_concurrent_executions=(
+                RESERVED_CONCURRENCY if settings.serialisable and ctx.config.deployment.reserve_concurrency else None
+            ),
             environment=aws.lambda_.FunctionEnvironmentArgs(
                 variables=checked_environment(key, {**environment, "POWERTOOLS_SERVICE_NAME": key})
             ),

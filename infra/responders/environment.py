@@ -64,14 +64,20 @@ def retrain_targets(models: Sequence[ResponderModel]) -> dict[str, dict[str, Any
     return dict(sorted(targets.items()))
 
 
-def deploy_hook(hook: DeploymentHookSettings) -> dict[str, str | None]:
-    """``DEPLOY_HOOK``: where approvals are dispatched. Holds the token secret's NAME, never its value."""
+def deploy_hook(hook: DeploymentHookSettings, stack: str) -> dict[str, str | None]:
+    """``DEPLOY_HOOK``: where approvals are dispatched, for which stack. Holds the token secret's NAME, never its
+    value.
+
+    ``stack`` (the Pulumi stack) becomes the workflow's ``stack`` input: an approval deploys its own stack
+    only, never the workflow's default (every stack, dev -> staging -> prod).
+    """
     return {
         "kind": hook.kind,
         "repository": hook.repository,
         "workflow": hook.workflow,
         "ref": hook.ref,
         "tokenSecretName": hook.token_secret_name,
+        "stack": stack,
     }
 
 

@@ -43,11 +43,6 @@ def pipeline_execution_read(sid: str, execution_arns: Sequence[pulumi.Input[str]
     return iam.statement(sid, ["sagemaker:DescribePipelineExecution"], list(execution_arns))
 
 
-def model_package_read(sid: str, package_arns: Sequence[pulumi.Input[str]]) -> iam.Statement:
-    """Describe model package versions (``model-package/<group>/*``)."""
-    return iam.statement(sid, ["sagemaker:DescribeModelPackage"], list(package_arns))
-
-
 def secret_read(sid: str, secret_arns: Sequence[pulumi.Input[str]]) -> iam.Statement:
     """Read the secrets' current values."""
     return iam.statement(sid, ["secretsmanager:GetSecretValue"], list(secret_arns))

@@ -1,4 +1,5 @@
-"""Settings of the responders (stack key ``deployment``): where an approved model version's deployment goes.
+"""Settings of the responders (stack key ``deployment``): where an approved model version's deployment goes,
+and whether the two serialised responders reserve Lambda concurrency.
 
 The alarm-driven retraining limits are per model, under ``models[].monitoring.retraining``
 (:class:`infra.monitoring.settings.RetrainingSettings`): the monitoring layer decides which alarms retrain.
@@ -14,7 +15,8 @@ from infra.types import Section
 
 
 class DeploymentHookSettings(Section):
-    """Where the approval responder dispatches a deployment when a model version is approved."""
+    """Where the approval responder dispatches a deployment when a model version is approved, and whether the
+    responders that act once at a time (``retrain_on_alarm``, ``dispatch_deployment``) reserve concurrency."""
 
     kind: Literal["none", "github-workflow"] = Field(
         default="none",
@@ -32,6 +34,16 @@ class DeploymentHookSettings(Section):
     token_secret_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9/_+=.@-]{1,512}$")] | None = Field(
         default=None,
         description="Secrets Manager secret holding the GitHub token (created outside Pulumi; never in the stack file).",
+    )
+    reserve_concurrency: bool = Field(
+        default=False,
+        description=(
+            "Reserve a concurrency of 1 for retrain_on_alarm and dispatch_deployment (caps each and runs it one "
+            "invocation at a time). Off by default: Lambda refuses a reservation that leaves less than the "
+            "account's minimum unreserved concurrency (any reservation when the account's quota is 10), and "
+            "neither needs it: a conditional DynamoDB write serialises retraining starts, and the deploy "
+            "workflow's per-stack concurrency group serialises `pulumi up`."
+        ),
     )
 
     @model_validator(mode="after")

@@ -6,7 +6,8 @@ containers' execution role). The rollback alarms' definitions live with every ot
 :mod:`infra.alarms`.
 """
 
-from infra.serving.component import SERVERLESS_VARIANT, ServedEndpoint, Serving, ServingArgs, has_local_storage
+from infra.serving.component import SERVERLESS_VARIANT, ServedEndpoint, Serving, ServingArgs
 from infra.serving.iam import CAPTURE_PREFIX
+from infra.serving.settings import has_local_storage
 
 __all__ = ["CAPTURE_PREFIX", "SERVERLESS_VARIANT", "ServedEndpoint", "Serving", "ServingArgs", "has_local_storage"]

@@ -21,10 +21,10 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pulumi
 import pulumi_aws as aws
@@ -32,9 +32,10 @@ import pulumi_aws as aws
 from infra import alarms, iam
 from infra.foundation import Foundation
 from infra.naming import Kind, ModelNames
+from infra.serving.fleet import rollout_instance_count
 from infra.serving.iam import CAPTURE_PREFIX, execution_role
 from infra.serving.rollout import autoscaling, deployment_config
-from infra.serving.settings import ServingSettings, VariantSettings
+from infra.serving.settings import AutoscalingSettings, ServingSettings, VariantSettings, has_local_storage
 
 if TYPE_CHECKING:
     from infra.context import StackContext
@@ -44,19 +45,6 @@ SERVERLESS_VARIANT = "serverless"
 
 CAPTURE_CONTENT_TYPES = {"csv": ["text/csv"], "json": ["application/json"]}
 """Content types captured as text (others would be base64-encoded); the inference container accepts both."""
-
-
-# Instance families with local NVMe storage, which SageMaker encrypts in hardware: CreateEndpointConfig
-# fails when a KmsKeyId is given for them ("Instance Store Volumes" in the SageMaker docs). Families with a
-# 'd' in their suffix (m5d, c5d, r5d, g4dn, p3dn, p4d, m6id, ...) plus these newer ones.
-_LOCAL_STORAGE_FAMILIES = frozenset({"g5", "g6", "g6e", "gr6", "p5", "p5e", "p5en", "trn1", "trn1n"})
-_D_SUFFIX = re.compile(r"^[a-z]+\d+[a-z]*d[a-z]*$")
-
-
-def has_local_storage(instance_type: str) -> bool:
-    """True when ``instance_type`` (``ml.<family>.<size>``) has instance-store volumes (no KMS key allowed)."""
-    family = instance_type.split(".")[1]
-    return family in _LOCAL_STORAGE_FAMILIES or bool(_D_SUFFIX.match(family))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,6 +84,11 @@ class _Variant:
     settings: VariantSettings | None
     package_arn: str
     shadow: bool = False
+
+
+def _scaling(variant: _Variant) -> AutoscalingSettings | None:
+    """The autoscaling of a production variant (``None`` for shadow, serverless and fixed-size variants)."""
+    return None if variant.shadow or variant.settings is None else variant.settings.autoscaling
 
 
 def _digest(*parts: str) -> str:
@@ -310,7 +303,10 @@ class Serving(pulumi.ComponentResource):
             enable_network_isolation=isolation,
             tags=ctx.naming.tags(Model=model, Variant=variant.name),
             # SageMaker pulls the image and model data with the role as soon as an endpoint uses the model.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[role.policy]),
+            # Replacement creates the new model first: the bridge replaces a resource whose name is set
+            # explicitly delete-first unless told otherwise, which would delete the model the live endpoint
+            # config still uses before UpdateEndpoint. The name changes with the content, so both can coexist.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[role.policy], delete_before_replace=False),
         )
 
     def _endpoint_config(
@@ -325,8 +321,9 @@ class Serving(pulumi.ComponentResource):
         """The (immutable) endpoint configuration: variants, storage key, data capture.
 
         Its name is a digest of all its inputs: any change makes a new configuration with a new name, which
-        Pulumi creates before deleting the old one (the default for a replacement whose name changes), and
-        the endpoint then switches to it with a guarded blue/green update.
+        Pulumi creates before deleting the old one (``delete_before_replace=False``: set explicitly, since the
+        bridge replaces explicitly named resources delete-first), and the endpoint then switches to it with a
+        guarded blue/green update.
         """
         ctx, model, foundation = args.context, args.names.model, args.foundation
         production = [self._production_variant(v, serving) for v in variants if not v.shadow]
@@ -366,18 +363,39 @@ class Serving(pulumi.ComponentResource):
             "kms_key_arn": storage_key,
             "data_capture_config": data_capture,
         }
+        # The name is a digest of the configured values; autoscaled variants then start at the fleet's current
+        # size when this config is a new one (infra.serving.fleet): autoscaling alone never renames the config.
         config_name = pulumi.Output.json_dumps(inputs).apply(
             lambda text: ctx.naming.name(f"{model}-{_digest(text)}", Kind.SAGEMAKER)
         )
+        live = ctx.fleet.live(args.names.endpoint) if any(_scaling(v) for v in variants) else None
+        deployed: list[aws.sagemaker.EndpointConfigurationProductionVariantArgsDict] = []
+        for variant, entry in zip([v for v in variants if not v.shadow], production, strict=True):
+            scaling = _scaling(variant)
+            if scaling is None or live is None or variant.settings is None:
+                deployed.append(entry)
+                continue
+            count = config_name.apply(
+                functools.partial(rollout_instance_count, variant.name, variant.settings.instance_count, scaling, live)
+            )
+            deployed.append(
+                cast(
+                    aws.sagemaker.EndpointConfigurationProductionVariantArgsDict,
+                    {**entry, "initial_instance_count": count},
+                )
+            )
         return aws.sagemaker.EndpointConfiguration(
             f"{name}-config",
             name=config_name,
-            production_variants=production,
+            production_variants=deployed,
             shadow_production_variants=shadows or None,
             kms_key_arn=storage_key,
             data_capture_config=data_capture,
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self),
+            # Create the new configuration before deleting the old one, which the endpoint runs until
+            # UpdateEndpoint finishes (AWS: never delete an endpoint config in use). Explicit: the bridge
+            # replaces a resource with an explicit name delete-first by default.
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=False),
         )
 
     def _production_variant(

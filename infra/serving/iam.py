@@ -36,6 +36,17 @@ def execution_role(
     image_account, image_repository = sklearn_image_repository(region)
     pipeline_name = names.pipeline
     endpoint_name = names.endpoint
+    endpoint_log_groups = [
+        pulumi.Output.concat(
+            "arn:aws:logs:",
+            region,
+            ":",
+            foundation.account_id,
+            ":log-group:/aws/sagemaker/Endpoints/",
+            endpoint_name,
+            ":*",
+        )
+    ]
     statements: list[iam.Statement] = [
         iam.statement(
             "ImagePull",
@@ -48,20 +59,10 @@ def execution_role(
         # Model data is the training job's output under the pipeline's prefix of the artifacts bucket.
         iam.s3_read_objects("ModelDataRead", [foundation.buckets["artifacts"].arn], output_prefix(pipeline_name)),
         iam.statement("PlatformKeyDecrypt", ["kms:Decrypt", "kms:DescribeKey"], [foundation.key_arn]),
-        iam.logs_write(
-            "EndpointLogs",
-            [
-                pulumi.Output.concat(
-                    "arn:aws:logs:",
-                    region,
-                    ":",
-                    foundation.account_id,
-                    ":log-group:/aws/sagemaker/Endpoints/",
-                    endpoint_name,
-                    ":*",
-                )
-            ],
-        ),
+        iam.logs_write("EndpointLogs", endpoint_log_groups),
+        # AWS docs, "SageMaker Roles" (CreateModel API: Execution Role Permissions): the model's role also
+        # needs logs:DescribeLogStreams, here on the same log group.
+        iam.statement("EndpointLogStreams", ["logs:DescribeLogStreams"], endpoint_log_groups),
         # PutMetricData has no resource-level permission; the condition limits it to SageMaker's namespaces.
         iam.statement(
             "EndpointMetrics",

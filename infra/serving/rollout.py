@@ -101,7 +101,9 @@ def autoscaling(
         tags=tags,
         # Registering needs the variant to exist. The resource id is a static string, so no endpoint update
         # (new model version, new endpoint config) ever replaces the target.
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=[endpoint]),
+        # Replacing the endpoint (e.g. switching rollbackAlarms) deregisters its scalable targets in AWS while
+        # Pulumi's state still holds them: the target is replaced together with the endpoint.
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[endpoint], replace_with=[endpoint]),
     )
     aws.appautoscaling.Policy(
         f"{name}-scaling-{variant}-policy",

@@ -6,6 +6,8 @@ The rollout's ``errorRatePercentThreshold`` and ``latencyP99MsThreshold`` are th
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
@@ -229,6 +231,22 @@ def serving_problems(model: str, serving: ServingSettings) -> list[str]:
                 f"{where}: serving.network subnets/security groups are not supported by serverless endpoints"
             )
     rollout = serving.rollout
+    problems += _rollout_timing_problems(where, rollout)
+    if rollout.mode != "all-at-once":
+        if strategy == "serverless":
+            problems.append(
+                f"{where}: serving.rollout.mode={rollout.mode} shifts a percentage of the variant's instances, and a "
+                "serverless endpoint has none; allowed with strategy serverless: all-at-once"
+            )
+        for i, v in enumerate(variants):
+            fewest = min(v.instance_count, v.autoscaling.min_capacity if v.autoscaling else v.instance_count)
+            if fewest < 2:
+                problems.append(
+                    f"{where}: serving.rollout.mode={rollout.mode} on serving.variants[{i}] ('{v.name}') with "
+                    f"{fewest} instance: the first traffic step is a percentage of the variant's instances, and one "
+                    "instance is the whole fleet (everything shifts at once); give the variant instanceCount >= 2 "
+                    "(and autoscaling minCapacity >= 2) or use mode all-at-once"
+                )
     if rollout.mode == "canary" and rollout.canary_percent > 50:
         problems.append(
             f"{where}: serving.rollout.canaryPercent={rollout.canary_percent} is larger than half the fleet; "
@@ -266,3 +284,39 @@ def serving_problems(model: str, serving: ServingSettings) -> list[str]:
     if bool(network.subnet_ids) != bool(network.security_group_ids):
         problems.append(f"{where}: serving.network needs both subnetIds and securityGroupIds, or neither")
     return problems
+
+
+def baking_periods(rollout: RolloutSettings) -> int:
+    """How many times a blue/green deployment waits ``waitIntervalSeconds``: after each traffic step (the last
+    is the final baking period before the old fleet is terminated)."""
+    if rollout.mode == "canary":
+        return 2
+    if rollout.mode == "linear":
+        return math.ceil(100 / rollout.linear_step_percent)
+    return 1
+
+
+def _rollout_timing_problems(where: str, rollout: RolloutSettings) -> list[str]:
+    """AWS refuses a MaximumExecutionTimeoutInSeconds not larger than the deployment's total waiting time."""
+    waiting = baking_periods(rollout) * rollout.wait_interval_seconds + rollout.termination_wait_seconds
+    if rollout.maximum_execution_timeout_seconds > waiting:
+        return []
+    return [
+        f"{where}: serving.rollout.maximumExecutionTimeoutSeconds={rollout.maximum_execution_timeout_seconds} must "
+        f"be larger than the deployment's waiting time, {waiting} s ({baking_periods(rollout)} baking periods of "
+        f"waitIntervalSeconds={rollout.wait_interval_seconds} plus terminationWaitSeconds="
+        f"{rollout.termination_wait_seconds}); raise it (at most 14400) or shorten the waits"
+    ]
+
+
+# Instance families with local NVMe storage, which SageMaker encrypts in hardware: CreateEndpointConfig
+# fails when a KmsKeyId is given for them ("Instance Store Volumes" in the SageMaker docs). Families with a
+# 'd' in their suffix (m5d, c5d, r5d, g4dn, p3dn, p4d, m6id, ...) plus these newer ones.
+_LOCAL_STORAGE_FAMILIES = frozenset({"g5", "g6", "g6e", "gr6", "p5", "p5e", "p5en", "trn1", "trn1n"})
+_D_SUFFIX = re.compile(r"^[a-z]+\d+[a-z]*d[a-z]*$")
+
+
+def has_local_storage(instance_type: str) -> bool:
+    """True when ``instance_type`` (``ml.<family>.<size>``) has instance-store volumes (no KMS key allowed)."""
+    family = instance_type.split(".")[1]
+    return family in _LOCAL_STORAGE_FAMILIES or bool(_D_SUFFIX.match(family))

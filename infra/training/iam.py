@@ -13,6 +13,9 @@ from infra.naming import Kind, ModelNames, Naming
 JOB_NAME_PREFIX = "pipelines-"
 """SageMaker Pipelines names every job it starts ``pipelines-<execution id>-<step>-...`` (lowercased in ARNs)."""
 
+JOB_METRIC_NAMESPACES = ("/aws/sagemaker/ProcessingJobs", "/aws/sagemaker/TrainingJobs")
+"""CloudWatch namespaces of the pipeline's processing and training jobs' metrics."""
+
 
 def output_prefix(pipeline_name: str) -> str:
     """Key prefix of a pipeline's outputs in the artifacts bucket (``pipelines/<pipeline>/``)."""
@@ -33,6 +36,9 @@ def execution_role_statements(
     group = names.package_group.lower()
     role_name = naming.name(f"{names.model}-pipeline", Kind.IAM_ROLE)
     role_arn = pulumi.Output.concat("arn:aws:iam::", foundation.account_id, ":role/", role_name)
+    job_log_groups = [
+        pulumi.Output.concat("arn:aws:logs:", region, ":", foundation.account_id, ":log-group:/aws/sagemaker/*")
+    ]
     statements: list[iam.Statement] = [
         iam.s3_read_objects("CodeRead", artifacts, f"{prefix}/"),
         iam.s3_list_prefix("CodeList", artifacts, f"{prefix}/"),
@@ -98,9 +104,18 @@ def execution_role_statements(
                 foundation.arn("sagemaker", f"experiment-trial-component/{JOB_NAME_PREFIX}*"),
             ],
         ),
-        iam.logs_write(
-            "JobLogs",
-            [pulumi.Output.concat("arn:aws:logs:", region, ":", foundation.account_id, ":log-group:/aws/sagemaker/*")],
+        iam.logs_write("JobLogs", job_log_groups),
+        # AWS docs, "SageMaker Roles" (CreateTrainingJob and CreateProcessingJob API: Execution Role
+        # Permissions): jobs also need logs:DescribeLogStreams, here on the same log groups.
+        iam.statement("JobLogStreams", ["logs:DescribeLogStreams"], job_log_groups),
+        # Same pages: jobs need cloudwatch:PutMetricData. It has no resource-level permission, so "*" is the
+        # only resource; the condition limits it to the namespaces the jobs publish to ("Monitor Amazon
+        # SageMaker with Amazon CloudWatch": /aws/sagemaker/ProcessingJobs, /aws/sagemaker/TrainingJobs).
+        iam.statement(
+            "JobMetrics",
+            ["cloudwatch:PutMetricData"],
+            ["*"],
+            conditions={"StringEquals": {"cloudwatch:namespace": list(JOB_METRIC_NAMESPACES)}},
         ),
         iam.statement(
             "ImagePull",

@@ -5,9 +5,11 @@ listed in ``MODEL_PACKAGE_GROUPS`` acts; other statuses and groups are decisions
 
 Hook (``DEPLOY_HOOK``): ``kind: none`` publishes a notification only; ``kind: github-workflow`` reads a GitHub
 token from Secrets Manager (cached for the container's lifetime, never logged), POSTs a ``workflow_dispatch`` to
-``{GITHUB_API_URL}/repos/{repository}/actions/workflows/{workflow}/dispatches`` and then notifies. A non-2xx
-answer raises :class:`DispatchError`, so Lambda retries and finally dead-letters the event. The responder never
-touches the endpoint itself: Pulumi is the only writer of what Pulumi created.
+``{GITHUB_API_URL}/repos/{repository}/actions/workflows/{workflow}/dispatches`` with the inputs ``model``,
+``model_package_arn`` and ``stack`` (the Pulumi stack the function belongs to, which the program always sets, so
+the workflow updates that stack only) and then notifies. A non-2xx answer raises :class:`DispatchError`, so
+Lambda retries and finally dead-letters the event. The responder never touches the endpoint itself: Pulumi is
+the only writer of what Pulumi created.
 
 Environment (read once at cold start): ``ALERTS_TOPIC_ARN``, ``DEPLOY_HOOK``, ``MODEL_PACKAGE_GROUPS``,
 ``GITHUB_API_URL`` (default ``https://api.github.com``; http is accepted only for a loopback host).
@@ -49,7 +51,11 @@ HTTP_TIMEOUT_SECONDS = 10.0
 # ---------------------------------------------------------------------------------------------- settings
 @dataclass(frozen=True, kw_only=True)
 class DeployHook:
-    """Where an approval is dispatched (mirrors the stack's ``deployment`` settings)."""
+    """Where an approval is dispatched (mirrors the stack's ``deployment`` settings) and for which stack.
+
+    ``stack`` is the Pulumi stack of the function (the program sets it); left empty, the workflow's own
+    default applies, which for ``deploy.yml`` is every stack in turn.
+    """
 
     kind: Literal["none", "github-workflow"]
     repository: str = ""
@@ -192,7 +198,8 @@ def describe_approval(deploy: Deploy, hook: DeployHook) -> Notification:
     change = deploy.change
     version = f" version {change.version}" if change.version else ""
     if hook.kind == "github-workflow":
-        action = f"Deployment dispatched: workflow {hook.workflow} of {hook.repository} on {hook.ref}."
+        target = f" for stack {hook.stack}" if hook.stack else ""
+        action = f"Deployment dispatched: workflow {hook.workflow} of {hook.repository} on {hook.ref}{target}."
     else:
         action = "No deployment hook is configured: deploy with `pulumi up` for the stack."
     body = "\n".join(

@@ -10,6 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from infra.aws_session import AwsClients, provider_settings
 from infra.model_versions import RegistryVersions
 from pipelines import registry
 from pipelines.factory import pipeline_definition
@@ -208,3 +209,21 @@ def test_registry_versions_refuse_a_pinned_version_that_does_not_exist(sagemaker
     arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{GROUP}/9"
     with pytest.raises(registry.ModelVersionNotFoundError, match="does not exist"):
         RegistryVersions(region=REGION, client=sagemaker).resolve(group, arn)
+
+
+def test_registry_versions_read_the_account_of_the_stacks_assumed_role(sagemaker: Any) -> None:
+    # A stack deploying through aws:assumeRoles must read that account's registry, not the caller's.
+    stack = {
+        "aws:region": REGION,
+        "aws:assumeRoles": json.dumps([{"roleArn": "arn:aws:iam::222222222222:role/deploy"}]),
+    }
+    clients = AwsClients(provider_settings(stack), region=REGION)
+    workload = clients.client("sagemaker")
+    workload.create_model_package_group(ModelPackageGroupName=GROUP)
+    arn = register_with_baselines(workload, GROUP)
+    registry.approve(workload, arn, "approved in the workload account")
+    served = RegistryVersions(region=REGION, clients=clients).resolve(GROUP, None)
+    assert served is not None
+    assert served.arn == arn
+    assert arn.startswith(f"arn:aws:sagemaker:{REGION}:222222222222:")
+    assert RegistryVersions(region=REGION, client=sagemaker).resolve(GROUP, None) is None  # the caller's account

@@ -19,6 +19,8 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from lambdas.local import import_app
+from tests.support.types import FUNCTION
+from verify.mock_engine import OfflinePlan
 
 retrain = import_app("retrain_on_alarm")
 notify = import_app("notify_pipeline")
@@ -471,7 +473,7 @@ TOKEN = "ghp_example_token_never_logged"
 def dispatch_runtime(aws: Aws, api_url: str, kind: str = "github-workflow") -> Any:
     secrets = boto3.client("secretsmanager", region_name=REGION)
     secrets.create_secret(Name="acme/github-token", SecretString=TOKEN)
-    hook = {"kind": kind, "repository": "acme/platform", "workflow": "deploy.yml", "ref": "main"}
+    hook = {"kind": kind, "repository": "acme/platform", "workflow": "deploy.yml", "ref": "main", "stack": "dev"}
     hook["tokenSecretName"] = "acme/github-token"
     settings = dispatch.Settings.from_env(
         {
@@ -500,10 +502,43 @@ def test_approval_dispatches_the_workflow_with_the_documented_request(aws: Aws) 
     assert request["headers"]["x-github-api-version"] == "2022-11-28"
     assert request["body"] == {
         "ref": "main",
-        "inputs": {"model": "customer-churn", "model_package_arn": package_event()["detail"]["ModelPackageArn"]},
+        "inputs": {
+            "model": "customer-churn",
+            "model_package_arn": package_event()["detail"]["ModelPackageArn"],
+            "stack": "dev",
+        },
     }
     assert result["httpStatus"] == 204
-    assert [n["Subject"] for n in aws.notifications()] == ["[mlops] model approved: customer-churn version 3"]
+    (notification,) = aws.notifications()
+    assert notification["Subject"] == "[mlops] model approved: customer-churn version 3"
+    assert "workflow deploy.yml of acme/platform on main for stack dev." in notification["Message"]
+
+
+def test_approval_in_a_stack_dispatches_that_stack_only(aws: Aws, stack_plans: dict[str, OfflinePlan]) -> None:
+    """The function's environment as the program builds it (prod, a github-workflow hook) names its own stack,
+    so deploy.yml updates prod only instead of its default (every stack, dev -> staging -> prod)."""
+    (function,) = [
+        f
+        for f in stack_plans["prod"].of_type(FUNCTION)
+        if f.inputs["environment"]["variables"]["POWERTOOLS_SERVICE_NAME"] == "dispatch_deployment"
+    ]
+    variables = dict(function.inputs["environment"]["variables"])
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    secrets.create_secret(Name=json.loads(variables["DEPLOY_HOOK"])["tokenSecretName"], SecretString=TOKEN)
+    with FakeGitHub() as github:
+        variables.update(
+            ALERTS_TOPIC_ARN=aws.topic_arn,
+            MODEL_PACKAGE_GROUPS=json.dumps({PIPELINE: "customer-churn"}),
+            GITHUB_API_URL=github.url,
+        )
+        runtime = dispatch.build_runtime(dispatch.Settings.from_env(variables), sns=aws.sns, secrets=secrets)
+        assert dispatch.process(package_event(), runtime)["outcome"] == "DeploymentDispatched"
+    (request,) = github.requests
+    assert request["body"]["inputs"] == {
+        "model": "customer-churn",
+        "model_package_arn": package_event()["detail"]["ModelPackageArn"],
+        "stack": "prod",
+    }
 
 
 @pytest.mark.parametrize("status", [403, 422, 500])

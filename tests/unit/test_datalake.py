@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
+from infra.config import ConfigError
 from infra.naming import REQUIRED_TAG_KEYS
 from infra.types import ZONE_NAMES
 from tests.support.plans import platform_key_arn
@@ -153,13 +156,32 @@ def test_key_rotates_and_has_an_explicit_policy(plan: OfflinePlan) -> None:
 
 
 def test_key_administrators_manage_but_cannot_use_the_key() -> None:
-    admin = "arn:aws:iam::111122223333:role/key-admins"
+    admin = "arn:aws:iam::246813579135:role/key-admins"
     plan = run_program("dev", overrides={"kms": {"administratorArns": [admin], "deletionWindowDays": 7}})
     [key] = plan.of_type("aws:kms/key:Key")
     statements = {s["Sid"]: s for s in json.loads(key.inputs["policy"])["Statement"]}
     admins = statements["KeyAdministrators"]
     assert admins["Principal"]["AWS"] == [admin]
     assert "kms:Decrypt" not in admins["Action"] and "kms:PutKeyPolicy" in admins["Action"]
+
+
+def test_an_example_administrator_from_awss_documentation_is_refused_naming_the_key() -> None:
+    with pytest.raises(ConfigError) as error:
+        run_program("dev", overrides={"kms": {"administratorArns": ["arn:aws:iam::111122223333:role/admins"]}})
+    [problem] = error.value.problems
+    assert problem.startswith('mlops:kms.administratorArns.0: got "arn:aws:iam::111122223333:role/admins";')
+    assert "example account ID from AWS's documentation" in problem
+
+
+def test_eventbridge_may_use_the_key_only_through_sqs(plan: OfflinePlan) -> None:
+    """AWS's key statement for an encrypted EventBridge DLQ has no aws:SourceAccount (dead letters would drop)."""
+    [key] = plan.of_type("aws:kms/key:Key")
+    statements = json.loads(key.inputs["policy"])["Statement"]
+    for_events = [st for st in statements if "events.amazonaws.com" in json.dumps(st.get("Principal"))]
+    assert [st["Sid"] for st in for_events] == ["EventBridgeDeadLetters"]
+    (events,) = for_events
+    assert events["Condition"] == {"StringEquals": {"kms:ViaService": f"sqs.{plan.config.region}.amazonaws.com"}}
+    assert sorted(events["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
 
 
 def test_no_administrators_statement_without_administrators() -> None:

@@ -252,6 +252,37 @@ def test_the_monitoring_role_writes_only_the_models_report_prefixes(plan: Offlin
         ]
 
 
+def monitoring_policy(plan: OfflinePlan, model: ModelSettings) -> list[dict[str, Any]]:
+    (policy,) = of_model(plan, model, ROLE_POLICY)
+    return json.loads(policy.inputs["policy"])["Statement"]
+
+
+def test_the_monitoring_jobs_publish_processing_job_metrics_only_to_their_namespace(plan: OfflinePlan) -> None:
+    # AWS docs, "SageMaker Roles" (CreateProcessingJob API: Execution Role Permissions): PutMetricData.
+    for model in monitored(plan):
+        statements = {s["Sid"]: s for s in monitoring_policy(plan, model)}
+        metrics = statements["ProcessingJobMetrics"]
+        assert (metrics["Action"], metrics["Resource"]) == (["cloudwatch:PutMetricData"], ["*"])
+        assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": ["/aws/sagemaker/ProcessingJobs"]}}
+        unconditioned = [s["Sid"] for s in statements.values()
+                         if "cloudwatch:PutMetricData" in s["Action"] and "Condition" not in s]  # fmt: skip
+        assert unconditioned == []
+
+
+def test_the_monitoring_role_may_describe_the_log_streams_of_the_groups_it_writes(plan: OfflinePlan) -> None:
+    # AWS docs, "SageMaker Roles" (CreateProcessingJob API: Execution Role Permissions): DescribeLogStreams.
+    for model in monitored(plan):
+        policy = monitoring_policy(plan, model)
+        (describe,) = [s for s in policy if "logs:DescribeLogStreams" in s["Action"]]
+        (writes,) = [s for s in policy if "logs:PutLogEvents" in s["Action"]]
+        assert describe["Action"] == ["logs:DescribeLogStreams"]
+        assert (
+            describe["Resource"]
+            == writes["Resource"]
+            == [f"arn:aws:logs:{plan.config.region}:{MOCK_ACCOUNT_ID}:log-group:/aws/sagemaker/ProcessingJobs*"]
+        )
+
+
 # --- alarms ---------------------------------------------------------------------------------------
 
 

@@ -172,10 +172,44 @@ def test_parameters_record_data_code_threshold_approval_and_hyperparameters(
 def test_training_job_receives_hyperparameters_and_versions_as_parameters(definition: dict[str, Any]) -> None:
     hyperparameters = steps_by_name(definition)["Train"]["Arguments"]["HyperParameters"]
     for key in DEFAULT_HYPERPARAMETERS:
-        assert hyperparameters[key] == get(f"Parameters.{factory.hyperparameter_parameter_name(key)}")
+        # Numeric parameters arrive converted to text (see the next test), still overridable per execution.
+        assert hyperparameters[key] == join(get(f"Parameters.{factory.hyperparameter_parameter_name(key)}"), on="")
     assert hyperparameters["data_version"] == get("Parameters.DataVersion")
     assert hyperparameters["code_version"] == get("Parameters.CodeVersion")
     assert hyperparameters["feature_spec"] == "customer-churn"
+
+
+def is_string_expression(value: Any, parameter_types: dict[str, str]) -> bool:
+    """A literal string, a string-producing function, or a reference to a String parameter."""
+    if isinstance(value, str):
+        return True
+    if isinstance(value, dict) and set(value) == {"Std:Join"}:
+        return True
+    if isinstance(value, dict) and set(value) == {"Get"} and value["Get"].startswith("Parameters."):
+        return parameter_types[value["Get"].removeprefix("Parameters.")] == "String"
+    return False
+
+
+def test_every_training_hyperparameter_is_a_string(definition: dict[str, Any]) -> None:
+    # CreateTrainingJob's HyperParameters is a string-to-string map; CreatePipeline refuses a raw reference to
+    # an Integer or Float parameter there ("Cannot assign property reference ... to argument of type [String]").
+    parameter_types = {p["Name"]: p["Type"] for p in definition["Parameters"]}
+    hyperparameters = steps_by_name(definition)["Train"]["Arguments"]["HyperParameters"]
+    assert {k: v for k, v in hyperparameters.items() if not is_string_expression(v, parameter_types)} == {}
+    # Not vacuous: the hyperparameters' own parameters stay typed, so executions can override them.
+    numeric = {factory.hyperparameter_parameter_name(k) for k in DEFAULT_HYPERPARAMETERS}
+    assert {parameter_types[name] for name in numeric} == {"Integer", "Float"}
+
+
+def test_train_script_reads_numeric_hyperparameters_given_as_strings(tmp_path: Any) -> None:
+    # What the joined parameters become in hyperparameters.json (and in the toolkit's --name value arguments).
+    config = tmp_path / "hyperparameters.json"
+    config.write_text(json.dumps({"max_iter": "100", "learning_rate": "0.05", "l2_regularization": "1.0"}))
+    values = train_script.read_hyperparameters(config, ["--min_samples_leaf", "20", "--max_leaf_nodes", "15"])
+    parameters = train_script.estimator_parameters(values)
+    assert parameters == {**train_script.DEFAULTS, "max_iter": 100, "learning_rate": 0.05, "l2_regularization": 1.0,
+                          "min_samples_leaf": 20, "max_leaf_nodes": 15}  # fmt: skip
+    assert [type(parameters[k]) for k in ("max_iter", "learning_rate", "min_samples_leaf")] == [int, float, int]
 
 
 def test_preprocess_reads_the_input_data_parameter_and_the_feature_code(

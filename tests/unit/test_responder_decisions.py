@@ -250,6 +250,18 @@ def test_workflow_dispatch_request_has_the_documented_path_and_body() -> None:
     }
 
 
+def test_workflow_dispatch_names_the_stack_of_the_hook() -> None:
+    hook = dispatch.DeployHook.parse(
+        {"kind": "github-workflow", "repository": "acme/platform", "workflow": "deploy.yml"}
+        | {"tokenSecretName": "s", "stack": "staging"}
+    )
+    decision = dispatch.decide(package_change(), GROUPS)
+    assert isinstance(decision, dispatch.Deploy)
+    _, body = dispatch.dispatch_request(hook, "https://api.github.com", decision)
+    assert body["inputs"]["stack"] == "staging"
+    assert "on main for stack staging." in dispatch.describe_approval(decision, hook).body
+
+
 # ------------------------------------------------------------------------------------------ shared helpers
 def test_backoff_is_exponential_and_capped() -> None:
     assert Backoff(attempts=5, base_seconds=1, max_seconds=4).delays() == [1, 2, 4, 4]

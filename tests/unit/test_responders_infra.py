@@ -26,6 +26,7 @@ from infra.responders import (
     check_environment_size,
     retrain_targets,
 )
+from infra.responders.settings import DeploymentHookSettings
 from tests.support.types import (
     FUNCTION,
     INVOKE_CONFIG,
@@ -160,14 +161,33 @@ def test_environment_holds_the_token_secret_name_never_a_secret(plan: OfflinePla
         "workflow": deployment.workflow,
         "ref": deployment.ref,
         "tokenSecretName": deployment.token_secret_name,
+        "stack": plan.stack,
     }
     for key in FUNCTIONS:
         for name, value in env(plan, key).items():
             assert not SECRET_VALUE.search(value), f"{key}: {name} looks like a credential"
 
 
-def test_retrain_and_dispatch_run_one_at_a_time(plan: OfflinePlan) -> None:
-    found = functions(plan)
+def test_approval_dispatches_its_own_stack_only(plan: OfflinePlan) -> None:
+    """Without a stack, deploy.yml's workflow_dispatch defaults to every stack (dev -> staging -> prod)."""
+    assert json.loads(env(plan, DISPATCH)["DEPLOY_HOOK"])["stack"] == plan.stack
+
+
+def test_reserving_concurrency_is_off_by_default() -> None:
+    assert DeploymentHookSettings().reserve_concurrency is False
+
+
+def test_no_function_reserves_concurrency_unless_the_stack_opts_in(plan: OfflinePlan) -> None:
+    """Accounts with a concurrency quota of 10 refuse any reservation: the default plan must not ask for one."""
+    if plan.config.deployment.reserve_concurrency:
+        pytest.skip(f"stack {plan.stack} opts in to reserved concurrency")
+    for key, function in functions(plan).items():
+        assert "reservedConcurrentExecutions" not in function.inputs, key
+
+
+def test_opting_in_reserves_one_for_retrain_and_dispatch(stack_plans: dict[str, OfflinePlan]) -> None:
+    deployment = stack_plans["prod"].config.deployment.model_dump(by_alias=True, exclude_none=True)
+    found = functions(run_program("prod", overrides={"deployment": {**deployment, "reserveConcurrency": True}}))
     assert found[RETRAIN].inputs["reservedConcurrentExecutions"] == 1
     assert found[DISPATCH].inputs["reservedConcurrentExecutions"] == 1
     assert "reservedConcurrentExecutions" not in found[NOTIFY].inputs
@@ -297,6 +317,7 @@ def test_rules_match_only_this_stacks_pipelines_and_approved_versions(plan: Offl
         "detail": {
             "ModelPackageGroupName": sorted(plan.outputs["modelPackageGroups"].values()),
             "ModelApprovalStatus": ["Approved"],
+            "ModelPackageStatus": ["Completed"],
         },
     }
 
@@ -325,6 +346,12 @@ def test_only_retrain_touches_the_state_table(plan: OfflinePlan) -> None:
     for key, function in functions(plan).items():
         items = statements_with(role_policy(plan, function), "dynamodb:PutItem")
         assert [s["Resource"] for s in items] == ([[table.state["arn"]]] if key == RETRAIN else []), key
+
+
+def test_dispatch_calls_no_sagemaker_api(plan: OfflinePlan) -> None:
+    """The approval event carries everything the handler uses; it never describes the model package."""
+    for statement in role_policy(plan, functions(plan)[DISPATCH])["Statement"]:
+        assert not [a for a in statement["Action"] if a.startswith("sagemaker:")], statement
 
 
 def test_dispatch_reads_only_the_named_token_secret(plan: OfflinePlan) -> None:

@@ -21,7 +21,7 @@ def _models(stack: str) -> list[Model]:
 
 
 def _variant(name: str, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "instanceType": "ml.m5.large", "instanceCount": 1, **extra}
+    return {"name": name, "instanceType": "ml.m5.large", "instanceCount": 2, **extra}
 
 
 def _shadow_with_two_production_variants(m: Model) -> None:
@@ -66,6 +66,7 @@ def _capture_off_monitors_on(m: Model) -> None:
 
 def _small_linear_step(m: Model) -> None:
     m["serving"]["rollout"]["linearStepPercent"] = 5
+    m["serving"]["rollout"]["maximumExecutionTimeoutSeconds"] = 14400  # room for 20 steps: only the step is wrong
 
 
 def _too_many_alarmed_variants(m: Model) -> None:
@@ -84,7 +85,40 @@ def _guarded_without_rollback_alarms(m: Model) -> None:
     m["serving"]["rollout"]["rollbackAlarms"] = False
 
 
+def _timeout_not_above_the_waits(m: Model) -> None:
+    m["serving"]["rollout"]["maximumExecutionTimeoutSeconds"] = 3600
+
+
+def _linear_on_one_instance(m: Model) -> None:
+    m["serving"]["variants"][0]["instanceCount"] = 1
+
+
+def _canary_on_serverless(m: Model) -> None:
+    m["serving"]["rollout"]["mode"] = "canary"
+
+
 CASES: dict[str, tuple[str, Callable[[Model], None], str]] = {
+    "deployment timeout not above its waits": (
+        "prod",
+        _timeout_not_above_the_waits,
+        f"{WHERE}: serving.rollout.maximumExecutionTimeoutSeconds=3600 must be larger than the deployment's waiting "
+        "time, 3600 s (2 baking periods of waitIntervalSeconds=900 plus terminationWaitSeconds=1800); raise it "
+        "(at most 14400) or shorten the waits",
+    ),
+    "linear rollout of a one-instance variant": (
+        "staging",
+        _linear_on_one_instance,
+        f"{WHERE}: serving.rollout.mode=linear on serving.variants[0] ('current') with 1 instance: the first "
+        "traffic step is a percentage of the variant's instances, and one instance is the whole fleet (everything "
+        "shifts at once); give the variant instanceCount >= 2 (and autoscaling minCapacity >= 2) or use mode "
+        "all-at-once",
+    ),
+    "canary rollout of a serverless endpoint": (
+        "dev",
+        _canary_on_serverless,
+        f"{WHERE}: serving.rollout.mode=canary shifts a percentage of the variant's instances, and a serverless "
+        "endpoint has none; allowed with strategy serverless: all-at-once",
+    ),
     "shadow with two production variants": (
         "staging",
         _shadow_with_two_production_variants,

@@ -16,7 +16,8 @@ import pytest
 
 from infra.model_versions import OfflineVersions
 from infra.serving import SERVERLESS_VARIANT, has_local_storage
-from tests.support.types import ALARM, CONFIG, ENDPOINT, GROUP, MODEL
+from infra.serving.fleet import LiveEndpoint
+from tests.support.types import ALARM, CONFIG, ENDPOINT, GROUP, MODEL, SCALABLE_TARGET
 from verify.mock_engine import MOCK_ACCOUNT_ID, OfflinePlan, PlannedResource, read_stack_values, run_program
 
 COMPONENT = "mlops:serving:Serving"
@@ -268,7 +269,8 @@ def test_prod_updates_go_canary_with_bake_and_termination_wait(stack_plans: dict
         "canarySize": {"type": "CAPACITY_PERCENT", "value": 10},
     }
     assert policy["terminationWaitInSeconds"] == 1800
-    assert policy["maximumExecutionTimeoutInSeconds"] == 3600
+    # Larger than the waits it must cover (2 x 900 s baking + 1800 s), as AWS requires.
+    assert policy["maximumExecutionTimeoutInSeconds"] == 5400 > 2 * 900 + 1800
 
 
 def test_linear_rollout_shifts_in_capacity_percent_steps(single: OfflinePlan) -> None:
@@ -460,6 +462,27 @@ def test_role_star_resources_are_only_those_without_resource_permissions(plan: O
             assert actions <= allowed
 
 
+def test_role_may_describe_the_log_streams_of_its_endpoints_log_group(plan: OfflinePlan) -> None:
+    # AWS docs, "SageMaker Roles" (CreateModel API: Execution Role Permissions): logs:DescribeLogStreams.
+    for model in served(plan):
+        (describe,) = statements(plan, model, "logs:DescribeLogStreams")
+        (writes,) = statements(plan, model, "logs:PutLogEvents")
+        endpoint = f"{plan.config.project}-{plan.config.environment}-{model}"
+        assert describe["Action"] == ["logs:DescribeLogStreams"]
+        assert (
+            describe["Resource"]
+            == writes["Resource"]
+            == [f"arn:aws:logs:{plan.config.region}:{MOCK_ACCOUNT_ID}:log-group:/aws/sagemaker/Endpoints/{endpoint}:*"]
+        )
+
+
+def test_role_publishes_metrics_only_to_sagemakers_namespaces(plan: OfflinePlan) -> None:
+    for model in served(plan):
+        (metrics,) = statements(plan, model, "cloudwatch:PutMetricData")
+        assert (metrics["Action"], metrics["Resource"]) == (["cloudwatch:PutMetricData"], ["*"])
+        assert metrics["Condition"] == {"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*"]}}
+
+
 def test_role_reads_model_data_only_under_the_pipelines_prefix(plan: OfflinePlan) -> None:
     artifacts = plan.outputs["lakeBuckets"]["artifacts"]
     for model in served(plan):
@@ -505,3 +528,63 @@ def test_every_metric_math_alarm_stays_within_cloudwatch_limits(plan: OfflinePla
             assert sum("metric" in q for q in queries) <= 10, alarm.inputs["name"]
             assert sum("expression" in q for q in queries) <= 10, alarm.inputs["name"]
             assert sum(bool(q.get("returnData")) for q in queries) == 1, alarm.inputs["name"]
+
+
+# --- replacement order -------------------------------------------------------------------------
+
+
+def test_models_and_endpoint_configs_are_replaced_create_first(plan: OfflinePlan) -> None:
+    """A rollout must never delete the model or endpoint config the live endpoint still runs: Pulumi's bridge
+    replaces explicitly named resources delete-first unless ``delete_before_replace=False`` is set."""
+    found = [*plan.of_type(MODEL), *plan.of_type(CONFIG)]
+    assert found
+    for resource in found:
+        assert resource.delete_before_replace is False, resource.name
+
+
+def test_scalable_targets_are_replaced_with_their_endpoint(plan: OfflinePlan) -> None:
+    """Replacing an endpoint deregisters its scalable targets in AWS: each target is replaced with it."""
+    endpoints = plan.of_type(ENDPOINT)
+    assert plan.of_type(SCALABLE_TARGET) or plan.stack != "prod"  # prod autoscales: the check runs somewhere
+    for target in plan.of_type(SCALABLE_TARGET):
+        endpoint = next(e for e in endpoints if e.inputs["name"] in target.inputs["resourceId"])
+        assert target.replace_with == (endpoint.urn,), target.name
+
+
+# --- rollouts keep an autoscaled fleet's size --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FixedFleet:
+    """Answers every endpoint with the same live state."""
+
+    endpoint: LiveEndpoint
+
+    def live(self, endpoint_name: str) -> LiveEndpoint | None:
+        return self.endpoint
+
+
+def deployed_counts(plan: OfflinePlan) -> dict[str, float]:
+    (config,) = plan.of_type(CONFIG)
+    return {v["variantName"]: v["initialInstanceCount"] for v in config.inputs["productionVariants"]}
+
+
+def test_a_rollout_starts_autoscaled_variants_at_their_current_size() -> None:
+    configured = run_program("prod")
+    (config,) = configured.of_type(CONFIG)
+    grown = {"champion": 6, "challenger": 3}
+    elsewhere = LiveEndpoint(config_name="some-older-config", desired_counts=grown, config_counts={})
+    plan = run_program("prod", fleet=FixedFleet(elsewhere))
+    assert deployed_counts(configured) == {"champion": 2, "challenger": 2}
+    assert deployed_counts(plan) == {"champion": 6, "challenger": 3}
+    # The name is a digest of the configured values: autoscaling alone never makes a new config.
+    (rolled,) = plan.of_type(CONFIG)
+    assert rolled.inputs["name"] == config.inputs["name"]
+
+
+def test_the_live_config_keeps_its_own_counts_so_nothing_changes() -> None:
+    name = run_program("prod").of_type(CONFIG)[0].inputs["name"]
+    live = LiveEndpoint(
+        config_name=name, desired_counts={"champion": 6}, config_counts={"champion": 4, "challenger": 2}
+    )
+    assert deployed_counts(run_program("prod", fleet=FixedFleet(live))) == {"champion": 4, "challenger": 2}

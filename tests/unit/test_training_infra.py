@@ -14,7 +14,7 @@ from infra.training import SCHEDULED_DATA_VERSION, code_version
 from pipelines.bundle import code_bundle
 from pipelines.factory import DATA_VERSION, METRIC_THRESHOLD, MODEL_APPROVAL_STATUS, REGISTER_STEP
 from tests.support.types import GROUP, GROUP_POLICY, PIPELINE, RULE, TARGET
-from verify.mock_engine import OfflinePlan, PlannedResource, read_stack_values, run_program
+from verify.mock_engine import MOCK_ACCOUNT_ID, OfflinePlan, PlannedResource, read_stack_values, run_program
 
 COMPONENT = "mlops:training:TrainingPipeline"
 CODE_OBJECT = "aws:s3/bucketObjectv2:BucketObjectv2"
@@ -63,7 +63,7 @@ def flipped_plans() -> dict[str, OfflinePlan]:
     return {
         "dev": run_program(
             "dev",
-            overrides=with_training("dev", retrainSchedule="cron(0 6 * * ? *)", registryAccountIds=["777788889999"]),
+            overrides=with_training("dev", retrainSchedule="cron(0 6 * * ? *)", registryAccountIds=["246813579135"]),
         ),
         "prod": run_program("prod", overrides=with_training("prod", retrainSchedule=None, registryAccountIds=[])),
     }
@@ -179,10 +179,37 @@ def test_execution_role_passes_only_itself_to_sagemaker(plan: OfflinePlan) -> No
         ]
 
 
-def test_execution_role_only_star_resource_is_the_ecr_token(plan: OfflinePlan) -> None:
+def test_execution_role_star_resources_are_the_ecr_token_and_namespaced_metrics(plan: OfflinePlan) -> None:
     for model in plan.config.models:
         star = [s for s in execution_policy(plan, model.name)["Statement"] if "*" in s["Resource"]]
-        assert [s["Action"] for s in star] == [["ecr:GetAuthorizationToken"]]
+        assert sorted(s["Action"] for s in star) == [["cloudwatch:PutMetricData"], ["ecr:GetAuthorizationToken"]]
+        (metrics,) = [s for s in star if s["Action"] == ["cloudwatch:PutMetricData"]]
+        assert "Condition" in metrics
+
+
+def test_execution_role_lets_jobs_publish_metrics_only_to_their_namespaces(plan: OfflinePlan) -> None:
+    # AWS docs, "SageMaker Roles": CreateTrainingJob / CreateProcessingJob execution roles need PutMetricData.
+    for model in plan.config.models:
+        (metrics,) = [s for s in execution_policy(plan, model.name)["Statement"]
+                      if "cloudwatch:PutMetricData" in s["Action"]]  # fmt: skip
+        assert metrics["Action"] == ["cloudwatch:PutMetricData"]
+        assert metrics["Resource"] == ["*"]  # PutMetricData has no resource-level permission
+        assert metrics["Condition"] == {
+            "StringEquals": {"cloudwatch:namespace": ["/aws/sagemaker/ProcessingJobs", "/aws/sagemaker/TrainingJobs"]}
+        }
+
+
+def test_execution_role_may_describe_the_log_streams_of_the_groups_it_writes(plan: OfflinePlan) -> None:
+    # AWS docs, "SageMaker Roles": the jobs' execution role needs logs:DescribeLogStreams.
+    for model in plan.config.models:
+        policy = execution_policy(plan, model.name)["Statement"]
+        (describe,) = [s for s in policy if "logs:DescribeLogStreams" in s["Action"]]
+        (writes,) = [s for s in policy if "logs:PutLogEvents" in s["Action"]]
+        assert describe["Action"] == ["logs:DescribeLogStreams"]
+        assert describe["Resource"] == writes["Resource"]
+        assert describe["Resource"] == [
+            f"arn:aws:logs:{plan.config.region}:{MOCK_ACCOUNT_ID}:log-group:/aws/sagemaker/*"
+        ]
 
 
 def test_execution_role_writes_only_under_the_pipelines_prefix(plan: OfflinePlan) -> None:
@@ -260,6 +287,37 @@ def test_registry_policy_follows_the_switch_both_ways(flipped_plans: dict[str, O
     assert bool(training(flipped_plans[stack], GROUP_POLICY)) is (stack == "dev")
 
 
+def statements_by_sid_of(resource: PlannedResource) -> dict[str, Any]:
+    return {st["Sid"]: st for st in json.loads(resource.inputs["policy"])["Statement"]}
+
+
+def test_registry_consumers_may_read_the_artifacts_and_decrypt_them_through_s3(
+    flipped_plans: dict[str, OfflinePlan],
+) -> None:
+    """A registry policy alone is useless: the consumer also reads the model data and decrypts it."""
+    plan = flipped_plans["dev"]
+    (model,) = plan.config.models
+    consumer = f"arn:aws:iam::{model.training.registry_account_ids[0]}:root"
+    artifacts = plan.outputs["lakeBuckets"]["artifacts"]
+    (policy,) = [r for r in plan.of_type("aws:s3/bucketPolicy:BucketPolicy") if r.inputs["bucket"] == artifacts]
+    read = statements_by_sid_of(policy)["CrossAccountArtifactRead0"]
+    pipeline = plan.outputs["trainingPipelines"][model.name]
+    assert read["Principal"] == {"AWS": [consumer]}
+    assert read["Resource"] == f"arn:aws:s3:::{artifacts}/pipelines/{pipeline}/*"
+    assert set(read["Action"]) == {"s3:GetObject", "s3:GetObjectVersion"}
+    (key,) = plan.of_type("aws:kms/key:Key")
+    decrypt = statements_by_sid_of(key)["RegistryConsumersDecryptViaS3"]
+    assert decrypt["Principal"] == {"AWS": [consumer]}
+    assert decrypt["Condition"] == {"StringEquals": {"kms:ViaService": f"s3.{plan.config.region}.amazonaws.com"}}
+    assert "kms:Encrypt" not in decrypt["Action"]
+
+
+def test_no_cross_account_access_without_registry_consumers(flipped_plans: dict[str, OfflinePlan]) -> None:
+    plan = flipped_plans["prod"]
+    policies = [*plan.of_type("aws:s3/bucketPolicy:BucketPolicy"), *plan.of_type("aws:kms/key:Key")]
+    assert not [sid for p in policies for sid in statements_by_sid_of(p) if "CrossAccount" in sid or "Consumers" in sid]
+
+
 # --- config -----------------------------------------------------------------------------------
 
 
@@ -285,6 +343,13 @@ def test_unknown_approval_status_is_refused_naming_the_key() -> None:
 def test_malformed_registry_account_is_refused_naming_the_key() -> None:
     [problem] = training_problems(registryAccountIds=["4444-5555-6666"])
     assert problem.startswith('mlops:models.0.training.registryAccountIds.0: got "4444-5555-6666";')
+
+
+@pytest.mark.parametrize("account", ["444455556666", "111122223333", "123456789012", "000000000000"])
+def test_an_example_account_from_awss_documentation_is_refused_naming_the_key(account: str) -> None:
+    [problem] = training_problems(registryAccountIds=[account])
+    assert problem.startswith(f'mlops:models.0.training.registryAccountIds.0: got "{account}";')
+    assert "example account ID from AWS's documentation" in problem
 
 
 def test_instance_type_must_be_a_sagemaker_type() -> None:

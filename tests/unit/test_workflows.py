@@ -3,6 +3,7 @@ guarded dev -> staging -> prod roll-forward. Parsed as YAML, so a broken file fa
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from verify.mock_engine import stack_names
+from verify.mock_engine import read_stack_values, stack_names
 
 WORKFLOWS = Path(__file__).resolve().parents[2] / ".github" / "workflows"
 DEPLOY_ORDER = ("dev", "staging", "prod")
@@ -154,3 +155,48 @@ def test_each_deploy_job_has_its_environment_and_a_per_stack_concurrency_group(s
 def test_a_later_stage_never_runs_after_a_failed_one(stack: str) -> None:
     condition = load("deploy.yml")["jobs"][stack]["if"]
     assert "!failure()" in condition and "!cancelled()" in condition
+
+
+def step_index(job: dict[str, Any], predicate: Any) -> list[int]:
+    return [i for i, step in enumerate(steps(job)) if predicate(step)]
+
+
+def is_pulumi(command: str) -> Any:
+    return lambda s: str(s.get("uses", "")).split("@")[0] == "pulumi/actions" and s["with"].get("command") == command
+
+
+@pytest.mark.parametrize("stack", DEPLOY_ORDER)
+def test_each_deploy_job_refreshes_the_state_before_up(stack: str) -> None:
+    """Replacing an endpoint deregisters its scalable targets outside Pulumi: `up` must start from AWS's state."""
+    job = load("deploy.yml")["jobs"][stack]
+    [up] = step_index(job, is_pulumi("up"))
+    up_step = steps(job)[up]
+    # pulumi/actions v6+: `refresh: true` runs `pulumi up --refresh` (v5 ran a refresh first); or a refresh step.
+    version = re.search(r"@v(\d+)", up_step["uses"])
+    refreshed_by_up = up_step["with"].get("refresh") is True and version is not None and int(version.group(1)) >= 5
+    assert refreshed_by_up or any(i < up for i in step_index(job, is_pulumi("refresh")))
+
+
+@pytest.mark.parametrize("stack", DEPLOY_ORDER)
+def test_each_deploy_job_checks_the_rollout_after_up(stack: str) -> None:
+    """A rollout SageMaker rolled back behind a successful `pulumi up` fails the job (tools/check_rollout.py)."""
+    job = load("deploy.yml")["jobs"][stack]
+    [up] = step_index(job, is_pulumi("up"))
+    checks = step_index(job, lambda s: "tools.check_rollout" in str(s.get("run", "")))
+    assert len(checks) == 1 and checks[0] > up
+    script = str(steps(job)[checks[0]]["run"])
+    assert f"pulumi stack output --json --stack {stack}" in script
+    assert ".venv/bin/python -m tools.check_rollout" in script
+    assert (WORKFLOWS.parents[1] / "tools" / "check_rollout.py").is_file()
+
+
+def test_every_stack_dispatching_deploy_yml_is_one_of_its_stack_choices() -> None:
+    """The approval responder sends its Pulumi stack as the `stack` input; GitHub refuses a value not offered."""
+    choices = triggers(load("deploy.yml"))["workflow_dispatch"]["inputs"]["stack"]["options"]
+    dispatching = []
+    for stack in stack_names():
+        deployment = json.loads(read_stack_values(stack).get("mlops:deployment", "{}"))
+        if deployment.get("kind") == "github-workflow" and deployment.get("workflow") == "deploy.yml":
+            dispatching.append(stack)
+            assert stack in choices, stack
+    assert dispatching, "no stack dispatches deploy.yml"

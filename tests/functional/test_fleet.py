@@ -1,0 +1,82 @@
+"""What an endpoint runs now, read at `pulumi up` so a rollout keeps an autoscaled fleet's size (moto)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from infra.serving.fleet import LiveEndpoint, NoFleet, SageMakerFleet, rollout_instance_count
+from infra.serving.settings import AutoscalingSettings
+
+REGION = "eu-west-1"
+SCALING = AutoscalingSettings(min_capacity=2, max_capacity=8)
+
+
+@pytest.fixture
+def sagemaker() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("sagemaker", region_name=REGION)
+        client.create_model(
+            ModelName="m",
+            ExecutionRoleArn="arn:aws:iam::246813579135:role/serving",
+            PrimaryContainer={"Image": "246813579135.dkr.ecr.eu-west-1.amazonaws.com/inference:1"},
+        )
+        client.create_endpoint_config(
+            EndpointConfigName="churn-abc",
+            ProductionVariants=[
+                {"VariantName": "champion", "ModelName": "m", "InitialInstanceCount": 2, "InstanceType": "ml.m5.large"}
+            ],
+        )
+        client.create_endpoint(EndpointName="churn", EndpointConfigName="churn-abc")
+        yield client
+
+
+def test_the_live_config_and_counts_are_read(sagemaker: Any) -> None:
+    live = SageMakerFleet(lambda: sagemaker).live("churn")
+    assert live == LiveEndpoint(config_name="churn-abc", desired_counts={"champion": 2}, config_counts={"champion": 2})
+
+
+def test_a_missing_endpoint_reads_as_none(sagemaker: Any) -> None:
+    assert SageMakerFleet(lambda: sagemaker).live("not-there") is None
+
+
+def test_the_endpoint_is_read_once_per_run(sagemaker: Any) -> None:
+    calls: list[int] = []
+
+    def factory() -> Any:
+        calls.append(1)
+        return sagemaker
+
+    fleet = SageMakerFleet(factory)
+    assert fleet.live("churn") == fleet.live("churn")
+    assert len(calls) == 1
+
+
+LIVE = LiveEndpoint(config_name="churn-abc", desired_counts={"champion": 6}, config_counts={"champion": 2})
+
+
+def test_without_an_endpoint_the_configured_count_is_used() -> None:
+    assert rollout_instance_count("champion", 2, SCALING, NoFleet().live("churn"), "churn-new") == 2
+
+
+def test_the_unchanged_config_keeps_its_own_count_so_the_preview_shows_no_change() -> None:
+    assert rollout_instance_count("champion", 2, SCALING, LIVE, "churn-abc") == 2
+
+
+def test_a_rollout_starts_the_new_fleet_at_the_current_desired_count() -> None:
+    assert rollout_instance_count("champion", 2, SCALING, LIVE, "churn-new") == 6
+
+
+def test_the_current_count_is_kept_within_the_autoscaling_bounds() -> None:
+    grown = LiveEndpoint(config_name="churn-abc", desired_counts={"champion": 20}, config_counts={"champion": 2})
+    shrunk = LiveEndpoint(config_name="churn-abc", desired_counts={"champion": 1}, config_counts={"champion": 2})
+    assert rollout_instance_count("champion", 2, SCALING, grown, "churn-new") == 8
+    assert rollout_instance_count("champion", 2, SCALING, shrunk, "churn-new") == 2
+
+
+def test_a_new_variant_starts_at_its_configured_count() -> None:
+    assert rollout_instance_count("challenger", 3, SCALING, LIVE, "churn-new") == 3
