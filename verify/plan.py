@@ -1,8 +1,10 @@
 """Offline plan: run the whole Pulumi program for a stack under the mock engine and print what it creates.
 
 No Pulumi CLI, no credentials, no network. Prints the resources grouped by component with counts per
-type, then the policy pack's results. Exit codes: 0 plan fine, 1 a mandatory policy failed,
-2 invalid configuration (the error names the key, the value and what is allowed).
+type, the policy pack's results, then the AWS contract check (every resource's inputs against AWS's own API
+models, every IAM policy against IAM's action catalogue: :mod:`verify.aws_contract`). Exit codes: 0 plan fine,
+1 a mandatory policy failed or an input breaks AWS's contract, 2 invalid configuration (the error names the
+key, the value and what is allowed).
 
     python -m verify.plan --stack prod
     python -m verify.plan --all
@@ -67,6 +69,19 @@ def render_policies(plan: OfflinePlan) -> tuple[str, bool]:
     return "\n".join(lines), ok
 
 
+def render_contract(plan: OfflinePlan) -> tuple[str, bool]:
+    """The AWS contract check's results (verify.aws_contract); the flag is False when any input breaks a rule."""
+    from verify.aws_contract import contract_report
+
+    report = contract_report(plan)
+    count = len(report.violations)
+    verdict = "no violation" if not count else f"{count} violation{'s' if count > 1 else ''}"
+    lines = [f"AWS contract ({report.checked} resources checked): {verdict}"]
+    lines += [f"  [FAIL] {violation}" for violation in report.violations]
+    lines += [f"  [not checked] {gap}" for gap in report.gaps]
+    return "\n".join(lines), not report.violations
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").strip().splitlines()[0])
     group = parser.add_mutually_exclusive_group()
@@ -76,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--all", action="store_true", help="plan every stack in stacks/")
     parser.add_argument("--stack-file", type=Path, help="read the config from this file instead of stacks/")
     parser.add_argument("--no-policies", action="store_true", help="skip the policy pack")
+    parser.add_argument(
+        "--no-contract", action="store_true", help="skip the AWS contract check (API models, IAM actions)"
+    )
     args = parser.parse_args(argv)
 
     stacks = stack_names() if args.all else [args.stack]
@@ -91,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
         print(render_plan(plan))
         if not args.no_policies:
             text, ok = render_policies(plan)
+            print(text)
+            if not ok:
+                status = max(status, 1)
+        if not args.no_contract:
+            text, ok = render_contract(plan)
             print(text)
             if not ok:
                 status = max(status, 1)
