@@ -12,6 +12,12 @@ configuration, when they differ.
     python -m tools.check_rollout outputs.json [--region eu-west-1]
     pulumi stack output --json --stack prod | python -m tools.check_rollout
 
+With ``--prune``, and only when every endpoint passed, the superseded endpoint configurations and models of each
+checked endpoint are deleted. The program retains them on replacement (``retain_on_delete``), so the
+configuration an endpoint still runs after a silent rollback is never deleted by ``pulumi up``; pruning after a
+passed check is what removes them. Only names the program derives for that endpoint
+(``<endpoint>-<10 hex digits>``) are considered, and never the configuration the endpoint runs or a model it uses.
+
 Exit status: 0 every endpoint runs its recorded configuration (or the stack has none), 1 at least one does
 not (each is listed on stderr), 2 the outputs could not be read or SageMaker could not be asked.
 """
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -185,6 +192,37 @@ def check(outputs: Mapping[str, Any], sagemaker: Any) -> tuple[list[Expected], l
     return expected, problems
 
 
+def superseded(endpoint: str, names: Sequence[str], keep: set[str]) -> list[str]:
+    """The names among ``names`` the program derived for ``endpoint`` (``<endpoint>-<10 hex>``), except ``keep``."""
+    own = re.compile(rf"^{re.escape(endpoint)}-[0-9a-f]{{10}}$")
+    return sorted(n for n in names if own.match(n) and n not in keep)
+
+
+def _names(sagemaker: Any, operation: str, key: str, name_field: str, contains: str) -> list[str]:
+    names: list[str] = []
+    for page in sagemaker.get_paginator(operation).paginate(NameContains=contains):
+        names += [str(item[name_field]) for item in page.get(key, [])]
+    return names
+
+
+def prune(expected: Sequence[Expected], sagemaker: Any) -> list[str]:
+    """Delete the superseded endpoint configs and models of each (passed) endpoint; returns what was deleted."""
+    deleted = []
+    for item in expected:
+        config = sagemaker.describe_endpoint_config(EndpointConfigName=item.endpoint_config)
+        variants = [*config.get("ProductionVariants", []), *config.get("ShadowProductionVariants", [])]
+        in_use = {str(v["ModelName"]) for v in variants if "ModelName" in v}
+        configs = _names(sagemaker, "list_endpoint_configs", "EndpointConfigs", "EndpointConfigName", item.endpoint)
+        for name in superseded(item.endpoint, configs, {item.endpoint_config}):
+            sagemaker.delete_endpoint_config(EndpointConfigName=name)
+            deleted.append(f"endpoint config {name}")
+        models = _names(sagemaker, "list_models", "Models", "ModelName", item.endpoint)
+        for name in superseded(item.endpoint, models, in_use):
+            sagemaker.delete_model(ModelName=name)
+            deleted.append(f"model {name}")
+    return deleted
+
+
 # --- command ----------------------------------------------------------------------------------------------
 
 
@@ -213,6 +251,11 @@ def main(
     parser = argparse.ArgumentParser(prog="python -m tools.check_rollout", description=DESCRIPTION)
     parser.add_argument("outputs", nargs="?", help="file with `pulumi stack output --json` (default: stdin)")
     parser.add_argument("--region", help="AWS region of the stack (default: the environment's)")
+    parser.add_argument(
+        "--prune",
+        action="store_true",
+        help="when every endpoint passed, delete the superseded endpoint configs and models the program retained",
+    )
     args = parser.parse_args(argv)
     try:
         if args.outputs:
@@ -223,8 +266,12 @@ def main(
         if sagemaker is None:
             sagemaker = boto3.client("sagemaker", region_name=args.region)
         expected, problems = check(outputs, sagemaker)
+        pruned = prune(expected, sagemaker) if args.prune and not problems else []
     except (RolloutCheckError, BotoCoreError, OSError) as error:  # BotoCoreError: no credentials, no region, ...
         print(f"rollout check could not run: {error}", file=stderr)
+        return 2
+    except ClientError as error:  # a prune call refused: the check itself passed, nothing is wrong with the rollout
+        print(f"rollout check passed, but pruning failed: {_code(error)}: {_message(error)}", file=stderr)
         return 2
     for item in problems:
         print(f"error: {item}", file=stderr)
@@ -235,6 +282,8 @@ def main(
         print("rollout check: the stack has no endpoint", file=stdout)
     for e in expected:
         print(f"ok: endpoint {e.endpoint} (model {e.model}) runs {e.endpoint_config}", file=stdout)
+    for item in pruned:
+        print(f"pruned: {item}", file=stdout)
     return 0
 
 

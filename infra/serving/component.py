@@ -8,8 +8,9 @@
   variants), ``shadow`` (one production variant plus one shadow variant that receives a copy of the traffic;
   AWS accepts exactly one of each) and ``serverless`` (one variant, no instances, no capture, no VPC).
 - Updates are blue/green deployments of ONE stable endpoint: endpoint configurations are immutable, so each
-  change creates a new one under a new content-derived name (created before the old one is deleted) and
-  the endpoint, whose name never changes, is updated in place with SageMaker deployment guardrails
+  change creates a new one under a new content-derived name (the old one is retained until
+  ``tools/check_rollout.py --prune`` verifies the rollout) and the endpoint, whose name never changes, is
+  updated in place with SageMaker deployment guardrails
   (all-at-once, canary or linear traffic shifting, bake time, automatic rollback on this component's alarms).
 - Rollback alarms (``rollout.rollbackAlarms``, defined in :mod:`infra.alarms`): the endpoint's 5xx rate over
   every production variant and the highest variant p99 ``ModelLatency``. Their names depend on the model only,
@@ -66,10 +67,8 @@ class ServedEndpoint:
     """What the monitoring layer needs of an endpoint: what it watches and the rollout's alarm thresholds."""
 
     name: pulumi.Output[str]
-    variant_names: tuple[str, ...]
-    """Production variants (a shadow variant answers no client)."""
-    data_capture_uri: pulumi.Output[str] | None
-    """``None`` for serverless endpoints and when capture is off."""
+    variant_names: tuple[str, ...]  # production variants (a shadow variant answers no client)
+    data_capture_uri: pulumi.Output[str] | None  # None for serverless endpoints and when capture is off
     served_version_arn: str | None
     """The model package the primary production variant serves (its drift baselines are the monitors')."""
     latency_p99_ms_threshold: int
@@ -87,7 +86,7 @@ class _Variant:
 
 
 def _scaling(variant: _Variant) -> AutoscalingSettings | None:
-    """The autoscaling of a production variant (``None`` for shadow, serverless and fixed-size variants)."""
+    """The autoscaling of a production variant (``None`` for shadow, serverless and fixed-size ones)."""
     return None if variant.shadow or variant.settings is None else variant.settings.autoscaling
 
 
@@ -302,11 +301,13 @@ class Serving(pulumi.ComponentResource):
             ),
             enable_network_isolation=isolation,
             tags=ctx.naming.tags(Model=model, Variant=variant.name),
-            # SageMaker pulls the image and model data with the role as soon as an endpoint uses the model.
-            # Replacement creates the new model first: the bridge replaces a resource whose name is set
-            # explicitly delete-first unless told otherwise, which would delete the model the live endpoint
-            # config still uses before UpdateEndpoint. The name changes with the content, so both can coexist.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[role.policy], delete_before_replace=False),
+            # The role's policy first: SageMaker pulls the image and model data as soon as an endpoint uses it.
+            # Replaced create-first (the bridge replaces explicitly named resources delete-first by default) and
+            # retained: after a silent auto-rollback the endpoint still uses the old model, which
+            # tools/check_rollout.py --prune deletes once a rollout is verified.
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[role.policy], delete_before_replace=False, retain_on_delete=True
+            ),
         )
 
     def _endpoint_config(
@@ -395,7 +396,8 @@ class Serving(pulumi.ComponentResource):
             # Create the new configuration before deleting the old one, which the endpoint runs until
             # UpdateEndpoint finishes (AWS: never delete an endpoint config in use). Explicit: the bridge
             # replaces a resource with an explicit name delete-first by default.
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=False),
+            # Retained too (see the models): pruned by tools/check_rollout.py --prune after a verified rollout.
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=False, retain_on_delete=True),
         )
 
     def _production_variant(

@@ -166,3 +166,59 @@ def test_outputs_are_read_from_a_file(sagemaker: Any, tmp_path: Path) -> None:
     path.write_text(json.dumps(outputs()))
     status, _, _ = run(sagemaker, "not read", str(path))
     assert status == 0
+
+
+# --- pruning what the program retained ------------------------------------------------------------------
+
+OLD_MODEL = "acme-dev-customer-churn-0a1b2c3d4e"
+NEW_MODEL = "acme-dev-customer-churn-5f6a7b8c9d"
+OTHER_MODEL_CONFIG = "acme-dev-customer-churn-v2-1a2b3c4d5e"  # another model's endpoint config: never ours
+
+
+@pytest.fixture
+def retained(sagemaker: Any) -> Any:
+    """After a rollout: the endpoint on NEW_CONFIG (NEW_MODEL); the retained OLD_CONFIG and OLD_MODEL remain."""
+    for model in (OLD_MODEL, NEW_MODEL):
+        sagemaker.create_model(ModelName=model, ExecutionRoleArn=ROLE, PrimaryContainer={"Image": "image"})
+    sagemaker.delete_endpoint_config(EndpointConfigName=NEW_CONFIG)
+    for config, model in ((NEW_CONFIG, NEW_MODEL), (OTHER_MODEL_CONFIG, "acme-dev-customer-churn-model")):
+        sagemaker.create_endpoint_config(
+            EndpointConfigName=config,
+            ProductionVariants=[
+                {"VariantName": "primary", "ModelName": model, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}
+            ],
+        )
+    return sagemaker
+
+
+def config_names(sagemaker: Any) -> set[str]:
+    return {c["EndpointConfigName"] for c in sagemaker.list_endpoint_configs()["EndpointConfigs"]}
+
+
+def model_names(sagemaker: Any) -> set[str]:
+    return {m["ModelName"] for m in sagemaker.list_models()["Models"]}
+
+
+def test_a_verified_rollout_prunes_only_this_endpoints_superseded_configs_and_models(retained: Any) -> None:
+    retained.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=NEW_CONFIG)
+    status, out, err = run(retained, outputs(), "--prune")
+    assert (status, err) == (0, "")
+    assert f"pruned: endpoint config {OLD_CONFIG}" in out and f"pruned: model {OLD_MODEL}" in out
+    # Kept: the live config and its model, another model's config, and names the program did not derive.
+    assert config_names(retained) == {NEW_CONFIG, OTHER_MODEL_CONFIG}
+    assert model_names(retained) == {NEW_MODEL, "acme-dev-customer-churn-model"}
+
+
+def test_a_rolled_back_endpoint_prunes_nothing(retained: Any) -> None:
+    retained.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=OLD_CONFIG)  # SageMaker rolled it back
+    configs, models = config_names(retained), model_names(retained)
+    status, _, err = run(retained, outputs(), "--prune")
+    assert status == 1 and OLD_CONFIG in err
+    assert (config_names(retained), model_names(retained)) == (configs, models)
+
+
+def test_without_prune_nothing_is_deleted(retained: Any) -> None:
+    retained.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=NEW_CONFIG)
+    configs, models = config_names(retained), model_names(retained)
+    assert run(retained, outputs())[0] == 0
+    assert (config_names(retained), model_names(retained)) == (configs, models)

@@ -540,6 +540,8 @@ def test_models_and_endpoint_configs_are_replaced_create_first(plan: OfflinePlan
     assert found
     for resource in found:
         assert resource.delete_before_replace is False, resource.name
+        # Retained until tools/check_rollout.py --prune has verified the rollout (a silent rollback runs the old one).
+        assert resource.retain_on_delete is True, resource.name
 
 
 def test_scalable_targets_are_replaced_with_their_endpoint(plan: OfflinePlan) -> None:
