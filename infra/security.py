@@ -88,7 +88,7 @@ def key_policy(
     - Named administrators may manage, but not use, the key.
     - CloudWatch Logs (the encrypted log groups), CloudWatch alarms (the encrypted topics), SNS (the
       encrypted dead-letter queues) and S3 log delivery (server access logs into the SSE-KMS log bucket)
-      may use it, only on behalf of this account; EventBridge only through SQS (its dead letters).
+      may use it, only on behalf of this account; EventBridge as AWS documents for encrypted queues.
     - ``consumer_account_ids`` (the model registry's consumers) may decrypt, only through S3.
     """
     root = pulumi.Output.concat("arn:aws:iam::", account_id, ":root")
@@ -140,16 +140,16 @@ def key_policy(
     )
     statements.append(
         {
-            # EventBridge parks undeliverable events in the responders' KMS-encrypted dead-letter queues. AWS's
-            # documented key statement for an encrypted target DLQ has no aws:SourceAccount condition, and the
-            # key is not reported to reach it for these deliveries: with one, failed events would be dropped.
-            # kms:ViaService limits EventBridge's use of the key to SQS in this region instead.
+            # EventBridge parks undeliverable events in the responders' KMS-encrypted dead-letter queues. This is
+            # the statement AWS documents for a service writing to an encrypted SQS queue (SQS developer guide,
+            # "Configure KMS permissions for AWS services"), without a condition: no AWS page documents that
+            # aws:SourceAccount or kms:ViaService reach KMS on these deliveries, and a condition that does not
+            # match drops the dead letters silently. The principal can only encrypt data keys for this key.
             "Sid": "EventBridgeDeadLetters",
             "Effect": "Allow",
             "Principal": {"Service": "events.amazonaws.com"},
             "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
             "Resource": "*",
-            "Condition": {"StringEquals": {"kms:ViaService": f"sqs.{region}.amazonaws.com"}},
         }
     )
     if consumer_account_ids:

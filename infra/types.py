@@ -45,12 +45,9 @@ def _log_retention(value: int) -> int:
 LogRetentionDays = Annotated[int, AfterValidator(_log_retention)]
 """Days CloudWatch Logs keeps a log group's events: one of :data:`LOG_RETENTION_DAYS`."""
 
-DOCUMENTATION_ACCOUNT_IDS = frozenset(
-    {"111122223333", "444455556666", "777788889999", "123456789012", "012345678901"}
-    | {digit * 12 for digit in "0123456789"}
-)
-"""Account IDs AWS's documentation and examples use (and repeated digits): no such account exists, so KMS and
-SageMaker refuse a policy that names one as a principal (``MalformedPolicyDocument``)."""
+DOCUMENTATION_ACCOUNT_IDS = frozenset({"111122223333", "444455556666", "777788889999", "123456789012"})
+"""The example account IDs AWS's documentation uses: no real account of yours, so KMS and SageMaker refuse a
+policy that names one as a principal (``MalformedPolicyDocument``)."""
 
 
 def _real_account(account: str) -> str:

@@ -22,7 +22,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -364,8 +363,7 @@ class Serving(pulumi.ComponentResource):
             "kms_key_arn": storage_key,
             "data_capture_config": data_capture,
         }
-        # The name is a digest of the configured values; autoscaled variants then start at the fleet's current
-        # size when this config is a new one (infra.serving.fleet): autoscaling alone never renames the config.
+        # A digest of the configured values (autoscaling never renames it); the counts: infra.serving.fleet.
         config_name = pulumi.Output.json_dumps(inputs).apply(
             lambda text: ctx.naming.name(f"{model}-{_digest(text)}", Kind.SAGEMAKER)
         )
@@ -377,7 +375,9 @@ class Serving(pulumi.ComponentResource):
                 deployed.append(entry)
                 continue
             count = config_name.apply(
-                functools.partial(rollout_instance_count, variant.name, variant.settings.instance_count, scaling, live)
+                lambda new, v=variant.name, n=variant.settings.instance_count, a=scaling: rollout_instance_count(
+                    v, n, a, live, ctx.fleet.config_counts(new)
+                )
             )
             deployed.append(
                 cast(

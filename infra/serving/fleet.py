@@ -6,8 +6,9 @@ rollout to the configured ``instanceCount`` would under-provision it at peak and
 alarms that guard the deployment. So, for each autoscaled production variant, the program reads the endpoint
 once while it builds the graph (as it reads the model registry) and chooses the count of the config it creates:
 
-- the endpoint config it would create is the one already live (nothing changed): the live config's own count,
-  so the inputs equal what Pulumi recorded and the preview shows no change;
+- the endpoint config it would create already exists (nothing changed; or a rollout SageMaker rolled back, whose
+  config Pulumi recorded but the endpoint does not run): that config's own count, so the inputs equal what
+  Pulumi recorded and the preview shows no change (a different count under the same name could not be created);
 - a new endpoint config (a rollout): the variant's current desired count, within the autoscaling bounds;
 - no endpoint yet, or no answer (the offline plan): the configured ``instanceCount``.
 
@@ -31,15 +32,17 @@ class LiveEndpoint:
     config_name: str
     desired_counts: Mapping[str, int]
     """Production variant -> ``DesiredInstanceCount`` (what autoscaling asks for)."""
-    config_counts: Mapping[str, int]
-    """Production variant -> ``InitialInstanceCount`` of the live endpoint config."""
 
 
 class FleetSource(Protocol):
-    """Reads what an endpoint runs now."""
+    """Reads what an endpoint runs now, and what an endpoint config holds."""
 
     def live(self, endpoint_name: str) -> LiveEndpoint | None:
-        """The endpoint's live config and counts; ``None`` when it does not exist (yet)."""
+        """The endpoint's live config and desired counts; ``None`` when it does not exist (yet)."""
+        ...
+
+    def config_counts(self, config_name: str) -> Mapping[str, int] | None:
+        """Production variant -> ``InitialInstanceCount`` of an endpoint config; ``None`` when it does not exist."""
         ...
 
 
@@ -50,45 +53,59 @@ class NoFleet:
     def live(self, endpoint_name: str) -> LiveEndpoint | None:
         return None
 
+    def config_counts(self, config_name: str) -> Mapping[str, int] | None:
+        return None
+
 
 @dataclass
 class SageMakerFleet:
     """Reads DescribeEndpoint and DescribeEndpointConfig with a SageMaker client from ``client_factory``."""
 
     client_factory: Callable[[], Any]
-    _cache: dict[str, LiveEndpoint | None] = field(default_factory=dict)
+    _live: dict[str, LiveEndpoint | None] = field(default_factory=dict)
+    _configs: dict[str, Mapping[str, int] | None] = field(default_factory=dict)
 
     def live(self, endpoint_name: str) -> LiveEndpoint | None:
-        if endpoint_name not in self._cache:
-            self._cache[endpoint_name] = self._read(endpoint_name)
-        return self._cache[endpoint_name]
+        if endpoint_name not in self._live:
+            endpoint = self._describe("describe_endpoint", EndpointName=endpoint_name)
+            self._live[endpoint_name] = (
+                None
+                if endpoint is None
+                else LiveEndpoint(
+                    config_name=endpoint["EndpointConfigName"],
+                    desired_counts={
+                        v["VariantName"]: int(v.get("DesiredInstanceCount") or v.get("CurrentInstanceCount") or 0)
+                        for v in endpoint.get("ProductionVariants", [])
+                        if v.get("DesiredInstanceCount") or v.get("CurrentInstanceCount")
+                    },
+                )
+            )
+        return self._live[endpoint_name]
 
-    def _read(self, endpoint_name: str) -> LiveEndpoint | None:
+    def config_counts(self, config_name: str) -> Mapping[str, int] | None:
+        if config_name not in self._configs:
+            config = self._describe("describe_endpoint_config", EndpointConfigName=config_name)
+            self._configs[config_name] = (
+                None
+                if config is None
+                else {
+                    v["VariantName"]: int(v["InitialInstanceCount"])
+                    for v in config.get("ProductionVariants", [])
+                    if "InitialInstanceCount" in v
+                }
+            )
+        return self._configs[config_name]
+
+    def _describe(self, operation: str, **kwargs: str) -> dict[str, Any] | None:
         from botocore.exceptions import ClientError
 
-        client = self.client_factory()
         try:
-            endpoint = client.describe_endpoint(EndpointName=endpoint_name)
+            return getattr(self.client_factory(), operation)(**kwargs)
         except ClientError as error:
-            # SageMaker answers ValidationException "Could not find endpoint" for a missing endpoint.
+            # SageMaker answers ValidationException "Could not find ..." for a missing endpoint or config.
             if error.response.get("Error", {}).get("Code") == "ValidationException":
                 return None
             raise
-        config_name = endpoint["EndpointConfigName"]
-        config = client.describe_endpoint_config(EndpointConfigName=config_name)
-        return LiveEndpoint(
-            config_name=config_name,
-            desired_counts={
-                v["VariantName"]: int(v.get("DesiredInstanceCount") or v.get("CurrentInstanceCount") or 0)
-                for v in endpoint.get("ProductionVariants", [])
-                if v.get("DesiredInstanceCount") or v.get("CurrentInstanceCount")
-            },
-            config_counts={
-                v["VariantName"]: int(v["InitialInstanceCount"])
-                for v in config.get("ProductionVariants", [])
-                if "InitialInstanceCount" in v
-            },
-        )
 
 
 def rollout_instance_count(
@@ -96,12 +113,13 @@ def rollout_instance_count(
     configured: int,
     scaling: AutoscalingSettings,
     live: LiveEndpoint | None,
-    new_config_name: str,
+    existing: Mapping[str, int] | None,
 ) -> int:
-    """The ``InitialInstanceCount`` of an autoscaled variant in the endpoint config named ``new_config_name``."""
+    """The ``InitialInstanceCount`` of an autoscaled variant in an endpoint config whose counts are ``existing``
+    when a config of that name exists already (``None``: a new config)."""
+    if existing is not None and variant in existing:
+        return existing[variant]
     if live is None:
         return configured
-    if live.config_name == new_config_name and variant in live.config_counts:
-        return live.config_counts[variant]
     current = live.desired_counts.get(variant, configured)
     return max(scaling.min_capacity, min(scaling.max_capacity, current))

@@ -102,8 +102,12 @@ def autoscaling(
         # Registering needs the variant to exist. The resource id is a static string, so no endpoint update
         # (new model version, new endpoint config) ever replaces the target.
         # Replacing the endpoint (e.g. switching rollbackAlarms) deregisters its scalable targets in AWS while
-        # Pulumi's state still holds them: the target is replaced together with the endpoint.
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=[endpoint], replace_with=[endpoint]),
+        # Pulumi's state still holds them: the target is replaced together with the endpoint. Delete-first: the
+        # target has no name of its own, so a create-first replacement would register the same resource id and
+        # then deregister it (with its policies) when the old one is deleted.
+        opts=pulumi.ResourceOptions(
+            parent=parent, depends_on=[endpoint], replace_with=[endpoint], delete_before_replace=True
+        ),
     )
     aws.appautoscaling.Policy(
         f"{name}-scaling-{variant}-policy",
@@ -120,6 +124,7 @@ def autoscaling(
             scale_in_cooldown=scaling.scale_in_cooldown_seconds,
             scale_out_cooldown=scaling.scale_out_cooldown_seconds,
         ),
-        opts=pulumi.ResourceOptions(parent=target),
+        # Deregistering a target deletes its scaling policies in AWS: the policy is recreated with its target.
+        opts=pulumi.ResourceOptions(parent=target, replace_with=[target]),
     )
     return target

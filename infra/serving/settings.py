@@ -100,7 +100,7 @@ class RolloutSettings(Section):
         default=600, ge=0, le=3600, description="Time the old fleet is kept after full shift (fast rollback)."
     )
     maximum_execution_timeout_seconds: int = Field(
-        default=3600, ge=600, le=14400, description="Most time the whole blue/green deployment may take."
+        default=3600, ge=600, le=28800, description="Most time the whole blue/green deployment may take."
     )
     rollback_alarms: bool = Field(
         default=True,
@@ -305,7 +305,7 @@ def _rollout_timing_problems(where: str, rollout: RolloutSettings) -> list[str]:
         f"{where}: serving.rollout.maximumExecutionTimeoutSeconds={rollout.maximum_execution_timeout_seconds} must "
         f"be larger than the deployment's waiting time, {waiting} s ({baking_periods(rollout)} baking periods of "
         f"waitIntervalSeconds={rollout.wait_interval_seconds} plus terminationWaitSeconds="
-        f"{rollout.termination_wait_seconds}); raise it (at most 14400) or shorten the waits"
+        f"{rollout.termination_wait_seconds}); raise it (at most 28800) or shorten the waits"
     ]
 
 

@@ -139,7 +139,8 @@ def execution_role_statements(
 def registry_read_policy(
     account_ids: tuple[str, ...], group_arn: pulumi.Input[str], package_arns: pulumi.Input[str]
 ) -> pulumi.Output[str]:
-    """Resource policy of a model package group: the accounts may read the group and its versions, nothing more."""
+    """Resource policy of a model package group: the accounts may read the group and its versions and create
+    SageMaker models from the versions (in their own account), nothing more."""
     principal: dict[str, Any] = {"AWS": [f"arn:aws:iam::{account}:root" for account in account_ids]}
     return pulumi.Output.json_dumps(
         {
@@ -160,7 +161,13 @@ def registry_read_policy(
                     "Sid": "ReadModelPackages",
                     "Effect": "Allow",
                     "Principal": principal,
-                    "Action": ["sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages"],
+                    # CreateModel on a version: what a consumer account's SageMaker needs to deploy it (AWS:
+                    # "Deploy a Model Version from a Different Account"); it creates nothing in this account.
+                    "Action": [
+                        "sagemaker:CreateModel",
+                        "sagemaker:DescribeModelPackage",
+                        "sagemaker:ListModelPackages",
+                    ],
                     "Resource": package_arns,
                 },
             ],

@@ -36,12 +36,15 @@ def sagemaker() -> Iterator[Any]:
 
 
 def test_the_live_config_and_counts_are_read(sagemaker: Any) -> None:
-    live = SageMakerFleet(lambda: sagemaker).live("churn")
-    assert live == LiveEndpoint(config_name="churn-abc", desired_counts={"champion": 2}, config_counts={"champion": 2})
+    fleet = SageMakerFleet(lambda: sagemaker)
+    assert fleet.live("churn") == LiveEndpoint(config_name="churn-abc", desired_counts={"champion": 2})
+    assert fleet.config_counts("churn-abc") == {"champion": 2}
 
 
-def test_a_missing_endpoint_reads_as_none(sagemaker: Any) -> None:
-    assert SageMakerFleet(lambda: sagemaker).live("not-there") is None
+def test_a_missing_endpoint_or_config_reads_as_none(sagemaker: Any) -> None:
+    fleet = SageMakerFleet(lambda: sagemaker)
+    assert fleet.live("not-there") is None
+    assert fleet.config_counts("not-there") is None
 
 
 def test_the_endpoint_is_read_once_per_run(sagemaker: Any) -> None:
@@ -53,30 +56,32 @@ def test_the_endpoint_is_read_once_per_run(sagemaker: Any) -> None:
 
     fleet = SageMakerFleet(factory)
     assert fleet.live("churn") == fleet.live("churn")
-    assert len(calls) == 1
+    assert fleet.config_counts("churn-abc") == fleet.config_counts("churn-abc")
+    assert len(calls) == 2  # one DescribeEndpoint, one DescribeEndpointConfig
 
 
-LIVE = LiveEndpoint(config_name="churn-abc", desired_counts={"champion": 6}, config_counts={"champion": 2})
+LIVE = LiveEndpoint(config_name="churn-abc", desired_counts={"champion": 6})
 
 
 def test_without_an_endpoint_the_configured_count_is_used() -> None:
-    assert rollout_instance_count("champion", 2, SCALING, NoFleet().live("churn"), "churn-new") == 2
+    assert rollout_instance_count("champion", 2, SCALING, NoFleet().live("churn"), None) == 2
 
 
-def test_the_unchanged_config_keeps_its_own_count_so_the_preview_shows_no_change() -> None:
-    assert rollout_instance_count("champion", 2, SCALING, LIVE, "churn-abc") == 2
+def test_an_existing_config_keeps_its_own_count_so_the_preview_shows_no_change() -> None:
+    """The live config unchanged, or one Pulumi recorded but SageMaker rolled back: same name, same counts."""
+    assert rollout_instance_count("champion", 2, SCALING, LIVE, {"champion": 2}) == 2
 
 
 def test_a_rollout_starts_the_new_fleet_at_the_current_desired_count() -> None:
-    assert rollout_instance_count("champion", 2, SCALING, LIVE, "churn-new") == 6
+    assert rollout_instance_count("champion", 2, SCALING, LIVE, None) == 6
 
 
 def test_the_current_count_is_kept_within_the_autoscaling_bounds() -> None:
-    grown = LiveEndpoint(config_name="churn-abc", desired_counts={"champion": 20}, config_counts={"champion": 2})
-    shrunk = LiveEndpoint(config_name="churn-abc", desired_counts={"champion": 1}, config_counts={"champion": 2})
-    assert rollout_instance_count("champion", 2, SCALING, grown, "churn-new") == 8
-    assert rollout_instance_count("champion", 2, SCALING, shrunk, "churn-new") == 2
+    grown = LiveEndpoint(config_name="churn-abc", desired_counts={"champion": 20})
+    shrunk = LiveEndpoint(config_name="churn-abc", desired_counts={"champion": 1})
+    assert rollout_instance_count("champion", 2, SCALING, grown, None) == 8
+    assert rollout_instance_count("champion", 2, SCALING, shrunk, None) == 2
 
 
 def test_a_new_variant_starts_at_its_configured_count() -> None:
-    assert rollout_instance_count("challenger", 3, SCALING, LIVE, "churn-new") == 3
+    assert rollout_instance_count("challenger", 3, SCALING, LIVE, None) == 3

@@ -103,7 +103,7 @@ CASES: dict[str, tuple[str, Callable[[Model], None], str]] = {
         _timeout_not_above_the_waits,
         f"{WHERE}: serving.rollout.maximumExecutionTimeoutSeconds=3600 must be larger than the deployment's waiting "
         "time, 3600 s (2 baking periods of waitIntervalSeconds=900 plus terminationWaitSeconds=1800); raise it "
-        "(at most 14400) or shorten the waits",
+        "(at most 28800) or shorten the waits",
     ),
     "linear rollout of a one-instance variant": (
         "staging",

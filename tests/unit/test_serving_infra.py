@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -17,7 +17,7 @@ import pytest
 from infra.model_versions import OfflineVersions
 from infra.serving import SERVERLESS_VARIANT, has_local_storage
 from infra.serving.fleet import LiveEndpoint
-from tests.support.types import ALARM, CONFIG, ENDPOINT, GROUP, MODEL, SCALABLE_TARGET
+from tests.support.types import ALARM, CONFIG, ENDPOINT, GROUP, MODEL, SCALABLE_TARGET, SCALING_POLICY
 from verify.mock_engine import MOCK_ACCOUNT_ID, OfflinePlan, PlannedResource, read_stack_values, run_program
 
 COMPONENT = "mlops:serving:Serving"
@@ -551,6 +551,10 @@ def test_scalable_targets_are_replaced_with_their_endpoint(plan: OfflinePlan) ->
     for target in plan.of_type(SCALABLE_TARGET):
         endpoint = next(e for e in endpoints if e.inputs["name"] in target.inputs["resourceId"])
         assert target.replace_with == (endpoint.urn,), target.name
+        # Unnamed: a create-first replacement would register the same id, then deregister it with the old one.
+        assert target.delete_before_replace is True, target.name
+        (policy,) = [p for p in plan.of_type(SCALING_POLICY) if p.parent == target.urn]
+        assert policy.replace_with == (target.urn,), policy.name  # deregistering deletes its policies
 
 
 # --- rollouts keep an autoscaled fleet's size --------------------------------------------------
@@ -558,12 +562,16 @@ def test_scalable_targets_are_replaced_with_their_endpoint(plan: OfflinePlan) ->
 
 @dataclass(frozen=True)
 class FixedFleet:
-    """Answers every endpoint with the same live state."""
+    """Answers every endpoint with the same live state, and knows the configs in ``configs``."""
 
     endpoint: LiveEndpoint
+    configs: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def live(self, endpoint_name: str) -> LiveEndpoint | None:
         return self.endpoint
+
+    def config_counts(self, config_name: str) -> dict[str, int] | None:
+        return self.configs.get(config_name)
 
 
 def deployed_counts(plan: OfflinePlan) -> dict[str, float]:
@@ -574,9 +582,8 @@ def deployed_counts(plan: OfflinePlan) -> dict[str, float]:
 def test_a_rollout_starts_autoscaled_variants_at_their_current_size() -> None:
     configured = run_program("prod")
     (config,) = configured.of_type(CONFIG)
-    grown = {"champion": 6, "challenger": 3}
-    elsewhere = LiveEndpoint(config_name="some-older-config", desired_counts=grown, config_counts={})
-    plan = run_program("prod", fleet=FixedFleet(elsewhere))
+    grown = LiveEndpoint(config_name="some-older-config", desired_counts={"champion": 6, "challenger": 3})
+    plan = run_program("prod", fleet=FixedFleet(grown))
     assert deployed_counts(configured) == {"champion": 2, "challenger": 2}
     assert deployed_counts(plan) == {"champion": 6, "challenger": 3}
     # The name is a digest of the configured values: autoscaling alone never makes a new config.
@@ -584,9 +591,9 @@ def test_a_rollout_starts_autoscaled_variants_at_their_current_size() -> None:
     assert rolled.inputs["name"] == config.inputs["name"]
 
 
-def test_the_live_config_keeps_its_own_counts_so_nothing_changes() -> None:
+def test_an_existing_config_keeps_its_own_counts_so_nothing_changes() -> None:
+    """The live config unchanged, or a rolled-back one Pulumi recorded: the same name must keep the same counts."""
     name = run_program("prod").of_type(CONFIG)[0].inputs["name"]
-    live = LiveEndpoint(
-        config_name=name, desired_counts={"champion": 6}, config_counts={"champion": 4, "challenger": 2}
-    )
-    assert deployed_counts(run_program("prod", fleet=FixedFleet(live))) == {"champion": 4, "challenger": 2}
+    live = LiveEndpoint(config_name="the-one-sagemaker-rolled-back-to", desired_counts={"champion": 6})
+    fleet = FixedFleet(live, configs={name: {"champion": 4, "challenger": 2}})
+    assert deployed_counts(run_program("prod", fleet=fleet)) == {"champion": 4, "challenger": 2}

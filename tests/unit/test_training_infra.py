@@ -19,6 +19,8 @@ from verify.mock_engine import MOCK_ACCOUNT_ID, OfflinePlan, PlannedResource, re
 COMPONENT = "mlops:training:TrainingPipeline"
 CODE_OBJECT = "aws:s3/bucketObjectv2:BucketObjectv2"
 READ_ONLY = re.compile(r"^sagemaker:(Describe|List|Get)[A-Za-z]+$")
+# What a consumer account may do beyond reading: create a model (in its own account) from a version.
+CONSUMER_ACTIONS = {"sagemaker:CreateModel"}
 
 
 def resource(plan: OfflinePlan, model: str, part: str) -> PlannedResource:
@@ -273,8 +275,11 @@ def check_registry_policy(plan: OfflinePlan) -> None:
         for statement in document["Statement"]:
             assert statement["Effect"] == "Allow"
             assert set(statement["Principal"]["AWS"]) == principals
-            assert all(READ_ONLY.match(action) for action in statement["Action"]), statement["Action"]
+            actions = statement["Action"]
+            assert all(READ_ONLY.match(a) or a in CONSUMER_ACTIONS for a in actions), actions
         assert group.state["arn"] in [s["Resource"] for s in document["Statement"]]
+        (versions,) = [s for s in document["Statement"] if s["Sid"] == "ReadModelPackages"]
+        assert "sagemaker:CreateModel" in versions["Action"]  # a consumer deploys a version by creating a model
 
 
 def test_registry_policy_exists_exactly_when_accounts_are_configured(plan: OfflinePlan) -> None:
@@ -345,7 +350,7 @@ def test_malformed_registry_account_is_refused_naming_the_key() -> None:
     assert problem.startswith('mlops:models.0.training.registryAccountIds.0: got "4444-5555-6666";')
 
 
-@pytest.mark.parametrize("account", ["444455556666", "111122223333", "123456789012", "000000000000"])
+@pytest.mark.parametrize("account", ["444455556666", "111122223333", "777788889999", "123456789012"])
 def test_an_example_account_from_awss_documentation_is_refused_naming_the_key(account: str) -> None:
     [problem] = training_problems(registryAccountIds=[account])
     assert problem.startswith(f'mlops:models.0.training.registryAccountIds.0: got "{account}";')
