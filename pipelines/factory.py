@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import threading
 import warnings
@@ -97,9 +98,9 @@ def offline_sdk(region: str) -> Iterator[None]:
     ``_SDK_CONFIG``), so the sender is replaced by a no-op while the block runs and restored afterwards.
     """
     configure_offline_environment(region)
-    from sagemaker.core.telemetry import telemetry_logging
+    with _TELEMETRY_LOCK, warnings.catch_warnings(), _sdk_log_quiet():
+        from sagemaker.core.telemetry import telemetry_logging
 
-    with _TELEMETRY_LOCK, warnings.catch_warnings():
         # Expected while building: every step says it runs "within a PipelineSession", and v3 still
         # imports its own deprecated shims.
         warnings.filterwarnings("ignore", message="Running within a PipelineSession", category=UserWarning)
@@ -110,6 +111,22 @@ def offline_sdk(region: str) -> Iterator[None]:
             yield
         finally:
             telemetry_logging._send_telemetry_request = original
+
+
+@contextmanager
+def _sdk_log_quiet() -> Iterator[None]:
+    """Keep the SDK's expected chatter out of a plan's or `pulumi up`'s output while it builds a definition.
+
+    Building logs about twenty records that say nothing about this platform (a telemetry notice, "Popping out
+    'TrainingJobName' ...", the image it picked, IAM validation skipped) at DEBUG to WARNING, through loggers
+    the SDK sets to DEBUG itself. Errors still pass; the previous setting is restored afterwards.
+    """
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
 
 
 def _no_telemetry(*args: Any, **kwargs: Any) -> None:

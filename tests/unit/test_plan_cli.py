@@ -56,3 +56,14 @@ def test_plan_needs_no_credentials() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "Stack staging:" in result.stdout
+
+
+def test_the_plan_prints_no_sdk_chatter() -> None:
+    """The SageMaker SDK logs ~20 expected records while a definition is built (telemetry notice, "Popping out
+    ..."): none of them reaches the user, so what is printed is the plan."""
+    result = subprocess.run(
+        [sys.executable, "-m", "verify.plan", "--stack", "prod"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "sagemaker" not in result.stderr.lower(), result.stderr[:500]
+    assert "telemetry" not in (result.stdout + result.stderr).lower()
