@@ -162,6 +162,7 @@ class AwsClients:
         self.settings = settings
         self.region = region or settings.region
         self._session: Any = None
+        self._clients: dict[str, Any] = {}
 
     @classmethod
     def for_stack(cls, region: str) -> AwsClients:
@@ -169,10 +170,13 @@ class AwsClients:
         return cls(provider_settings(stack_aws_values()), region=region)
 
     def client(self, service: str) -> Any:
-        """A boto3 client of ``service`` (boto3's name; the endpoint is ``aws:endpoints``' entry of that key)."""
-        return self.session().client(
-            service, region_name=self.region, endpoint_url=self.settings.endpoints.get(service)
-        )
+        """The boto3 client of ``service`` (boto3's name; the endpoint is ``aws:endpoints``' entry of that key),
+        made once: the registry and the live endpoints share it (a client decodes its service model)."""
+        if service not in self._clients:
+            self._clients[service] = self.session().client(
+                service, region_name=self.region, endpoint_url=self.settings.endpoints.get(service)
+            )
+        return self._clients[service]
 
     def session(self) -> Any:
         """The boto3 session the clients come from: the base credentials, then every role of the chain."""

@@ -7,6 +7,7 @@ the responders come last, since they act on every model's alarms and events.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pulumi
@@ -19,6 +20,7 @@ from infra.featurestore import FeatureStore, FeatureStoreArgs
 from infra.foundation import Bucket, Foundation
 from infra.model_versions import ModelVersionSource
 from infra.monitoring import ModelMonitoring, ModelMonitoringArgs, native_provider
+from infra.naming import ModelNames
 from infra.notifications import Notifications, NotificationsArgs
 from infra.responders import ResponderModel, Responders, RespondersArgs
 from infra.security import SecurityBase, SecurityBaseArgs
@@ -28,14 +30,12 @@ from infra.training import TrainingPipeline, TrainingPipelineArgs, output_prefix
 from mlops.features import get_spec
 
 
-def build_foundation(ctx: StackContext) -> Foundation:
+def build_foundation(ctx: StackContext, names: Mapping[str, ModelNames]) -> Foundation:
     """Security, lake, catalog and notifications: what every model's layers build on."""
     prefix = ctx.naming.prefix
     # Accounts that deploy from a model's registry group also read its artifacts and decrypt them.
     readers = {
-        output_prefix(
-            ctx.naming.model_names(m.name, get_spec(m.feature_spec).version).pipeline
-        ): m.training.registry_account_ids
+        output_prefix(names[m.name].pipeline): m.training.registry_account_ids
         for m in ctx.config.models
         if m.training.registry_account_ids
     }
@@ -74,11 +74,14 @@ def build_foundation(ctx: StackContext) -> Foundation:
 
 
 def build_model(
-    ctx: StackContext, foundation: Foundation, model: ModelSettings, native: pulumi.ProviderResource | None
+    ctx: StackContext,
+    foundation: Foundation,
+    model: ModelSettings,
+    names: ModelNames,
+    native: pulumi.ProviderResource | None,
 ) -> tuple[FeatureStore, TrainingPipeline, Serving | None, ModelMonitoring | None]:
     """Every per-model layer of ``model``, in dependency order."""
     spec = get_spec(model.feature_spec)
-    names = ctx.naming.model_names(model.name, spec.version)
     prefix = f"{ctx.naming.prefix}-{model.name}"
     common = {"context": ctx, "foundation": foundation, "names": names}
     features = FeatureStore(f"{prefix}-features", FeatureStoreArgs(**common, settings=model.feature_store, spec=spec))
@@ -130,7 +133,8 @@ def build_platform(
     each endpoint runs now (default: SageMaker, or nothing when ``versions`` is injected).
     """
     ctx = StackContext.from_config(config, versions, fleet)
-    foundation = build_foundation(ctx)
+    names = {m.name: ctx.naming.model_names(m.name, get_spec(m.feature_spec).version) for m in config.models}
+    foundation = build_foundation(ctx, names)
     # Model-quality monitors live in pulumi-aws-native; its provider exists only when a stack has one.
     native = native_provider(ctx, f"{ctx.naming.prefix}-aws-native") if watches_model_quality(config) else None
     outputs: dict[str, dict[str, Any]] = {
@@ -138,7 +142,7 @@ def build_platform(
     }
     responder_models = []
     for model in config.models:
-        features, training, serving, monitoring = build_model(ctx, foundation, model, native)
+        features, training, serving, monitoring = build_model(ctx, foundation, model, names[model.name], native)
         outputs["featureGroups"][model.name] = features.feature_group_name
         outputs["trainingPipelines"][model.name] = training.pipeline_name
         outputs["modelPackageGroups"][model.name] = training.model_package_group_name

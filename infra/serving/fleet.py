@@ -102,8 +102,10 @@ class SageMakerFleet:
         try:
             return getattr(self.client_factory(), operation)(**kwargs)
         except ClientError as error:
-            # SageMaker answers ValidationException "Could not find ..." for a missing endpoint or config.
-            if error.response.get("Error", {}).get("Code") == "ValidationException":
+            # SageMaker answers ValidationException "Could not find ..." for a missing endpoint or config; any
+            # other refusal (a malformed name, access denied) is an error, not an absent endpoint.
+            details = error.response.get("Error", {})
+            if details.get("Code") == "ValidationException" and "could not find" in str(details.get("Message")).lower():
                 return None
             raise
 

@@ -85,3 +85,15 @@ def test_the_current_count_is_kept_within_the_autoscaling_bounds() -> None:
 
 def test_a_new_variant_starts_at_its_configured_count() -> None:
     assert rollout_instance_count("challenger", 3, SCALING, LIVE, None) == 3
+
+
+def test_another_refusal_is_an_error_not_a_missing_endpoint() -> None:
+    """Only SageMaker's "Could not find" means absent; a malformed name or a denied call must stop `pulumi up`."""
+    from botocore.exceptions import ClientError
+    from botocore.stub import Stubber
+
+    client = boto3.client("sagemaker", region_name=REGION)
+    with Stubber(client) as stub:
+        stub.add_client_error("describe_endpoint", "ValidationException", "1 validation error detected")
+        with pytest.raises(ClientError):
+            SageMakerFleet(lambda: client).live("churn")
