@@ -66,6 +66,18 @@ bench: setup  ## benchmarks, printed as tables (install Debian's wrk for the inf
 	$(PY) benchmarks/plan_bench.py
 	$(PY) benchmarks/inference_bench.py
 
+INFERENCE_IMAGE ?= mlops-inference:local
+.PHONY: image
+image:  ## build the inference image locally (Docker with buildx, or Podman): make image INFERENCE_IMAGE=name:tag
+	@if command -v docker >/dev/null 2>&1 && docker buildx version >/dev/null 2>&1 && docker info >/dev/null 2>&1; then \
+	  docker buildx build --load -f containers/inference/Dockerfile -t $(INFERENCE_IMAGE) . ; \
+	elif command -v podman >/dev/null 2>&1 && podman info >/dev/null 2>&1; then \
+	  podman build --ignorefile containers/inference/Dockerfile.dockerignore \
+	    -f containers/inference/Dockerfile -t $(INFERENCE_IMAGE) . ; \
+	else \
+	  echo 'make image: no container engine: needs Docker with buildx and a running daemon, or Podman' >&2; exit 1; \
+	fi
+
 lock: setup  ## refresh constraints.txt from the current environment
 	{ echo '# Every resolved package, pinned (make lock refreshes it). Installed with: pip install -c constraints.txt -e ".[dev]"'; \
 	  $(PY) -m pip freeze --exclude-editable | grep -v '^-e'; } > constraints.txt

@@ -5,8 +5,14 @@ The layers own *when* an alarm exists and *who* hears it; this module owns *what
 - the endpoint's **rollback alarms** (serving): 5xx rate over every production variant and the highest
   variant p99 latency, 1-minute periods, so SageMaker's deployment guardrails can roll an update back;
 - the **sustained** per-variant latency and 5xx alarms (monitoring): 5-minute periods, for on-call;
-- **drift** per feature and the composite **model drift** rule, **model quality** and the **business KPI**
-  (monitoring).
+- **drift** per feature, the composite **model drift** rule and its **drift not measured** twin, **model
+  quality**, the monitor's own heartbeat (**monitor not reporting**) and the **business KPI** (monitoring), for
+  either monitoring engine: the platform's own job (namespace :data:`PLATFORM_METRICS_NAMESPACE`) or SageMaker
+  Model Monitor (``aws/sagemaker/Endpoints/...``).
+
+No drift or quality alarm stays quiet when its monitor breaks: each says, in its builder, how it treats missing
+data and why (a broken monitor shows as INSUFFICIENT_DATA or, for the heartbeat, as ALARM; never as OK, and
+never as the last verdict kept forever).
 
 Each builder returns an :class:`AlarmSpec` (summary, runbook anchor, the ``MetricAlarm`` arguments of the metric);
 :func:`metric_alarm` turns one into a resource. To change an alarm, change its builder here and its entry in
@@ -31,6 +37,8 @@ ANCHOR_ERRORS = "5xx-errors"
 ANCHOR_KPI = "business-kpi"
 ANCHOR_ROLLBACK_ERRORS = "rollback-5xx-rate"
 ANCHOR_ROLLBACK_LATENCY = "rollback-p99-latency"
+ANCHOR_MONITOR_HEARTBEAT = "monitor-not-reporting"
+ANCHOR_DRIFT_UNMEASURED = "drift-not-measured"
 
 ENDPOINT_NAMESPACE = "AWS/SageMaker"
 """Endpoint invocation metrics (dimensions EndpointName, VariantName); ModelLatency is in microseconds."""
@@ -38,14 +46,27 @@ DATA_METRICS_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
 """Where Model Monitor's data-quality jobs of real-time endpoints publish (dimensions Endpoint, MonitoringSchedule)."""
 MODEL_METRICS_NAMESPACE = "aws/sagemaker/Endpoints/model-metrics"
 """Where Model Monitor's model-quality jobs of real-time endpoints publish (same dimensions)."""
+PLATFORM_METRICS_NAMESPACE = "MLOps/ModelMonitoring"
+"""Where the platform's drift job publishes (``--metrics-namespace``). One fixed namespace for every stack: the
+``Endpoint`` dimension (``<project>-<env>-<model>``) already tells stacks apart, the job's local command can
+default to it, and the job's role may publish to this namespace only (the ``cloudwatch:namespace`` condition)."""
+
+# The platform job's metrics (dimensions Model and Endpoint on all; the extra ones in brackets).
+RECORDS_ANALYZED = "RecordsAnalyzed"
+"""Rows analyzed in the window; published by every run, 0 included: the monitor's heartbeat."""
+MALFORMED_RECORDS = "MalformedRecords"
+FEATURE_DRIFT_SCORE = "FeatureDriftScore"  # [Feature]
+FEATURE_DRIFT_RATIO = "FeatureDriftRatio"  # [Feature]: score / threshold, >= 1 means drifted
+DRIFTED_FEATURES = "DriftedFeatures"
+POSITIVE_RATE = "PositiveRate"  # [Segment, SegmentValue] for segment metrics
+GROUND_TRUTH_MATCHED = "GroundTruthMatched"
+MODEL_QUALITY = "ModelQuality"  # [Metric: auc|accuracy|precision|recall|f1] (+ [Segment, SegmentValue])
 
 ROLLBACK_PERIOD_SECONDS = 60
 ROLLBACK_EVALUATION_PERIODS = 3
 ROLLBACK_DATAPOINTS_TO_ALARM = 2
 """Rollback alarms fire on 2 breaching minutes out of 3: fast enough for the bake time, not on one spike."""
 
-MONITORING_PERIOD_SECONDS = 3600
-"""Period of the drift and quality alarms: a monitoring job publishes one datapoint per run."""
 ENDPOINT_PERIOD_SECONDS = 300
 ENDPOINT_EVALUATION_PERIODS = 3
 """Sustained latency and error alarms need three consecutive breaching 5-minute periods (a brief spike is the
@@ -269,11 +290,59 @@ def sustained_error_rate(model: str, endpoint: pulumi.Input[str], variant: str, 
     )
 
 
-# --- the model: drift, quality, business KPI (monitoring) -------------------------------------------
+# --- the model: drift, quality, heartbeat, business KPI (monitoring) --------------------------------
+#
+# A monitor publishes one datapoint per run and metric, so these alarms' period is the monitor's period (the
+# schedule's), and they look at more than one period: one late or failed run must not flip them.
+
+MONITOR_HEARTBEAT_PERIODS = 3
+"""Periods without a single analyzed record before "monitor not reporting" fires: one late run is not news,
+three missed runs are."""
+DRIFT_EVALUATION_PERIODS = 2
+"""A drift alarm reads the last two runs and fires on one drifted run (``datapoints_to_alarm=1``): one late run
+neither hides drift nor turns the alarm to INSUFFICIENT_DATA."""
+QUALITY_WINDOW_SECONDS = 86400
+"""A quality alarm reads a day of runs (at least two): labels arrive late and in batches, so most runs of an
+hourly monitor have nothing to join; a day with no quality datapoint at all means the labels or the monitor
+stopped."""
 
 
-def feature_drift(model: str, feature: str, threshold: float, endpoint: pulumi.Input[str], schedule: str) -> AlarmSpec:
-    """One feature's baseline drift distance (published by the data-quality job) above ``threshold``."""
+def quality_evaluation_periods(period: int) -> int:
+    """Periods a quality alarm reads: a day's worth, at least two (one missed daily run is not news)."""
+    return max(2, -(-QUALITY_WINDOW_SECONDS // period))
+
+
+def _drift_metric(period: int) -> dict[str, Any]:
+    return {
+        "statistic": "Maximum",
+        "period": period,
+        "evaluation_periods": DRIFT_EVALUATION_PERIODS,
+        "datapoints_to_alarm": 1,
+        # A broken monitor publishes nothing: missing data turns the alarm INSUFFICIENT_DATA (which the
+        # "drift not measured" composite reports), not OK ("notBreaching") and not the last verdict kept
+        # forever ("ignore"). Not "breaching": that would read a broken monitor as drift and, through the
+        # model-drift composite, retrain on no evidence.
+        "treat_missing_data": "missing",
+    }
+
+
+def _quality_metric(period: int) -> dict[str, Any]:
+    return {
+        "statistic": "Minimum",
+        "period": period,
+        "evaluation_periods": quality_evaluation_periods(period),
+        "datapoints_to_alarm": 1,
+        # Runs without ground truth publish no quality datapoint; a day without any turns the alarm
+        # INSUFFICIENT_DATA, which notifies on-call (insufficient_data_actions). Not "breaching": missing labels
+        # are not bad predictions and must not start retraining.
+        "treat_missing_data": "missing",
+    }
+
+
+def feature_drift(
+    model: str, feature: str, threshold: float, endpoint: pulumi.Input[str], schedule: str, period: int
+) -> AlarmSpec:
+    """engine=model-monitor: one feature's baseline drift distance (data-quality job) above ``threshold``."""
     return AlarmSpec(
         summary=(
             f"{model}: feature '{feature}' of the captured requests drifted from the training baseline "
@@ -284,13 +353,37 @@ def feature_drift(model: str, feature: str, threshold: float, endpoint: pulumi.I
             "namespace": DATA_METRICS_NAMESPACE,
             "metric_name": f"feature_baseline_drift_{feature}",
             "dimensions": {"Endpoint": endpoint, "MonitoringSchedule": schedule},
-            "statistic": "Maximum",
-            "period": MONITORING_PERIOD_SECONDS,
-            "evaluation_periods": 1,
             "threshold": threshold,
             "comparison_operator": "GreaterThanThreshold",
-            # One datapoint per monitoring job: between jobs the alarm keeps the last job's verdict.
-            "treat_missing_data": "ignore",
+            **_drift_metric(period),
+        },
+    )
+
+
+def platform_dimensions(model: str, endpoint: pulumi.Input[str], **extra: pulumi.Input[str]) -> dict[str, Any]:
+    """The dimensions of one of the platform job's metrics: ``Model``, ``Endpoint`` and ``extra``."""
+    return {"Model": model, "Endpoint": endpoint, **extra}
+
+
+def platform_feature_drift(model: str, feature: str, endpoint: pulumi.Input[str], period: int) -> AlarmSpec:
+    """engine=platform: one feature's drift score reached its threshold (``FeatureDriftRatio`` >= 1).
+
+    The ratio is score / threshold, so the alarm does not repeat the per-feature thresholds the job applies
+    (its defaults, or ``monitoring.platform.driftThresholds``).
+    """
+    return AlarmSpec(
+        summary=(
+            f"{model}: feature '{feature}' of the captured requests drifted from the training baseline "
+            "(drift score at or above its threshold)."
+        ),
+        anchor=ANCHOR_FEATURE_DRIFT,
+        metric={
+            "namespace": PLATFORM_METRICS_NAMESPACE,
+            "metric_name": FEATURE_DRIFT_RATIO,
+            "dimensions": platform_dimensions(model, endpoint, Feature=feature),
+            "threshold": 1.0,
+            "comparison_operator": "GreaterThanOrEqualToThreshold",
+            **_drift_metric(period),
         },
     )
 
@@ -309,8 +402,29 @@ def model_drift_rule(feature_alarm_names: Sequence[str]) -> str:
     return " OR ".join(f'ALARM("{n}")' for n in feature_alarm_names)
 
 
-def model_quality(model: str, metric: str, threshold: float, endpoint: pulumi.Input[str], schedule: str) -> AlarmSpec:
-    """The live training metric (captured predictions joined with ground truth) below ``threshold``."""
+def drift_unmeasured_description(model: str) -> str:
+    """The composite "drift not measured" alarm: a feature drift alarm has no data (its monitor broke)."""
+    return (
+        f"{model}: a feature drift alarm has had no data for {DRIFT_EVALUATION_PERIODS} monitor periods: drift is "
+        f"not being measured (monitor failing, baseline unreadable or no traffic). "
+        f"{runbook_link(ANCHOR_DRIFT_UNMEASURED)}"
+    )
+
+
+def drift_unmeasured_rule(feature_alarm_names: Sequence[str]) -> str:
+    """An OR of the feature alarms' INSUFFICIENT_DATA states.
+
+    A composite alarm itself is never INSUFFICIENT_DATA after creation (CloudWatch API reference,
+    PutCompositeAlarm), so "model drift" alone would read OK while every feature alarm has no data.
+    """
+    return " OR ".join(f'INSUFFICIENT_DATA("{n}")' for n in feature_alarm_names)
+
+
+def model_quality(
+    model: str, metric: str, threshold: float, endpoint: pulumi.Input[str], schedule: str, period: int
+) -> AlarmSpec:
+    """engine=model-monitor: the live training metric (captured predictions joined with ground truth) below
+    ``threshold``."""
     return AlarmSpec(
         summary=f"{model}: live {metric} (captured predictions joined with ground truth) fell below {threshold}.",
         anchor=ANCHOR_MODEL_QUALITY,
@@ -318,13 +432,57 @@ def model_quality(model: str, metric: str, threshold: float, endpoint: pulumi.In
             "namespace": MODEL_METRICS_NAMESPACE,
             "metric_name": metric,
             "dimensions": {"Endpoint": endpoint, "MonitoringSchedule": schedule},
-            "statistic": "Minimum",
-            "period": MONITORING_PERIOD_SECONDS,
-            "evaluation_periods": 1,
             "threshold": threshold,
             "comparison_operator": "LessThanThreshold",
-            # One datapoint per daily job: between jobs the alarm keeps the last job's verdict.
-            "treat_missing_data": "ignore",
+            **_quality_metric(period),
+        },
+    )
+
+
+def platform_model_quality(
+    model: str, metric: str, threshold: float, endpoint: pulumi.Input[str], period: int
+) -> AlarmSpec:
+    """engine=platform: the live training metric (``ModelQuality``, dimension ``Metric``) below ``threshold``."""
+    return AlarmSpec(
+        summary=f"{model}: live {metric} (captured predictions joined with ground truth) fell below {threshold}.",
+        anchor=ANCHOR_MODEL_QUALITY,
+        metric={
+            "namespace": PLATFORM_METRICS_NAMESPACE,
+            "metric_name": MODEL_QUALITY,
+            "dimensions": platform_dimensions(model, endpoint, Metric=metric),
+            "threshold": threshold,
+            "comparison_operator": "LessThanThreshold",
+            **_quality_metric(period),
+        },
+    )
+
+
+def monitor_heartbeat(model: str, endpoint: pulumi.Input[str], period: int) -> AlarmSpec:
+    """engine=platform: no record analyzed for :data:`MONITOR_HEARTBEAT_PERIODS` periods in a row.
+
+    Every run publishes ``RecordsAnalyzed``, 0 included, so the metric is the monitor's heartbeat: missing
+    means the job did not run or died before publishing; below 1 means it ran on an empty window (the
+    endpoint's capture stopped, or no traffic at all).
+    """
+    return AlarmSpec(
+        summary=(
+            f"{model}: the drift monitor analyzed no captured record for {MONITOR_HEARTBEAT_PERIODS} periods "
+            "(it is not running, failing, or finds no capture); drift and quality are not being measured."
+        ),
+        anchor=ANCHOR_MONITOR_HEARTBEAT,
+        metric={
+            "namespace": PLATFORM_METRICS_NAMESPACE,
+            "metric_name": RECORDS_ANALYZED,
+            "dimensions": platform_dimensions(model, endpoint),
+            "statistic": "Sum",
+            "period": period,
+            "evaluation_periods": MONITOR_HEARTBEAT_PERIODS,
+            "datapoints_to_alarm": MONITOR_HEARTBEAT_PERIODS,
+            "threshold": 1.0,
+            "comparison_operator": "LessThanThreshold",
+            # The point of this alarm: a monitor that stops publishing is breaching, not unknown. (Right after
+            # the first deployment it fires until the first run has published.)
+            "treat_missing_data": "breaching",
         },
     )
 

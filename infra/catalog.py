@@ -19,10 +19,21 @@ import pulumi_aws as aws
 from pydantic import Field, StringConstraints, model_validator
 
 from infra import iam
+from infra.monitoring.reports import (
+    JSON_SERDE,
+    PARTITION_KEYS,
+    REPORT_COLUMNS,
+    REPORTS_PREFIX,
+    REPORTS_TABLE,
+    TEXT_INPUT_FORMAT,
+    TEXT_OUTPUT_FORMAT,
+    projection_parameters,
+)
 from infra.naming import Kind
 from infra.types import ZONE_NAMES, CronExpression, KeyPrefix, Section, Zone
 
 if TYPE_CHECKING:
+    from infra.config import PlatformConfig
     from infra.context import StackContext
 
 
@@ -210,6 +221,7 @@ class Catalog(pulumi.ComponentResource):
     crawlers: dict[str, aws.glue.Crawler]
     crawler_roles: dict[str, aws.iam.Role]
     tables: dict[str, aws.glue.CatalogTable]
+    drift_reports_table: aws.glue.CatalogTable | None
 
     def __init__(self, name: str, args: CatalogArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlops:catalog:Catalog", name, None, opts)
@@ -250,6 +262,7 @@ class Catalog(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
 
+        reporting = drift_report_models(cfg)
         self.crawlers = {}
         self.crawler_roles = {}
         for zone in cfg.catalog.crawled_zones:
@@ -279,7 +292,12 @@ class Catalog(pulumi.ComponentResource):
                 security_configuration=self.security_configuration.name,
                 schedule=cfg.catalog.crawler_schedule,
                 s3_targets=[
-                    aws.glue.CrawlerS3TargetArgs(path=pulumi.Output.concat("s3://", args.bucket_names[zone], "/"))
+                    aws.glue.CrawlerS3TargetArgs(
+                        path=pulumi.Output.concat("s3://", args.bucket_names[zone], "/"),
+                        # The reports have their own table (partition projection): a crawled copy would be a
+                        # second, differently typed table over the same files.
+                        exclusions=[f"{REPORTS_PREFIX}**"] if zone == "monitoring" and reporting else None,
+                    )
                 ],
                 schema_change_policy=aws.glue.CrawlerSchemaChangePolicyArgs(
                     update_behavior=SCHEMA_UPDATE_BEHAVIOR, delete_behavior=SCHEMA_DELETE_BEHAVIOR
@@ -293,6 +311,7 @@ class Catalog(pulumi.ComponentResource):
         self.tables = {}
         for spec in cfg.catalog.tables:
             self.tables[f"{spec.zone}.{spec.name}"] = self._table(name, spec, args)
+        self.drift_reports_table = self._drift_reports(name, args, reporting) if reporting else None
 
         self.register_outputs(
             {
@@ -300,6 +319,7 @@ class Catalog(pulumi.ComponentResource):
                 "security_configuration": self.security_configuration.name,
                 "crawlers": {zone: c.name for zone, c in self.crawlers.items()},
                 "tables": {key: t.name for key, t in self.tables.items()},
+                "drift_reports_table": self.drift_reports_table.name if self.drift_reports_table else None,
             }
         )
 
@@ -330,3 +350,51 @@ class Catalog(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
+
+    def _drift_reports(self, name: str, args: CatalogArgs, models: Sequence[str]) -> aws.glue.CatalogTable:
+        """The ``drift_reports`` table: every platform monitor's JSON reports, partitioned by model and day.
+
+        Partition projection (``projection.*`` parameters) lets Athena list ``model=<m>/date=<d>/`` itself: no
+        crawler, no partitions to add. Not protected, like the declared tables: the reports live in the
+        (protected) monitoring bucket.
+        """
+        location = pulumi.Output.concat("s3://", args.bucket_names["monitoring"], "/", REPORTS_PREFIX)
+        expire = args.context.config.lake.zones["monitoring"].expire_after_days
+        return aws.glue.CatalogTable(
+            f"{name}-monitoring-{REPORTS_TABLE}-table",
+            name=REPORTS_TABLE,
+            database_name=self.databases["monitoring"].name,
+            description="Drift and quality reports of the platform's monitors, one JSON object per run",
+            table_type="EXTERNAL_TABLE",
+            parameters=location.apply(lambda uri: projection_parameters(uri, models, expire)),
+            partition_keys=[
+                aws.glue.CatalogTablePartitionKeyArgs(name=key, type=kind, comment=comment)
+                for key, kind, comment in PARTITION_KEYS
+            ],
+            storage_descriptor=aws.glue.CatalogTableStorageDescriptorArgs(
+                location=location,
+                columns=[
+                    aws.glue.CatalogTableStorageDescriptorColumnArgs(name=column, type=kind, comment=comment)
+                    for column, kind, comment in REPORT_COLUMNS
+                ],
+                input_format=TEXT_INPUT_FORMAT,
+                output_format=TEXT_OUTPUT_FORMAT,
+                compressed=False,
+                stored_as_sub_directories=False,
+                ser_de_info=aws.glue.CatalogTableStorageDescriptorSerDeInfoArgs(
+                    serialization_library=JSON_SERDE, parameters={"serialization.format": "1"}
+                ),
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+
+def drift_report_models(config: PlatformConfig) -> list[str]:
+    """Models whose monitor writes drift reports: served, engine=platform, drift or quality monitored."""
+    return sorted(
+        m.name
+        for m in config.models
+        if m.serving is not None
+        and m.monitoring.engine == "platform"
+        and (m.monitoring.data_quality.enabled or m.monitoring.model_quality.enabled)
+    )

@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field, StringConstraints, ValidationError, model
 from infra.catalog import CatalogSettings
 from infra.datalake import LakeSettings
 from infra.featurestore.settings import FeatureStoreSettings, feature_group_problems, resolve_spec
+from infra.images.settings import ImagesSettings
 from infra.monitoring.settings import MonitoringSettings, monitoring_problems
 from infra.naming import ExtraTags
 from infra.notifications import AlertSettings
@@ -73,7 +74,8 @@ class ModelSettings(Section):
     )
     monitoring: MonitoringSettings = Field(
         default_factory=lambda: MonitoringSettings(),
-        description="Model Monitor schedules, alarms, business KPI and alarm-driven retraining (served models only).",
+        description="Drift and quality monitoring (the platform's own job, or SageMaker Model Monitor), alarms, "
+        "business KPI and alarm-driven retraining (served models only).",
     )
 
     @model_validator(mode="after")
@@ -132,6 +134,10 @@ class PlatformConfig(Section):
     catalog: CatalogSettings = Field(default_factory=lambda: CatalogSettings(), description="The Glue catalog.")
     models: tuple[ModelSettings, ...] = Field(
         default=(), description="Models the platform trains, serves and monitors."
+    )
+    images: ImagesSettings = Field(
+        default_factory=lambda: ImagesSettings(),
+        description="The platform's container images (containers/<name>): built and pushed to ECR by `pulumi up`.",
     )
     alerts: AlertSettings = Field(
         default_factory=lambda: AlertSettings(), description="Humans notified of alarms, pipeline results, deployments."

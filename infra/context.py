@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import pulumi
 
 from infra.aws_session import AwsClients
+from infra.images.registry import EcrImages, ImageSource, OfflineImages
 from infra.model_versions import ModelVersionSource, RegistryVersions
 from infra.naming import Naming
 from infra.serving.fleet import FleetSource, NoFleet, SageMakerFleet
@@ -26,14 +27,21 @@ class StackContext:
     """Resolves the model version each endpoint variant serves (the registry at ``pulumi up``)."""
     fleet: FleetSource = field(default_factory=NoFleet)
     """Reads what an endpoint runs now (at ``pulumi up``), so a rollout keeps an autoscaled fleet's size."""
+    images: ImageSource = field(default_factory=OfflineImages)
+    """Says which image builds ECR already holds (at ``pulumi up``), so a tag is never pushed twice."""
 
     @classmethod
     def from_config(
-        cls, config: PlatformConfig, versions: ModelVersionSource | None = None, fleet: FleetSource | None = None
+        cls,
+        config: PlatformConfig,
+        versions: ModelVersionSource | None = None,
+        fleet: FleetSource | None = None,
+        images: ImageSource | None = None,
     ) -> StackContext:
-        """The context of ``config``; ``versions`` defaults to the registry and ``fleet`` to the live endpoints,
-        both read as the stack's AWS provider. An injected ``versions`` (the offline plan, tests) means no AWS
-        is read: ``fleet`` then defaults to :class:`~infra.serving.fleet.NoFleet`.
+        """The context of ``config``; ``versions`` defaults to the registry, ``fleet`` to the live endpoints and
+        ``images`` to ECR, all read as the stack's AWS provider. An injected ``versions`` (the offline plan,
+        tests) means no AWS is read: ``fleet`` then defaults to :class:`~infra.serving.fleet.NoFleet` and
+        ``images`` to :class:`~infra.images.registry.OfflineImages` (nothing pushed yet).
 
         Raises:
             infra.aws_session.AwsSettingsError: the stack's ``aws:`` keys cannot be honoured (only when
@@ -48,6 +56,7 @@ class StackContext:
             # aws:endpoints, ...), not with whatever credentials the shell happens to have.
             versions=versions or RegistryVersions(region=config.region, clients=clients),
             fleet=fleet,
+            images=images or (OfflineImages() if clients is None else EcrImages(clients)),
             naming=Naming(
                 project=config.project,
                 environment=config.environment,

@@ -68,6 +68,12 @@ class Kind(Enum):
     DASHBOARD = _Rule(255, r"^[a-zA-Z0-9_-]+$", "letters, digits, '_' and '-'")
     LOG_GROUP = _Rule(512, r"^[\w#/.-]+$", "letters, digits and #/._-")
     SECRET = _Rule(512, r"^[\w/+=.@-]+$", "letters, digits and /_+=.@-")
+    ECR_REPOSITORY = _Rule(
+        256,
+        r"^[a-z0-9]+([._-][a-z0-9]+)*$",
+        "lowercase letters and digits, single '.', '_' or '-' between",
+        min_length=2,
+    )
     GENERIC = _Rule(255, r"^[ -~]+$", "printable ASCII")
 
 

@@ -18,6 +18,8 @@ from infra.context import StackContext
 from infra.datalake import DataLake, DataLakeArgs
 from infra.featurestore import FeatureStore, FeatureStoreArgs
 from infra.foundation import Bucket, Foundation
+from infra.images import ContainerImage, ContainerImageArgs
+from infra.images.registry import ImageSource
 from infra.model_versions import ModelVersionSource
 from infra.monitoring import ModelMonitoring, ModelMonitoringArgs, native_provider
 from infra.naming import ModelNames
@@ -73,12 +75,30 @@ def build_foundation(ctx: StackContext, names: Mapping[str, ModelNames]) -> Foun
     )
 
 
+def build_images(ctx: StackContext, foundation: Foundation) -> ContainerImage:
+    """The platform's inference image: an ECR repository and the build ``pulumi up`` pushes there. Shared by
+    every model (they all serve with it), and pullable by every account a model shares its registry with."""
+    consumers = sorted({account for m in ctx.config.models for account in m.training.registry_account_ids})
+    return ContainerImage(
+        f"{ctx.naming.prefix}-inference-image",
+        ContainerImageArgs(
+            context=ctx,
+            name="inference",
+            settings=ctx.config.images.inference,
+            kms_key_arn=foundation.key_arn,
+            account_id=foundation.account_id,
+            consumer_account_ids=tuple(consumers),
+        ),
+    )
+
+
 def build_model(
     ctx: StackContext,
     foundation: Foundation,
     model: ModelSettings,
     names: ModelNames,
     native: pulumi.ProviderResource | None,
+    image: ContainerImage,
 ) -> tuple[FeatureStore, TrainingPipeline, Serving | None, ModelMonitoring | None]:
     """Every per-model layer of ``model``, in dependency order."""
     spec = get_spec(model.feature_spec)
@@ -88,7 +108,12 @@ def build_model(
     training = TrainingPipeline(
         f"{prefix}-training",
         TrainingPipelineArgs(
-            **common, settings=model.training, feature_spec=model.feature_spec, description=model.description
+            **common,
+            settings=model.training,
+            feature_spec=model.feature_spec,
+            inference_image_uri=image.image_uri,
+            monitoring_engine=model.monitoring.engine,
+            description=model.description,
         ),
     )
     if model.serving is None:
@@ -96,7 +121,7 @@ def build_model(
     # After training: an endpoint serves the registry's versions.
     serving = Serving(
         f"{prefix}-serving",
-        ServingArgs(**common, settings=model.serving),
+        ServingArgs(**common, settings=model.serving, image_repository_arn=image.repository_arn),
         opts=pulumi.ResourceOptions(depends_on=[training]),
     )
     if serving.served is None:  # no approved version yet: nothing to watch
@@ -110,6 +135,7 @@ def build_model(
             endpoint=serving.served,
             quality_gate=training.quality_gate,
             native_provider=native,
+            code_uri=training.code_uri,
         ),
         opts=pulumi.ResourceOptions(depends_on=[serving]),
     )
@@ -117,24 +143,32 @@ def build_model(
 
 
 def watches_model_quality(config: PlatformConfig) -> bool:
-    """True when a model's endpoint has a model-quality monitor (it needs the aws-native provider)."""
+    """True when a model's endpoint has a Model Monitor model-quality monitor (it needs the aws-native provider)."""
     return any(
-        m.serving is not None and m.serving.strategy != "serverless" and m.monitoring.model_quality.enabled
+        m.serving is not None
+        and m.serving.strategy != "serverless"
+        and m.monitoring.engine == "model-monitor"
+        and m.monitoring.model_quality.enabled
         for m in config.models
     )
 
 
 def build_platform(
-    config: PlatformConfig, versions: ModelVersionSource | None = None, fleet: FleetSource | None = None
+    config: PlatformConfig,
+    versions: ModelVersionSource | None = None,
+    fleet: FleetSource | None = None,
+    images: ImageSource | None = None,
 ) -> dict[str, Any]:
     """Create every layer for ``config`` and return the stack outputs.
 
     ``versions`` resolves what each endpoint serves (default: the SageMaker model registry); ``fleet`` what
-    each endpoint runs now (default: SageMaker, or nothing when ``versions`` is injected).
+    each endpoint runs now and ``images`` which image builds ECR holds (default: AWS, or nothing when
+    ``versions`` is injected).
     """
-    ctx = StackContext.from_config(config, versions, fleet)
+    ctx = StackContext.from_config(config, versions, fleet, images)
     names = {m.name: ctx.naming.model_names(m.name, get_spec(m.feature_spec).version) for m in config.models}
     foundation = build_foundation(ctx, names)
+    image = build_images(ctx, foundation)
     # Model-quality monitors live in pulumi-aws-native; its provider exists only when a stack has one.
     native = native_provider(ctx, f"{ctx.naming.prefix}-aws-native") if watches_model_quality(config) else None
     outputs: dict[str, dict[str, Any]] = {
@@ -142,7 +176,7 @@ def build_platform(
     }
     responder_models = []
     for model in config.models:
-        features, training, serving, monitoring = build_model(ctx, foundation, model, names[model.name], native)
+        features, training, serving, monitoring = build_model(ctx, foundation, model, names[model.name], native, image)
         outputs["featureGroups"][model.name] = features.feature_group_name
         outputs["trainingPipelines"][model.name] = training.pipeline_name
         outputs["modelPackageGroups"][model.name] = training.model_package_group_name
@@ -171,6 +205,7 @@ def build_platform(
         "glueDatabases": foundation.databases,
         "alertsTopicArn": foundation.alerts_topic_arn,
         "retrainTopicArn": foundation.retrain_topic_arn,
+        "inferenceImage": image.image_uri,
         **outputs,
         "responderFunctions": responders.function_arns,
         "responderDeadLetterQueues": responders.dead_letter_queue_urls,
@@ -178,8 +213,10 @@ def build_platform(
     }
 
 
-def program(versions: ModelVersionSource | None = None, fleet: FleetSource | None = None) -> dict[str, Any]:
+def program(
+    versions: ModelVersionSource | None = None, fleet: FleetSource | None = None, images: ImageSource | None = None
+) -> dict[str, Any]:
     """The Pulumi program: read and validate the stack config, then build. Used by ``__main__``."""
     config = load_config()
     pulumi.log.debug(f"building {config.project}-{config.environment} in {config.region}")
-    return build_platform(config, versions, fleet)
+    return build_platform(config, versions, fleet, images)

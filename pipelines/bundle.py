@@ -4,9 +4,11 @@ The pipeline definition references code only by ``s3://`` URI (the SDK never upl
 publishing is the infrastructure's job: one immutable prefix per code version, for example
 ``s3://<artifacts>/code/<model>/<git commit>/``, holding
 
-- ``preprocess.py``, ``train.py``, ``evaluate.py``: the step scripts (processing jobs run them directly);
-- ``mlops/__init__.py``, ``mlops/features/*.py``: the feature specs, downloaded by processing jobs to
-  ``/opt/ml/processing/input/code_lib/mlops`` (the scripts put that directory on ``sys.path``);
+- ``preprocess.py``, ``train.py``, ``evaluate.py``, ``monitor.py``: the step scripts (processing jobs run them
+  directly; ``monitor.py`` is the monitoring pipeline's drift job);
+- ``mlops/__init__.py``, ``mlops/features/*.py``, ``mlops/monitoring/**/*.py``: the feature specs and the
+  monitoring engine (the drift job, and the drift baseline ``preprocess.py`` writes), downloaded by processing
+  jobs to ``/opt/ml/processing/input/code_lib/mlops`` (the scripts put that directory on ``sys.path``);
 - ``sourcedir.tar.gz``: ``train.py`` and the same ``mlops`` files, the training container's script-mode
   archive (staged as the ``code`` channel, extracted to ``/opt/ml/code``).
 
@@ -29,10 +31,13 @@ TRAINING_ARCHIVE = "sourcedir.tar.gz"
 
 
 def feature_code_files(repo_root: Path = REPO_ROOT) -> dict[str, bytes]:
-    """``mlops/__init__.py`` and every module of ``mlops/features`` (the code the feature specs need)."""
+    """``mlops/__init__.py``, every module of ``mlops/features`` (the feature specs) and of ``mlops/monitoring``
+    at any depth (the drift engine the preprocess and monitor steps run)."""
     files = {"mlops/__init__.py": (repo_root / "mlops" / "__init__.py").read_bytes()}
     for path in sorted((repo_root / "mlops" / "features").glob("*.py")):
         files[f"mlops/features/{path.name}"] = path.read_bytes()
+    for path in sorted((repo_root / "mlops" / "monitoring").rglob("*.py")):
+        files[path.relative_to(repo_root).as_posix()] = path.read_bytes()
     return files
 
 

@@ -51,6 +51,10 @@ MODEL_APPROVAL_STATUS = "ModelApprovalStatus"
 PROCESSING_INSTANCE_TYPE = "ProcessingInstanceType"
 TRAINING_INSTANCE_TYPE = "TrainingInstanceType"
 
+DRIFT_BASELINE_FILE = "drift-baseline.json"
+"""The platform drift job's baseline in the preprocess step's ``baseline`` output (mlops.monitoring.drift.baseline)."""
+SERVED_MEDIA_TYPES = ("application/json", "text/csv")
+"""Request and response media types of the platform's inference server, declared on every model version."""
 EVALUATION_REPORT = "EvaluationReport"
 """Name of the evaluation step's property file (``evaluation.json``)."""
 
@@ -626,10 +630,22 @@ def _register_step(
             content_type="application/json", s3_uri=Join(on="/", values=[_output_s3_uri(step, output), file])
         )
 
-    statistics = source(preprocess, "baseline", "statistics.json")
-    constraints = source(preprocess, "baseline", "constraints.json")
+    evaluation = source(evaluate, "evaluation", "evaluation.json")
+    if settings.monitoring_engine == "platform":
+        # The platform drift job's baseline, computed by the code that computes the live statistics
+        # (mlops.monitoring.drift): what a deployment of this version hands its drift job as the reference.
+        drift = source(preprocess, "baseline", DRIFT_BASELINE_FILE)
+        model_metrics: Any = ModelMetrics(model_statistics=evaluation, model_data_statistics=drift)
+        baselines: Any = DriftCheckBaselines(model_data_statistics=drift)
+    else:
+        statistics = source(preprocess, "baseline", "statistics.json")
+        constraints = source(preprocess, "baseline", "constraints.json")
+        model_metrics = ModelMetrics(
+            model_statistics=evaluation, model_data_statistics=statistics, model_data_constraints=constraints
+        )
+        baselines = DriftCheckBaselines(model_data_statistics=statistics, model_data_constraints=constraints)
     builder = ModelBuilder(
-        image_uri=settings.inference_image_uri or _image_uri(settings, settings.processing_instance_type),
+        image_uri=settings.inference_image_uri,
         s3_model_data_url=train.properties.ModelArtifacts.S3ModelArtifacts,
         role_arn=settings.role_arn,
         sagemaker_session=session,
@@ -638,16 +654,12 @@ def _register_step(
         dependencies=None,
         env_vars={"MLOPS_FEATURE_SPEC": settings.feature_spec},
     )
-    model_metrics: Any = ModelMetrics(
-        model_statistics=source(evaluate, "evaluation", "evaluation.json"),
-        model_data_statistics=statistics,
-        model_data_constraints=constraints,
-    )
-    baselines: Any = DriftCheckBaselines(model_data_statistics=statistics, model_data_constraints=constraints)
     step_args: Any = builder.register(
         model_package_group_name=settings.model_package_group_name,
-        content_types=["application/json", "text/csv"],
-        response_types=["application/json"],
+        # Exactly what the inference server parses and answers (containers/inference/inference_server/payload.py):
+        # a client or a batch transform job may ask for either.
+        content_types=list(SERVED_MEDIA_TYPES),
+        response_types=list(SERVED_MEDIA_TYPES),
         inference_instances=["ml.m5.large", "ml.m5.xlarge"],
         transform_instances=["ml.m5.large"],
         approval_status=params.approval_status,

@@ -39,10 +39,13 @@ S3Uri = Annotated[str, StringConstraints(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61
 BucketName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
 Region = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")]
 InstanceType = Annotated[str, StringConstraints(pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")]
-EcrImageUri = Annotated[
+EcrDigestImageUri = Annotated[
     str,
-    StringConstraints(pattern=r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+[:@][\w.:-]+$"),
+    StringConstraints(
+        pattern=r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+@sha256:[0-9a-f]{64}$"
+    ),
 ]
+"""An ECR image pinned by digest: a tag may later name other bytes, a digest never does."""
 SubnetId = Annotated[str, StringConstraints(pattern=r"^subnet-[0-9a-f]{8,17}$")]
 SecurityGroupId = Annotated[str, StringConstraints(pattern=r"^sg-[0-9a-f]{8,17}$")]
 
@@ -55,7 +58,7 @@ DEFAULT_HYPERPARAMETERS: dict[str, HyperparameterValue] = {
 }
 """Defaults of ``train.py``'s HistGradientBoostingClassifier; a stack may override any of them."""
 
-STEP_SCRIPTS = ("preprocess.py", "train.py", "evaluate.py")
+STEP_SCRIPTS = ("preprocess.py", "train.py", "evaluate.py", "monitor.py")
 """Step scripts published under :attr:`PipelineSettings.code_uri` (plus ``sourcedir.tar.gz`` and ``mlops/``)."""
 
 
@@ -88,9 +91,15 @@ class PipelineSettings(BaseModel):
         default="1.9-0",
         description="SageMaker scikit-learn container version; its scikit-learn must equal the inference image's.",
     )
-    inference_image_uri: EcrImageUri | None = Field(
-        default=None,
-        description="Serving image registered with each model version (default: the scikit-learn image).",
+    inference_image_uri: EcrDigestImageUri = Field(
+        description="The platform's inference image (containers/inference), by digest: every registered version "
+        "names it, so a version and the code that serves it are one immutable pair. A stock framework image "
+        "cannot serve these models (no inference code, no raw-record contract).",
+    )
+    monitoring_engine: Literal["platform", "model-monitor"] = Field(
+        default="platform",
+        description="Which drift baseline a version registers: the platform drift job's (drift-baseline.json) "
+        "or Model Monitor's statistics and constraints.",
     )
     processing_instance_type: InstanceType = "ml.m5.large"
     processing_instance_count: int = Field(default=1, ge=1, le=100)

@@ -21,6 +21,7 @@ What the engine hands a policy:
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -64,6 +65,9 @@ PUBLIC_ACCESS_FLAGS: tuple[str, ...] = (
     "restrictPublicBuckets",
 )
 
+IMAGE_REFERENCE_TAG_TYPES: frozenset[str] = frozenset({"docker-build:index:Image"})
+"""Types whose ``tags`` input lists image references (``registry/repository:tag``), not AWS resource tags."""
+
 TAGGABLE_TYPES: frozenset[str] = frozenset(
     {
         # Every type in this set has a `tags` input in pulumi-aws 7.x or pulumi-aws-native
@@ -98,6 +102,7 @@ TAGGABLE_TYPES: frozenset[str] = frozenset(
         "aws:sagemaker/image:Image",
         "aws:sagemaker/codeRepository:CodeRepository",
         "aws:lambda/function:Function",
+        "aws:ecr/repository:Repository",
         "aws:lambda/eventSourceMapping:EventSourceMapping",
         "aws:sqs/queue:Queue",
         "aws:sns/topic:Topic",
@@ -110,7 +115,6 @@ TAGGABLE_TYPES: frozenset[str] = frozenset(
         "aws:secretsmanager/secret:Secret",
         "aws:dynamodb/table:Table",
         "aws:scheduler/scheduleGroup:ScheduleGroup",
-        "aws:ecr/repository:Repository",
         "aws:athena/workgroup:Workgroup",
         "aws:ec2/securityGroup:SecurityGroup",
         "aws:ec2/vpcEndpoint:VpcEndpoint",
@@ -434,6 +438,8 @@ def validate_tls_only(args: StackValidationArgs, report: ReportViolation) -> Non
 
 def validate_required_tags(args: ResourceValidationArgs, report: ReportViolation) -> None:
     """Taggable resources (and any resource with a ``tags`` input) carry the platform's tag set."""
+    if args.resource_type in IMAGE_REFERENCE_TAG_TYPES:
+        return
     if args.resource_type not in TAGGABLE_TYPES and not _has(args.props, "tags"):
         return
     tags = _tags(args.props)
@@ -531,6 +537,8 @@ MONITORING_SCHEDULE = "aws:sagemaker/monitoringSchedule:MonitoringSchedule"
 NATIVE_MONITORING_SCHEDULE = "aws-native:sagemaker:MonitoringSchedule"
 SCALABLE_TARGET = "aws:appautoscaling/target:Target"
 LAMBDA_FUNCTION = "aws:lambda/function:Function"
+SCHEDULER_SCHEDULE = "aws:scheduler/schedule:Schedule"
+EVENT_TARGET = "aws:cloudwatch/eventTarget:EventTarget"
 
 MONITORING_JOB_DEFINITIONS: Mapping[str, str] = {
     # type token -> the camelCase prefix of its `<prefix>JobInput` / `<prefix>JobOutputConfig` inputs
@@ -718,8 +726,42 @@ def _inline_monitored_endpoints(config: Any) -> list[Any]:
     return [name for name in found if name is not None]
 
 
+def _pipeline_monitored_endpoints(definition: Any) -> list[str]:
+    """Endpoints a monitoring pipeline watches: ``--dimension Endpoint=<name>`` in a processing step's container
+    arguments (the platform drift job's contract: it publishes every metric with that dimension)."""
+    document = _document(definition)
+    if document is None:
+        return []
+    found: list[str] = []
+    for step in _items(document.get("Steps")):
+        arguments = _path(step, "Arguments", "AppSpecification", "ContainerArguments")
+        values = _items(arguments) if not isinstance(arguments, str) else []
+        for flag, value in itertools.pairwise(values):
+            if flag == "--dimension" and isinstance(value, str) and value.startswith("Endpoint="):
+                found.append(value.removeprefix("Endpoint="))
+    return found
+
+
+def _scheduled_targets(args: StackValidationArgs, unknowns: _Unknowns) -> set[str]:
+    """ARNs that a schedule starts: EventBridge Scheduler schedules' and EventBridge rules' targets."""
+    targets: set[str] = set()
+    for resource in args.resources:
+        with unknowns.guard():
+            if resource.resource_type == SCHEDULER_SCHEDULE:
+                arn = _path(resource.props, "target", "arn")
+            elif resource.resource_type == EVENT_TARGET:
+                arn = _get(resource.props, "arn")
+            else:
+                continue
+            if isinstance(arn, str):
+                targets.add(arn)
+    return targets
+
+
 def validate_prod_monitoring_schedule(args: StackValidationArgs, report: ReportViolation) -> None:
-    """Every production endpoint is the input of a Model Monitor job definition that a schedule runs."""
+    """Every production endpoint is monitored on a schedule, by either engine: it is the input of a Model Monitor
+    job definition that a monitoring schedule runs, or the endpoint of a monitoring pipeline (the platform's drift
+    job) that a schedule starts."""
     unknowns = _Unknowns()
     production = _production_environments(args)
     definitions: dict[str, Any] = {}  # job definition name -> endpoint name it reads
@@ -740,6 +782,13 @@ def validate_prod_monitoring_schedule(args: StackValidationArgs, report: ReportV
             definition = _get(config, "monitoringJobDefinitionName")
             if isinstance(definition, str) and definitions.get(definition) is not None:
                 scheduled.add(str(definitions[definition]))
+    started = _scheduled_targets(args, unknowns)
+    for resource in args.resources:
+        if resource.resource_type != SAGEMAKER_PIPELINE:
+            continue
+        with unknowns.guard():
+            if _get(resource.props, "arn") in started:
+                scheduled.update(_pipeline_monitored_endpoints(_get(resource.props, "pipelineDefinition")))
     for endpoint in (r for r in args.resources if r.resource_type == ENDPOINT):
         with unknowns.guard():
             if _environment(endpoint.props) not in production:
@@ -747,8 +796,9 @@ def validate_prod_monitoring_schedule(args: StackValidationArgs, report: ReportV
             name = _get(endpoint.props, "name")
             if name not in scheduled:
                 report(
-                    f"production endpoint '{endpoint.name}' ({name}) is the input of no scheduled Model Monitor job "
-                    "definition; production endpoints must be monitored",
+                    f"production endpoint '{endpoint.name}' ({name}) is monitored by no schedule: it is neither the "
+                    "input of a scheduled Model Monitor job definition nor the endpoint of a scheduled monitoring "
+                    "pipeline; production endpoints must be monitored",
                     endpoint.urn,
                 )
     unknowns.raise_first()
@@ -941,7 +991,11 @@ PROD_ENDPOINT_DATA_CAPTURE = ResourceValidationPolicy(
 
 PROD_ENDPOINT_MONITORING_SCHEDULE = StackValidationPolicy(
     name="prod-endpoint-monitoring-schedule",
-    description="Every production endpoint is the input of a Model Monitor job definition that a schedule runs.",
+    description=(
+        "Every production endpoint is monitored on a schedule: the input of a Model Monitor job definition that a "
+        "monitoring schedule runs, or the endpoint of a monitoring pipeline (the platform's drift job) that an "
+        "EventBridge Scheduler schedule or rule starts."
+    ),
     validate=validate_prod_monitoring_schedule,
     config_schema=PolicyConfigSchema({"productionEnvironments": _PRODUCTION_ENVIRONMENTS_SCHEMA}),
 )

@@ -315,6 +315,8 @@ def step_pipeline(d: Drill) -> str:
         code_uri=f"s3://{d.names.bucket('artifacts')}/{code_prefix}",
         input_data_uri=d.values["curated_location"].rstrip("/"),
         code_version=code_version,
+        # The drill runs no container (moto stores the definition as given): any image pinned by digest will do.
+        inference_image_uri=f"123456789012.dkr.ecr.{REGION}.amazonaws.com/acme-drill-inference@sha256:{'0' * 64}",
     )
     with contextlib.redirect_stdout(io.StringIO()):  # the SDK prints a telemetry notice on import
         definition = pipeline_definition(settings)

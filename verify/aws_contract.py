@@ -336,6 +336,29 @@ TYPE_MAPPINGS: dict[str, TypeMapping] = {
     "aws:sqs/queuePolicy:QueuePolicy": TypeMapping(
         calls=(Call("sqs", "SetQueueAttributes", fields={"policy": "Attributes.Policy"}),),
     ),
+    # ---- ECR
+    "aws:ecr/repository:Repository": TypeMapping(
+        calls=(
+            Call(
+                "ecr",
+                "CreateRepository",
+                fields={
+                    "name": "repositoryName",
+                    # The provider sends the first (only) configuration as the request's single member.
+                    "encryptionConfigurations": "encryptionConfiguration",
+                },
+            ),
+        ),
+        unmapped={"forceDelete": _PROVIDER_ONLY},
+    ),
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy": TypeMapping(
+        calls=(
+            Call("ecr", "PutLifecyclePolicy", fields={"repository": "repositoryName", "policy": "lifecyclePolicyText"}),
+        ),
+    ),
+    "aws:ecr/repositoryPolicy:RepositoryPolicy": TypeMapping(
+        calls=(Call("ecr", "SetRepositoryPolicy", fields={"repository": "repositoryName", "policy": "policyText"}),),
+    ),
     # ---- Lambda
     "aws:lambda/function:Function": TypeMapping(
         calls=(
@@ -430,6 +453,20 @@ TYPE_MAPPINGS: dict[str, TypeMapping] = {
             ),
         ),
         unmapped={"forceDestroy": _PROVIDER_ONLY},
+    ),
+    # ---- EventBridge Scheduler
+    "aws:scheduler/schedule:Schedule": TypeMapping(
+        calls=(
+            Call(
+                "scheduler",
+                "CreateSchedule",
+                fields={
+                    "target.sagemakerPipelineParameters": "SageMakerPipelineParameters",
+                    "target.sagemakerPipelineParameters.pipelineParameters": "PipelineParameterList",
+                },
+            ),
+        ),
+        unmapped={"namePrefix": _AUTONAMED},
     ),
     # ---- DynamoDB
     "aws:dynamodb/table:Table": TypeMapping(
@@ -542,6 +579,10 @@ TYPE_MAPPINGS: dict[str, TypeMapping] = {
 UNMAPPED_TYPES: dict[str, str] = {
     "pulumi:providers:aws-native": "an explicit provider instance: configures the engine, makes no AWS API call",
     "pulumi:providers:aws": "an explicit provider instance: configures the engine, makes no AWS API call",
+    "docker-build:index:Image": (
+        "a BuildKit build: pushes through the registry's Docker API (not an AWS API call); the repository it pushes "
+        "to is checked as aws:ecr/repository:Repository"
+    ),
 }
 """Custom resource types that make no AWS call, with the reason. (Components make none either: skipped.)"""
 
@@ -815,6 +856,7 @@ POLICY_INPUTS: dict[str, tuple[tuple[str, str], ...]] = {
     "aws:sqs/queue:Queue": (("policy", "resource"),),
     "aws:sqs/queuePolicy:QueuePolicy": (("policy", "resource"),),
     "aws:sagemaker/modelPackageGroupPolicy:ModelPackageGroupPolicy": (("resourcePolicy", "resource"),),
+    "aws:ecr/repositoryPolicy:RepositoryPolicy": (("policy", "resource"),),
 }
 """Which inputs of which types hold a policy document, and its kind (identity, trust, resource)."""
 

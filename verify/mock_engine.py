@@ -25,6 +25,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from infra.config import CONFIG_NAMESPACE, PlatformConfig, parse_stack_config
+from infra.images.registry import ImageSource, OfflineImages
 from infra.model_versions import ModelVersionSource, OfflineVersions
 from infra.serving.fleet import FleetSource, NoFleet
 
@@ -150,6 +151,15 @@ class PlatformMocks(pulumi.runtime.Mocks):
         elif typ == "aws:dynamodb/table:Table":
             arn = f"arn:aws:dynamodb:{region}:{account}:table/{physical}"
             state["streamArn"] = ""
+        elif typ == "aws:ecr/repository:Repository":
+            arn = f"arn:aws:ecr:{region}:{account}:repository/{physical}"
+            state.update(registryId=account, repositoryUrl=f"{account}.dkr.ecr.{region}.amazonaws.com/{physical}")
+        elif typ == "docker-build:index:Image":
+            # What a push reports: the manifest's digest (here a hash of the tags, which hold the content hash).
+            tags = [str(t) for t in state.get("tags") or []]
+            state["digest"] = "sha256:" + hashlib.sha256("\n".join(tags).encode()).hexdigest()
+            state["ref"] = f"{tags[0].rsplit(':', 1)[0]}@{state['digest']}" if tags else ""
+            resource_id = state["digest"]
         elif svc == "sagemaker":
             kind = {
                 "FeatureGroup": "feature-group",
@@ -181,6 +191,9 @@ class PlatformMocks(pulumi.runtime.Mocks):
                 "id": self.region,
                 "endpoint": f"ec2.{self.region}.amazonaws.com",
             }
+        if function == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+            # Not a credential: the offline engine pushes nothing.
+            return {"userName": "AWS", "password": "offline", "authorizationToken": "", "id": self.region}
         if function == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws", "reverseDnsPrefix": "com.amazonaws"}
         return dict(args.args)
@@ -273,13 +286,16 @@ def run_program(
     values: Mapping[str, str] | None = None,
     versions: ModelVersionSource | None = None,
     fleet: FleetSource | None = None,
+    images: ImageSource | None = None,
 ) -> OfflinePlan:
     """Run the platform program for ``stack`` under mocks and return what it registered.
 
     ``values`` replaces the stack file (Pulumi's string form); ``overrides`` replaces top-level keys.
-    ``versions`` answers "which model version does each endpoint serve"; default: every group has an
-    approved version 1 (:class:`infra.model_versions.OfflineVersions`). ``fleet`` answers "what does each endpoint
-    run now"; default: no endpoint exists (:class:`infra.serving.fleet.NoFleet`).
+    ``versions`` answers "which model version does each endpoint serve"; default: every group has two
+    approved versions, so ``latest`` is 2 and ``previous`` is 1 (:class:`infra.model_versions.OfflineVersions`).
+    ``fleet`` answers "what does each endpoint run now"; default: no endpoint exists
+    (:class:`infra.serving.fleet.NoFleet`). ``images`` answers "which image builds are in ECR"; default: none
+    (:class:`infra.images.registry.OfflineImages`), so every image is built.
     Config is validated first: a :class:`infra.config.ConfigError` is raised before any resource exists.
     """
     from infra import platform  # imported late: the program module imports pulumi_aws
@@ -302,7 +318,9 @@ def run_program(
 
     def program() -> None:
         outputs = platform.program(
-            versions or OfflineVersions(region=config.region, account_id=MOCK_ACCOUNT_ID), fleet or NoFleet()
+            versions or OfflineVersions(region=config.region, account_id=MOCK_ACCOUNT_ID),
+            fleet or NoFleet(),
+            images or OfflineImages(),
         )
 
         def keep(values: dict[str, Any]) -> None:

@@ -1,7 +1,10 @@
-"""Monitoring layer: a served model's monitors, alarms and dashboard.
+"""Monitoring layer: a served model's drift and quality monitor, alarms and dashboard.
 
-``settings`` (stack key ``models[].monitoring``, and the checks that involve the endpoint), ``component``
-(:class:`ModelMonitoring`: Model Monitor jobs and schedules, alarm wiring), ``iam`` (the jobs' role) and
+``settings`` (stack key ``models[].monitoring``, and the checks that involve the endpoint; ``cadence`` reads a
+schedule's period), ``component`` (:class:`ModelMonitoring`: the engine, alarm wiring), ``platform_monitor``
+(engine ``platform``: the monitoring pipeline, its role and schedule; the definition itself is
+:mod:`pipelines.monitoring`), ``jobs`` (engine ``model-monitor``: Model Monitor's job definitions and
+schedules), ``reports`` (the drift reports and their Glue table's schema), ``iam`` (the monitors' roles) and
 ``dashboard``. What each alarm watches is defined in :mod:`infra.alarms`.
 """
 

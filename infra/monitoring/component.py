@@ -1,35 +1,37 @@
-"""Monitoring: Model Monitor schedules, CloudWatch alarms and a dashboard for one served model.
+"""Monitoring: drift and quality monitors, CloudWatch alarms and a dashboard for one served model.
 
-Per model with an endpoint (see :class:`ModelMonitoring`):
+Per model with an endpoint (see :class:`ModelMonitoring`), one of two engines (``monitoring.engine``):
 
-- **Data quality** (``monitoring.dataQuality``, instance endpoints with data capture): an
-  ``aws.sagemaker.DataQualityJobDefinition`` comparing the captured requests with the served version's
-  drift baselines (statistics and constraints registered with the model package), run hourly or daily by
-  an ``aws.sagemaker.MonitoringSchedule``; reports under ``s3://<monitoring>/<model>/data-quality/`` and
-  per-feature ``feature_baseline_drift_<feature>`` metrics in CloudWatch. The endpoint captures RAW
-  requests while the baselines describe the feature spec's columns, so the job runs a record preprocessor
-  (:func:`mlops.monitoring.build_record_preprocessor`: the spec's own ``compute_features``) published,
-  KMS-encrypted, at ``s3://<monitoring>/<model>/record-preprocessor/<content hash>/record_preprocessor.py``.
-- **Model quality** (``monitoring.modelQuality``): a ``pulumi_aws_native.sagemaker.ModelQualityJobDefinition``
-  (not in pulumi-aws) joining captured predictions with ground-truth labels from
-  ``s3://<monitoring>/<model>/<groundTruthPrefix>``, BinaryClassification, scheduled the same way;
-  reports under ``s3://<monitoring>/<model>/model-quality/`` and the training metric in CloudWatch.
-- **Alarms**: feature drift (one per feature), a composite "model drift" alarm (OR of those), model
-  quality below threshold, p99 latency and 5xx error rate per production variant, the business KPI.
-  Every alarm notifies the ``alerts`` topic; the composite drift and the model-quality alarms also
-  publish to the ``retrain`` topic (the retraining responder acts on them) when retraining is enabled.
-- **Dashboard**: invocations, latency, errors per variant, drift, quality, KPI and alarm states.
+- **platform** (default; :mod:`infra.monitoring.platform_monitor`): a small SageMaker pipeline whose one
+  processing step runs the platform's drift job over the last ``monitoring.platform.windowHours`` of the
+  endpoint's data capture, against the served version's drift baseline (registered with the model version by
+  the training pipeline), started by EventBridge Scheduler on ``monitoring.platform.schedule``. It publishes
+  per-feature drift, data-quality, positive-rate and (with ground truth) model-quality metrics to
+  :data:`infra.alarms.PLATFORM_METRICS_NAMESPACE`, plus ``RecordsAnalyzed`` on every run (the heartbeat), and
+  writes a JSON report per run under ``s3://<monitoring>/drift-reports/`` (the catalog's ``drift_reports``
+  table).
+- **model-monitor** (:mod:`infra.monitoring.jobs`; accounts that still have SageMaker Model Monitor, closed to
+  new customers): an ``aws.sagemaker.DataQualityJobDefinition`` comparing the captured requests (through the
+  record preprocessor :func:`mlops.monitoring.build_record_preprocessor`, published KMS-encrypted at
+  ``s3://<monitoring>/<model>/record-preprocessor/<content hash>/record_preprocessor.py``) with the served
+  version's baselines, and a ``pulumi_aws_native.sagemaker.ModelQualityJobDefinition`` joining captured
+  predictions with ground truth, each run by an ``aws.sagemaker.MonitoringSchedule``. Definition names carry a
+  digest of their inputs, so a new baseline creates a new definition before the old one goes.
 
-Both monitoring jobs run the Model Monitor analyzer image (looked up offline with the SageMaker SDK), with
-network isolation, inter-container encryption, volumes and reports encrypted with the platform key, and
-a role that can read only the capture prefix, the ground truth and the two baseline objects, and write
-only the model's report prefixes.
+**Alarms** (definitions in :mod:`infra.alarms`): feature drift (one per feature), the composite "model drift"
+(OR of those) and "drift not measured" (any of them without data), model quality below threshold, the
+platform monitor's heartbeat ("monitor not reporting"), p99 latency and 5xx error rate per production
+variant, the business KPI. Every alarm notifies the ``alerts`` topic; the composite drift and the
+model-quality alarms also publish to the ``retrain`` topic (the retraining responder acts on them) when
+retraining is enabled. The heartbeat and "drift not measured" never retrain: a broken monitor is no evidence
+against the model. **Dashboard**: endpoint metrics, the monitor's metrics, KPI and alarm states.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -41,11 +43,13 @@ from infra import alarms, iam
 from infra.alarms import DATA_METRICS_NAMESPACE, MODEL_METRICS_NAMESPACE
 from infra.foundation import Foundation
 from infra.model_versions import DeployableVersion
+from infra.monitoring.cadence import period_seconds
 from infra.monitoring.dashboard import dashboard_body
 from infra.monitoring.iam import monitoring_role_statements, split_s3_uri
 from infra.monitoring.jobs import MonitorJobs, data_quality_job, model_quality_job
+from infra.monitoring.platform_monitor import PlatformMonitor, PlatformMonitorArgs, platform_monitor
 from infra.monitoring.settings import MonitoringSettings
-from infra.naming import ModelNames
+from infra.naming import Kind, ModelNames
 from infra.serving import ServedEndpoint
 from infra.training import QualityGate
 from mlops.features.spec import FeatureSpec
@@ -91,7 +95,10 @@ class ModelMonitoringArgs:
       Model Monitor job is created; its served version's drift baselines are the data-quality baselines;
     - ``quality_gate``: the training metric and threshold (:attr:`infra.training.TrainingPipeline.quality_gate`),
       which the model-quality alarm watches live unless ``modelQuality.metricThreshold`` overrides it;
-    - ``native_provider`` (from :func:`native_provider`), required when model quality is monitored.
+    - ``native_provider`` (from :func:`native_provider`), required when Model Monitor's model quality is
+      monitored (engine ``model-monitor``);
+    - ``code_uri``: the training pipeline's published code bundle (:attr:`infra.training.TrainingPipeline.code_uri`),
+      whose ``monitor.py`` and ``mlops`` package the platform engine's job runs; required with engine ``platform``.
     """
 
     context: StackContext
@@ -102,22 +109,27 @@ class ModelMonitoringArgs:
     endpoint: ServedEndpoint
     quality_gate: QualityGate
     native_provider: pulumi.ProviderResource | None = None
+    code_uri: pulumi.Input[str] | None = None
 
 
 class ModelMonitoring(pulumi.ComponentResource):
-    """Model Monitor schedules, alarms and a dashboard for one model's endpoint.
+    """The drift and quality monitor (either engine), alarms and a dashboard for one model's endpoint.
 
     Outputs (attributes): ``alarm_names`` (every alarm), ``retraining_alarm_names`` and
     ``retraining_alarm_arns`` (the alarms that publish to the retrain topic: composite drift and model
     quality; empty when ``monitoring.retraining.enabled`` is false), ``drift_alarm_names`` (per feature),
-    ``dashboard_name``, ``data_quality_schedule_name`` / ``model_quality_schedule_name`` (``None`` when
-    that monitor is off), ``role_arn`` (``None`` without monitors), ``record_preprocessor_uri`` (the
-    data-quality job's record preprocessor; ``None`` without a data-quality monitor).
+    ``heartbeat_alarm_name`` (engine platform), ``dashboard_name``, ``monitor_period_seconds`` (of the drift
+    monitor: its alarms' period), ``role_arn`` (``None`` without monitors). Engine platform:
+    ``monitoring_pipeline_name`` and ``monitoring_schedule_name``. Engine model-monitor:
+    ``data_quality_schedule_name`` / ``model_quality_schedule_name`` (``None`` when that monitor is off) and
+    ``record_preprocessor_uri`` (``None`` without a data-quality monitor).
 
-    Raises ``ValueError`` when model quality is monitored without ``native_provider``, and
-    ``infra.naming.NamingError`` at preview when a derived name breaks AWS's limits.
+    Raises ``ValueError`` when Model Monitor's model quality is monitored without ``native_provider``, or the
+    platform engine without ``code_uri``; ``infra.naming.NamingError`` at preview when a derived name breaks
+    AWS's limits.
     """
 
+    names: ModelNames
     endpoint: ServedEndpoint
     settings: MonitoringSettings
     quality_gate: QualityGate
@@ -126,8 +138,15 @@ class ModelMonitoring(pulumi.ComponentResource):
     drift_alarm_names: list[str]
     retraining_alarm_names: list[str]
     retraining_alarm_arns: list[pulumi.Output[str]]
+    heartbeat_alarm_name: str | None
     dashboard: aws.cloudwatch.Dashboard
     dashboard_name: str
+    engine: str
+    monitor_period_seconds: int | None
+    quality_period_seconds: int | None
+    platform: PlatformMonitor | None
+    monitoring_pipeline_name: str | None
+    monitoring_schedule_name: str | None
     data_quality_schedule_name: str | None
     model_quality_schedule_name: str | None
     baseline: DeployableVersion | None
@@ -140,7 +159,7 @@ class ModelMonitoring(pulumi.ComponentResource):
     def __init__(self, name: str, args: ModelMonitoringArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlops:monitoring:ModelMonitoring", name, None, opts)
         ctx, model, monitoring = args.context, args.names.model, args.settings
-        self._name, self._args = name, args
+        self._name, self._args, self.names = name, args, args.names
         self.endpoint, self.settings, self.quality_gate = args.endpoint, monitoring, args.quality_gate
         self._tags = ctx.naming.tags(Model=model)
         self.alarms = {}
@@ -155,53 +174,19 @@ class ModelMonitoring(pulumi.ComponentResource):
         self.record_preprocessor = None
         self.record_preprocessor_uri = None
 
-        captured = args.endpoint.data_capture_uri is not None
-        watch_data = captured and monitoring.data_quality.enabled
-        watch_quality = captured and monitoring.model_quality.enabled
-        if watch_data:
-            self.baseline = ctx.versions.resolve(args.names.package_group, args.endpoint.served_version_arn)
-            if self.baseline is None or not (self.baseline.data_statistics_uri and self.baseline.data_constraints_uri):
-                pulumi.log.warn(
-                    f"model '{model}': the served version has no drift baselines "
-                    "(DriftCheckBaselines.ModelDataQuality); no data-quality monitor or drift alarms",
-                    resource=self,
-                )
-                watch_data = False
-        if watch_data:
-            # Generated at preview from the repository's feature code: same code, same bytes, same key.
-            self._preprocessor_script = build_record_preprocessor(args.spec)
-            self._preprocessor_key = record_preprocessor_key(model, self._preprocessor_script)
-        if watch_quality and args.native_provider is None:
-            raise ValueError(
-                f"model '{model}': monitoring.modelQuality.enabled=true needs the aws-native provider "
-                "(ModelMonitoringArgs.native_provider)"
-            )
+        self.heartbeat_alarm_name = None
+        self.engine = monitoring.engine
+        self.monitor_period_seconds = None
+        self.quality_period_seconds = None
+        self.platform = None
+        self.monitoring_pipeline_name = None
+        self.monitoring_schedule_name = None
 
-        if watch_data or watch_quality:
-            role = self._role(watch_data, watch_quality)
-            self.role_arn = role.arn
-            jobs = MonitorJobs(
-                parent=self,
-                name=name,
-                names=args.names,
-                foundation=args.foundation,
-                endpoint_name=args.endpoint.name,
-                role=role,
-                image=analyzer_image_uri(ctx.config.region),
-                tags=self._tags,
-            )
-            if watch_data:
-                self.data_quality_schedule_name = self._data_quality(jobs)
-            if watch_quality:
-                assert args.native_provider is not None
-                self.model_quality_schedule_name = model_quality_job(
-                    jobs, args.settings.model_quality, args.native_provider
-                )
+        if monitoring.engine == "platform":
+            self._platform_engine()
+        else:
+            self._model_monitor_engine()
 
-        if self.data_quality_schedule_name is not None:
-            self._drift_alarms(self.data_quality_schedule_name)
-        if self.model_quality_schedule_name is not None:
-            self._quality_alarm(self.model_quality_schedule_name)
         for variant in args.endpoint.variant_names:
             self._latency_alarm(variant)
             self._error_alarm(variant)
@@ -221,12 +206,132 @@ class ModelMonitoring(pulumi.ComponentResource):
                 "retraining_alarm_names": self.retraining_alarm_names,
                 "retraining_alarm_arns": self.retraining_alarm_arns,
                 "dashboard_name": self.dashboard_name,
+                "heartbeat_alarm_name": self.heartbeat_alarm_name,
+                "monitoring_pipeline_name": self.monitoring_pipeline_name,
+                "monitoring_schedule_name": self.monitoring_schedule_name,
                 "data_quality_schedule_name": self.data_quality_schedule_name,
                 "model_quality_schedule_name": self.model_quality_schedule_name,
                 "role_arn": self.role_arn,
                 "record_preprocessor_uri": self.record_preprocessor_uri,
             }
         )
+
+    # --- engines ------------------------------------------------------------------------------------
+
+    def _captured(self) -> tuple[bool, bool]:
+        """(watch drift, watch quality): asked for, and the endpoint captures what the monitor reads."""
+        captured = self._args.endpoint.data_capture_uri is not None
+        monitoring = self._args.settings
+        return captured and monitoring.data_quality.enabled, captured and monitoring.model_quality.enabled
+
+    def _platform_engine(self) -> None:
+        """The monitoring pipeline and its schedule, the heartbeat, drift and quality alarms."""
+        args, model = self._args, self._args.names.model
+        watch_drift, watch_quality = self._captured()
+        if not (watch_drift or watch_quality):
+            return
+        self.baseline = args.context.versions.resolve(args.names.package_group, args.endpoint.served_version_arn)
+        if self.baseline is None or not self.baseline.data_statistics_uri:
+            pulumi.log.warn(
+                f"model '{model}': the served version has no drift baseline (DriftCheckBaselines.ModelDataQuality."
+                "Statistics); no drift monitor or monitoring alarms",
+                resource=self,
+            )
+            return
+        if args.code_uri is None:
+            raise ValueError(
+                f"model '{model}': monitoring.engine=platform needs the training pipeline's code bundle "
+                "(ModelMonitoringArgs.code_uri)"
+            )
+        capture = args.endpoint.data_capture_uri
+        assert capture is not None
+        self.platform = platform_monitor(
+            PlatformMonitorArgs(
+                parent=self,
+                name=self._name,
+                names=args.names,
+                foundation=args.foundation,
+                settings=args.settings,
+                feature_spec=args.spec.name,
+                endpoint_name=args.endpoint.name,
+                capture_uri=capture,
+                code_uri=args.code_uri,
+                baseline_uri=self.baseline.data_statistics_uri,
+                tags=self._tags,
+            )
+        )
+        self.role_arn = self.platform.role.arn
+        self.monitoring_pipeline_name = self.platform.pipeline_name
+        self.monitoring_schedule_name = self.platform.schedule_name
+        period = args.settings.platform.period_seconds
+        self.monitor_period_seconds = self.quality_period_seconds = period
+        self._heartbeat_alarm(period)
+        endpoint = args.endpoint.name
+        if watch_drift:
+            self._drift_alarms(lambda feature: alarms.platform_feature_drift(model, feature, endpoint, period))
+        if watch_quality:
+            metric = args.quality_gate.metric_name
+            self._quality_alarm(
+                alarms.platform_model_quality(model, metric, self.quality_threshold(), endpoint, period)
+            )
+
+    def _model_monitor_engine(self) -> None:
+        """Model Monitor's data- and model-quality jobs and schedules, drift and quality alarms."""
+        args, model = self._args, self._args.names.model
+        ctx, monitoring = args.context, args.settings
+        watch_data, watch_quality = self._captured()
+        if watch_data:
+            self.baseline = ctx.versions.resolve(args.names.package_group, args.endpoint.served_version_arn)
+            if self.baseline is None or not (self.baseline.data_statistics_uri and self.baseline.data_constraints_uri):
+                pulumi.log.warn(
+                    f"model '{model}': the served version has no drift baselines "
+                    "(DriftCheckBaselines.ModelDataQuality); no data-quality monitor or drift alarms",
+                    resource=self,
+                )
+                watch_data = False
+        if watch_data:
+            # Generated at preview from the repository's feature code: same code, same bytes, same key.
+            self._preprocessor_script = build_record_preprocessor(args.spec)
+            self._preprocessor_key = record_preprocessor_key(model, self._preprocessor_script)
+        if watch_quality and args.native_provider is None:
+            raise ValueError(
+                f"model '{model}': monitoring.modelQuality.enabled=true needs the aws-native provider "
+                "(ModelMonitoringArgs.native_provider)"
+            )
+        if not (watch_data or watch_quality):
+            return
+        role = self._role(watch_data, watch_quality)
+        self.role_arn = role.arn
+        jobs = MonitorJobs(
+            parent=self,
+            name=self._name,
+            names=args.names,
+            foundation=args.foundation,
+            endpoint_name=args.endpoint.name,
+            role=role,
+            image=analyzer_image_uri(ctx.config.region),
+            tags=self._tags,
+        )
+        endpoint = args.endpoint.name
+        if watch_data:
+            dq_schedule = self.data_quality_schedule_name = self._data_quality(jobs)
+            dq_period = period_seconds(monitoring.data_quality.schedule, model_monitor=True)
+            self.monitor_period_seconds = dq_period
+            threshold = monitoring.data_quality.drift_threshold
+            self._drift_alarms(
+                lambda feature: alarms.feature_drift(model, feature, threshold, endpoint, dq_schedule, dq_period)
+            )
+        if watch_quality:
+            assert args.native_provider is not None
+            mq_schedule = self.model_quality_schedule_name = model_quality_job(
+                jobs, monitoring.model_quality, args.native_provider
+            )
+            mq_period = period_seconds(monitoring.model_quality.schedule, model_monitor=True)
+            self.quality_period_seconds = mq_period
+            metric = args.quality_gate.metric_name
+            self._quality_alarm(
+                alarms.model_quality(model, metric, self.quality_threshold(), endpoint, mq_schedule, mq_period)
+            )
 
     # --- Model Monitor jobs (their definitions: infra.monitoring.jobs) -------------------------------
 
@@ -321,25 +426,24 @@ class ModelMonitoring(pulumi.ComponentResource):
         """The features with a drift alarm: ``driftAlarmFeatures``, or every feature of the spec."""
         return self._args.settings.data_quality.drift_alarm_features or tuple(self._args.spec.feature_names)
 
-    def _drift_alarms(self, schedule_name: str) -> None:
-        """One alarm per feature on its baseline drift distance, and the composite "model drift" alarm."""
+    def _drift_alarms(self, feature_alarm: Callable[[str], alarms.AlarmSpec]) -> None:
+        """One alarm per feature (``feature_alarm`` says what it watches), the composite "model drift" alarm
+        (retrains) and the composite "drift not measured" alarm (alerts only)."""
         args, names = self._args, self._args.names
-        threshold = args.settings.data_quality.drift_threshold
         feature_alarms = []
         for feature in self.drift_features():
             alarm_name = names.drift_alarm(feature)
-            spec = alarms.feature_drift(names.model, feature, threshold, args.endpoint.name, schedule_name)
-            feature_alarms.append(self._alarm(f"drift-{feature}", alarm_name, spec))
+            feature_alarms.append(self._alarm(f"drift-{feature}", alarm_name, feature_alarm(feature)))
             self.drift_alarm_names.append(alarm_name)
         if not feature_alarms:
             return
+        # Built from the feature alarms' names (outputs), so they are created after them.
+        members = pulumi.Output.all(*[a.name for a in feature_alarms])
         composite_name = names.model_drift_alarm
-        # Built from the feature alarms' names (outputs), so it is created after them.
-        rule = pulumi.Output.all(*[a.name for a in feature_alarms]).apply(alarms.model_drift_rule)
         composite = aws.cloudwatch.CompositeAlarm(
             f"{self._name}-model-drift",
             alarm_name=composite_name,
-            alarm_rule=rule,
+            alarm_rule=members.apply(alarms.model_drift_rule),
             alarm_description=alarms.model_drift_description(names.model, args.settings.retraining.enabled),
             alarm_actions=self._actions(retrain=True),
             ok_actions=[args.foundation.alerts_topic_arn],
@@ -347,6 +451,19 @@ class ModelMonitoring(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self._remember("model-drift", composite_name, composite, retrain=True)
+        unmeasured_name = names.naming.name(f"{names.model}-drift-unmeasured", Kind.ALARM)
+        unmeasured = aws.cloudwatch.CompositeAlarm(
+            f"{self._name}-drift-unmeasured",
+            alarm_name=unmeasured_name,
+            alarm_rule=members.apply(alarms.drift_unmeasured_rule),
+            alarm_description=alarms.drift_unmeasured_description(names.model),
+            # On-call only: a monitor that measures nothing is no evidence against the model.
+            alarm_actions=self._actions(retrain=False),
+            ok_actions=[args.foundation.alerts_topic_arn],
+            tags=self._tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self._remember("drift-unmeasured", unmeasured_name, unmeasured, retrain=False)
 
     def quality_threshold(self) -> float:
         """The live metric's alarm threshold: ``modelQuality.metricThreshold``, else the training gate's."""
@@ -363,11 +480,25 @@ class ModelMonitoring(pulumi.ComponentResource):
         own = self._args.settings.endpoint_alarms.error_rate_percent_threshold
         return own if own is not None else self._args.endpoint.error_rate_percent_threshold
 
-    def _quality_alarm(self, schedule_name: str) -> None:
+    def _quality_alarm(self, spec: alarms.AlarmSpec) -> None:
+        """The live training metric below its threshold: retrains; a day without any quality datapoint turns
+        it INSUFFICIENT_DATA, which alerts on-call (labels or monitor stopped)."""
         args, names = self._args, self._args.names
-        metric = args.quality_gate.metric_name
-        spec = alarms.model_quality(names.model, metric, self.quality_threshold(), args.endpoint.name, schedule_name)
-        self._alarm("model-quality", names.quality_alarm(metric), spec, retrain=True)
+        self._alarm(
+            "model-quality",
+            names.quality_alarm(args.quality_gate.metric_name),
+            spec,
+            retrain=True,
+            insufficient_data_actions=[args.foundation.alerts_topic_arn],
+        )
+
+    def _heartbeat_alarm(self, period: int) -> None:
+        """engine=platform: "monitor not reporting" (no analyzed record for a few periods). Alerts on-call, never
+        retrains: the responder is configured only with the drift and quality alarms."""
+        args, names = self._args, self._args.names
+        self.heartbeat_alarm_name = names.naming.name(f"{names.model}-monitor-not-reporting", Kind.ALARM)
+        spec = alarms.monitor_heartbeat(names.model, args.endpoint.name, period)
+        self._alarm("monitor-heartbeat", self.heartbeat_alarm_name, spec)
 
     def _latency_alarm(self, variant: str) -> None:
         args, names = self._args, self._args.names

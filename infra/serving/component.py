@@ -1,9 +1,12 @@
 """Serving: one SageMaker real-time endpoint per served model, with every rollout strategy of the config.
 
 - What is served: each variant's model package version, resolved once at ``pulumi up`` time
-  (:mod:`infra.model_versions`): the ARN pinned in the stack file, else the latest ``Approved`` version of
-  the model's package group. A group without an approved version gets no endpoint yet (a warning says what
-  to do); the approval responder's deployment creates it on the next ``pulumi up``.
+  (:mod:`infra.model_versions`) from its ``modelVersion``: ``latest`` (the latest ``Approved`` version of the
+  model's package group), ``previous`` (the ``Approved`` version before it) or a pinned ARN. A group without an
+  approved version gets no endpoint yet (a warning says what to do); the approval responder's deployment
+  creates it on the next ``pulumi up``. While only one version is approved, ``previous`` serves that one (with
+  a warning) rather than dropping the variant: the endpoint keeps its variant names, which blue/green updates
+  require. Variants that serve the same version get a warning (their comparison cannot show a difference).
 - Strategies (``serving.strategy``): ``single`` (one production variant), ``ab`` (weighted production
   variants), ``shadow`` (one production variant plus one shadow variant that receives a copy of the traffic;
   AWS accepts exactly one of each) and ``serverless`` (one variant, no instances, no capture, no VPC).
@@ -31,6 +34,7 @@ import pulumi_aws as aws
 
 from infra import alarms, iam
 from infra.foundation import Foundation
+from infra.model_versions import LATEST, PREVIOUS, DeployableVersion
 from infra.naming import Kind, ModelNames
 from infra.serving.fleet import rollout_instance_count
 from infra.serving.iam import CAPTURE_PREFIX, execution_role
@@ -59,6 +63,8 @@ class ServingArgs:
     foundation: Foundation
     names: ModelNames
     settings: ServingSettings
+    image_repository_arn: pulumi.Input[str]
+    """The ECR repository of the inference image the registered versions name (the role pulls only there)."""
 
 
 @dataclass(frozen=True)
@@ -172,35 +178,87 @@ class Serving(pulumi.ComponentResource):
     # --- what to serve ----------------------------------------------------------------------------
 
     def _resolve(self, args: ServingArgs, serving: ServingSettings) -> list[_Variant] | None:
-        """Each variant with its model package ARN, or ``None`` (and a warning) when one has no version yet."""
-        group = args.names.package_group
-        wanted: list[tuple[str, VariantSettings | None, str | None, bool]]
+        """Each variant with its model package ARN, or ``None`` (and a warning) when one has no version yet.
+
+        ``previous`` while the group has a single approved version serves that version, with a warning, instead
+        of dropping the variant: SageMaker's blue/green updates need the new endpoint config to keep the old
+        variant names, so a variant that vanished at the first approval could not come back with a guarded update
+        at the second (and the rollback alarms, scalable targets and per-variant monitoring would change twice).
+        """
+        group, model = args.names.package_group, args.names.model
+        # (variant name, its settings key, settings, selector, shadow)
+        wanted: list[tuple[str, str, VariantSettings | None, str, bool]]
         if serving.strategy == "serverless":
-            pinned = serving.serverless.model_package_arn if serving.serverless else None
-            wanted = [(SERVERLESS_VARIANT, None, pinned, False)]
+            selector = serving.serverless.model_version if serving.serverless else LATEST
+            wanted = [(SERVERLESS_VARIANT, "serving.serverless", None, selector, False)]
         else:
-            wanted = [(v.name, v, v.model_package_arn, False) for v in serving.variants]
+            wanted = [
+                (v.name, f"serving.variants[{i}]", v, v.model_version, False) for i, v in enumerate(serving.variants)
+            ]
             if serving.shadow_variant is not None:
                 shadow = serving.shadow_variant
-                wanted.append((shadow.name, shadow, shadow.model_package_arn, True))
-        resolved: list[_Variant] = []
+                wanted.append((shadow.name, "serving.shadowVariant", shadow, shadow.model_version, True))
+        versions = args.context.versions
+        resolved: list[tuple[_Variant, DeployableVersion]] = []
         waiting: list[str] = []
-        for variant_name, settings, pinned, shadow in wanted:
-            version = args.context.versions.resolve(group, pinned)
+        stand_ins: list[str] = []
+        for variant_name, key, settings, selector, shadow in wanted:
+            version = versions.resolve(group, selector)
+            if version is None and selector == PREVIOUS:
+                version = versions.resolve(group, LATEST)
+                if version is not None:
+                    stand_ins.append(variant_name)
+                    pulumi.log.warn(
+                        f"model '{model}': variant '{variant_name}' asks for the previous Approved version "
+                        f"({key}.modelVersion=previous), but model package group '{group}' has only one Approved "
+                        f"version: it serves that one, version {version.version} ({version.arn}), until a second "
+                        "version is approved. The variant is kept rather than dropped so the endpoint keeps its "
+                        "variant names, which SageMaker's blue/green updates require.",
+                        resource=self,
+                    )
             if version is None:
                 waiting.append(variant_name)
                 continue
-            resolved.append(_Variant(variant_name, settings, version.arn, shadow))
+            resolved.append((_Variant(variant_name, settings, version.arn, shadow), version))
         if waiting:
             pulumi.log.warn(
-                f"model '{args.names.model}': no endpoint yet: model package group '{group}' has no Approved "
+                f"model '{model}': no endpoint yet: model package group '{group}' has no Approved "
                 f"version for variant(s) {', '.join(waiting)}. Approve a version in the registry (then run "
-                "`pulumi up` again; the approval responder dispatches it) or pin serving.variants[].modelPackageArn "
-                "/ serving.serverless.modelPackageArn in the stack file.",
+                "`pulumi up` again; the approval responder dispatches it) or pin a model package version ARN in the "
+                "variant's modelVersion (serving.variants[].modelVersion, serving.shadowVariant.modelVersion or "
+                "serving.serverless.modelVersion) in the stack file.",
                 resource=self,
             )
             return None
-        return resolved
+        self._warn_shared_versions(model, serving, resolved, stand_ins)
+        return [variant for variant, _ in resolved]
+
+    def _warn_shared_versions(
+        self,
+        model: str,
+        serving: ServingSettings,
+        resolved: list[tuple[_Variant, DeployableVersion]],
+        stand_ins: list[str],
+    ) -> None:
+        """Warn when several variants serve one version: an A/B or shadow test of a version against itself."""
+        by_arn: dict[str, list[str]] = {}
+        for variant, _ in resolved:
+            by_arn.setdefault(variant.package_arn, []).append(variant.name)
+        test = "shadow test" if serving.strategy == "shadow" else "A/B test"
+        for variant, version in resolved:
+            sharing = by_arn[variant.package_arn]
+            if len(sharing) < 2 or variant.name != sharing[0]:
+                continue  # one warning per shared version
+            names = f"{', '.join(sharing[:-1])} and {sharing[-1]} {'both' if len(sharing) == 2 else 'all'}"
+            if any(name in stand_ins for name in sharing):
+                remedy = " until a second version is approved."  # the selectors differ: nothing to change
+            else:
+                remedy = ". Give them different modelVersion values (latest, previous or a pinned model package ARN)."
+            pulumi.log.warn(
+                f"model '{model}': variants {names} serve version {version.version} ({version.arn}), so the "
+                f"{test} compares that version with itself{remedy}",
+                resource=self,
+            )
 
     # --- resources --------------------------------------------------------------------------------
 
@@ -224,7 +282,16 @@ class Serving(pulumi.ComponentResource):
         # alarms' metric queries cover the current production variants and are updated in place.
         alarm_names = list(args.names.rollback_alarms) if serving.rollout.rollback_alarms else []
         role = execution_role(
-            f"{name}-role", ctx, args.foundation, args.names, serving, alarm_names, capture, tags, parent=self
+            f"{name}-role",
+            ctx,
+            args.foundation,
+            args.names,
+            serving,
+            alarm_names,
+            capture,
+            tags,
+            image_repository_arn=args.image_repository_arn,
+            parent=self,
         )
         self.role = role.role
         self.role_arn = role.arn

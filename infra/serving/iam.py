@@ -8,9 +8,10 @@ import pulumi
 
 from infra import iam
 from infra.foundation import Foundation
+from infra.images.iam import pull_statements
 from infra.naming import ModelNames
 from infra.serving.settings import ServingSettings
-from infra.training import output_prefix, sklearn_image_repository
+from infra.training import output_prefix
 
 if TYPE_CHECKING:
     from infra.context import StackContext
@@ -29,11 +30,12 @@ def execution_role(
     capture: bool,
     tags: dict[str, str],
     *,
+    image_repository_arn: pulumi.Input[str],
     parent: pulumi.Resource,
 ) -> iam.ServiceRole:
-    """The models' execution role: pull the image, read the model data, write logs, metrics and captures."""
+    """The models' execution role: pull the platform's inference image (its repository only), read the model
+    data, write logs, metrics and captures."""
     model, region = names.model, foundation.region
-    image_account, image_repository = sklearn_image_repository(region)
     pipeline_name = names.pipeline
     endpoint_name = names.endpoint
     endpoint_log_groups = [
@@ -48,14 +50,9 @@ def execution_role(
         )
     ]
     statements: list[iam.Statement] = [
-        iam.statement(
-            "ImagePull",
-            ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-            [f"arn:aws:ecr:{region}:{image_account}:repository/{image_repository}"],
-        ),
-        # GetAuthorizationToken is account-wide (it returns a registry login, not access to a
-        # repository): IAM supports no resource-level permission for it, so "*" is the only choice.
-        iam.statement("ImageAuth", ["ecr:GetAuthorizationToken"], ["*"]),
+        # Every version is registered with the platform's own image (by digest), so that repository is all
+        # the model containers need; the login token (account-wide, no resource-level permission) comes with it.
+        *pull_statements(image_repository_arn),
         # Model data is the training job's output under the pipeline's prefix of the artifacts bucket.
         iam.s3_read_objects("ModelDataRead", [foundation.buckets["artifacts"].arn], output_prefix(pipeline_name)),
         iam.statement("PlatformKeyDecrypt", ["kms:Decrypt", "kms:DescribeKey"], [foundation.key_arn]),

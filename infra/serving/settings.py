@@ -6,11 +6,19 @@ The rollout's ``errorRatePercentThreshold`` and ``latencyP99MsThreshold`` are th
 
 from __future__ import annotations
 
+import json
 import math
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import (
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    model_validator,
+)
 
 from infra.types import InstanceType, Section
 
@@ -19,6 +27,42 @@ ModelPackageArn = Annotated[
     str,
     StringConstraints(pattern=r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[a-zA-Z0-9-]{1,63}/\d+$"),
 ]
+
+
+def _explain_model_version(value: Any, handler: ValidatorFunctionWrapHandler) -> str:
+    """One message saying what is allowed (pydantic would report each member of the union on its own)."""
+    try:
+        return handler(value)
+    except ValidationError:
+        raise ValueError(
+            "allowed: latest (the latest Approved version of the model's package group), previous (the Approved "
+            "version before the latest) or a model package version ARN "
+            "(arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>)"
+        ) from None
+
+
+ModelVersion = Annotated[Literal["latest", "previous"] | ModelPackageArn, WrapValidator(_explain_model_version)]
+"""What a variant serves: ``latest``, ``previous`` or a pinned ARN (resolved by :mod:`infra.model_versions`)."""
+MODEL_VERSION_DESCRIPTION = (
+    "Model package version served, resolved at `pulumi up`: latest (the latest Approved version of the model's "
+    "package group), previous (the Approved version before the latest; the latest while only one is approved) "
+    "or a pinned model package version ARN."
+)
+
+
+def _refuse_model_package_arn(data: Any) -> Any:
+    """``modelPackageArn`` was replaced by ``modelVersion``: say what to write instead of "unknown key"."""
+    if isinstance(data, dict):
+        for old in ("modelPackageArn", "model_package_arn"):
+            if old in data:
+                value = data[old] or "latest"  # null meant the latest Approved version
+                raise ValueError(
+                    f"{old}={json.dumps(data[old])} is no longer read: it was replaced by modelVersion (latest, "
+                    f"previous or a model package version ARN); write modelVersion: {value}"
+                )
+    return data
+
+
 ServingStrategy = Literal["single", "ab", "shadow", "serverless"]
 MAX_ALARM_METRICS = 10
 """Most metrics one CloudWatch metric-math alarm reads; the 5xx-rate rollback alarm reads 2 per production variant."""
@@ -50,11 +94,7 @@ class VariantSettings(Section):
     """One production or shadow variant of an endpoint."""
 
     name: VariantName = Field(description="Variant name (letters, digits, '-'; at most 63); stable across updates.")
-    model_package_arn: ModelPackageArn | None = Field(
-        default=None,
-        description="Model package version this variant serves; null: the latest Approved version of the "
-        "model's package group, resolved at `pulumi up` time.",
-    )
+    model_version: ModelVersion = Field(default="latest", description=MODEL_VERSION_DESCRIPTION)
     instance_type: InstanceType = Field(default="ml.m5.large", description="Instance type (ml.<family>.<size>).")
     instance_count: int = Field(default=1, ge=1, le=100, description="Initial instance count.")
     weight: float = Field(
@@ -63,6 +103,11 @@ class VariantSettings(Section):
     autoscaling: AutoscalingSettings | None = Field(
         default=None, description="Target-tracking autoscaling for this variant; null: fixed instance count."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_key(cls, data: Any) -> Any:
+        return _refuse_model_package_arn(data)
 
 
 class ServerlessSettings(Section):
@@ -75,9 +120,12 @@ class ServerlessSettings(Section):
     provisioned_concurrency: int | None = Field(
         default=None, ge=1, le=200, description="Warm workers kept ready (no cold starts); at most maxConcurrency."
     )
-    model_package_arn: ModelPackageArn | None = Field(
-        default=None, description="Model package version served; null: the latest Approved version at `pulumi up`."
-    )
+    model_version: ModelVersion = Field(default="latest", description=MODEL_VERSION_DESCRIPTION)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_key(cls, data: Any) -> Any:
+        return _refuse_model_package_arn(data)
 
 
 class RolloutSettings(Section):

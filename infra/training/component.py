@@ -22,7 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import pulumi
 import pulumi_aws as aws
@@ -69,6 +69,11 @@ class TrainingPipelineArgs:
     names: ModelNames
     settings: TrainingSettings
     feature_spec: str
+    inference_image_uri: pulumi.Input[str]
+    """The platform's inference image by digest (:class:`infra.images.ContainerImage`): every version the
+    pipeline registers names it, so a version and the code that serves it are one immutable pair."""
+    monitoring_engine: Literal["platform", "model-monitor"] = "platform"
+    """The model's ``monitoring.engine``: which drift baseline each registered version carries."""
     description: str = ""
 
 
@@ -171,7 +176,7 @@ class TrainingPipeline(pulumi.ComponentResource):
         self.role_arn = self.role.arn
 
         definition = pulumi.Output.all(
-            self.role.arn, artifacts.name, foundation.buckets["raw"].name, foundation.key_arn
+            self.role.arn, artifacts.name, foundation.buckets["raw"].name, foundation.key_arn, args.inference_image_uri
         ).apply(
             lambda values: pipeline_definition(
                 pipeline_settings(
@@ -186,6 +191,8 @@ class TrainingPipeline(pulumi.ComponentResource):
                     raw_bucket=values[2],
                     kms_key_arn=values[3],
                     code_prefix=prefix,
+                    inference_image_uri=values[4],
+                    monitoring_engine=args.monitoring_engine,
                 )
             )
         )
@@ -300,6 +307,8 @@ def pipeline_settings(
     raw_bucket: str,
     kms_key_arn: str,
     code_prefix: str,
+    inference_image_uri: str,
+    monitoring_engine: Literal["platform", "model-monitor"] = "platform",
 ) -> PipelineSettings:
     """The factory settings of a model's pipeline from its config and the resolved resource values."""
     return PipelineSettings(
@@ -324,4 +333,6 @@ def pipeline_settings(
         approval_status=training.approval_status,
         max_runtime_seconds=training.max_runtime_seconds,
         kms_key_arn=kms_key_arn,
+        inference_image_uri=inference_image_uri,
+        monitoring_engine=monitoring_engine,
     )

@@ -11,6 +11,12 @@ So the monitor computes features with the very function the container and the tr
 
 The embedded code must import only the standard library and other ``mlops`` modules at module level
 (function-level and ``if TYPE_CHECKING:`` imports do not run on import); the builder checks that.
+
+The script runs on Python 3.7 and later (the analyzer's interpreter is not documented): the runtime is
+written for 3.7, and it compiles the embedded feature code for the running interpreter (see
+:mod:`mlops.monitoring.preprocessor_runtime`). Older interpreters stop at the script's first statement with
+a message saying so. A captured request it cannot parse is skipped and counted, never raised: one bad request
+must not fail the whole monitoring execution.
 """
 
 from __future__ import annotations
@@ -24,12 +30,12 @@ from types import ModuleType
 
 from mlops.features.spec import FeatureSpec
 from mlops.monitoring import preprocessor_runtime
-from mlops.monitoring.preprocessor_runtime import RecordPreprocessorError
+from mlops.monitoring.preprocessor_runtime import OLDEST_PYTHON, RecordPreprocessorError
 
 __all__ = ["MIN_PYTHON", "RecordPreprocessorError", "build_record_preprocessor", "embedded_modules"]
 
-MIN_PYTHON = (3, 11)
-"""Oldest Python the embedded feature code runs on (``spec.py`` uses ``datetime.UTC``); the script checks it first."""
+MIN_PYTHON = OLDEST_PYTHON
+"""Oldest Python the script runs on (the embedded code postpones annotations); the script checks it first."""
 SPEC_LIBRARY = "mlops.features.spec"
 _PACKAGE_ROOT = "mlops"
 
@@ -38,7 +44,8 @@ def build_record_preprocessor(spec: FeatureSpec) -> bytes:
     """The record preprocessor script of ``spec`` (UTF-8 Python source; same code, same bytes).
 
     The script defines ``preprocess_handler(inference_record, logger=None)``, Model Monitor's contract,
-    returning the spec's feature values by name, in ``spec.feature_names`` order. Raises
+    returning the spec's feature values by name, in ``spec.feature_names`` order (``[]``, which the analyzer
+    drops, for a request the endpoint would have refused). Raises
     :class:`RecordPreprocessorError` when the spec's code cannot be embedded: the spec is not a module-level
     attribute of the module defining its transform, or embedded code imports something other than the
     standard library and ``mlops`` modules at import time.
@@ -62,7 +69,7 @@ def build_record_preprocessor(spec: FeatureSpec) -> bytes:
         f"if _sys.version_info < {MIN_PYTHON!r}:\n"
         "    raise RuntimeError(\n"
         f"        'this record preprocessor needs Python {'.'.join(map(str, MIN_PYTHON))} or later '\n"
-        "        f'(its embedded feature code does); this interpreter is {_sys.version.split()[0]}'\n"
+        "        '(its embedded feature code postpones annotations); this interpreter is ' + _sys.version.split()[0]\n"
         "    )\n",
         "# --- runtime: mlops/monitoring/preprocessor_runtime.py ---\n" + runtime,
         "# --- embedded feature code ---\n"

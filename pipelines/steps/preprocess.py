@@ -6,7 +6,9 @@ Runs as ``python3 preprocess.py`` in the SageMaker scikit-learn processing conta
 - the ``mlops`` package (feature specs) in ``$MLOPS_CODE_DIR`` (``<root>/input/code_lib``);
 - output: ``<root>/output/{train,validation,test}/<split>.csv`` (identifier, event time, target, features in
   spec order) and ``<root>/output/baseline/{statistics,constraints}.json`` in Model Monitor's format, computed
-  on the training split's feature columns, plus ``preprocess-report.json`` (counts, data version).
+  on the training split's feature columns, plus ``drift-baseline.json`` (the platform drift job's baseline,
+  computed by :func:`mlops.monitoring.drift.compute_baseline`, the code that computes the live statistics)
+  and ``preprocess-report.json`` (counts, data version).
 
 ``<root>`` is ``/opt/ml/processing``; ``--processing-root`` (or ``$MLOPS_PROCESSING_ROOT``) and the per-path
 options move it, which is how tests run the script on local folders.
@@ -44,6 +46,13 @@ def import_feature_spec(name: str, code_dir: str | None) -> Any:
     from mlops.features import get_spec
 
     return get_spec(name)
+
+
+def drift_baseline(train: pd.DataFrame, spec: Any, data_version: str) -> dict[str, Any]:
+    """The platform drift job's baseline of the training split (``mlops`` is importable once the spec is)."""
+    from mlops.monitoring.drift import compute_baseline
+
+    return compute_baseline(spec, train, source=f"training split of data version {data_version}")
 
 
 def read_raw_records(input_dir: Path) -> pd.DataFrame:
@@ -249,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     train = features[assignment == "train"]
     write_json(output_dir / "baseline" / "statistics.json", feature_statistics(train, spec))
     write_json(output_dir / "baseline" / "constraints.json", feature_constraints(train, spec))
+    write_json(output_dir / "baseline" / "drift-baseline.json", drift_baseline(train, spec, args.data_version))
     write_json(
         output_dir / "baseline" / "preprocess-report.json",
         {

@@ -20,7 +20,7 @@ REGION = "eu-west-1"
 ACCOUNT = "123456789012"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/acme-dev-pipeline"
 GROUP = "acme-dev-customer-churn"
-IMAGE = f"141502667606.dkr.ecr.{REGION}.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3"
+IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/acme-dev-inference@sha256:{'cd' * 32}"
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +35,7 @@ def definition() -> str:
         default_bucket="acme-dev-artifacts",
         code_uri="s3://acme-dev-artifacts/code/customer-churn/0123abcd",
         input_data_uri="s3://acme-dev-curated/customer_activity",
+        inference_image_uri=IMAGE,
     )
     return pipeline_definition(settings)
 

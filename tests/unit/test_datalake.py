@@ -10,6 +10,7 @@ import pytest
 from infra.config import ConfigError
 from infra.naming import REQUIRED_TAG_KEYS
 from infra.types import ZONE_NAMES
+from policies.rules import IMAGE_REFERENCE_TAG_TYPES
 from tests.support.plans import platform_key_arn
 from verify.mock_engine import OfflinePlan, PlannedResource, run_program
 
@@ -133,7 +134,8 @@ def test_bucket_settings_are_not_protected(plan: OfflinePlan) -> None:
 
 
 def test_every_taggable_resource_is_tagged(plan: OfflinePlan) -> None:
-    tagged = [r for r in plan.custom() if "tags" in r.inputs]
+    # A docker-build image's `tags` are image references (registry/repository:tag), not AWS tags.
+    tagged = [r for r in plan.custom() if "tags" in r.inputs and r.type not in IMAGE_REFERENCE_TAG_TYPES]
     assert tagged
     for resource in tagged:
         tags = resource.inputs["tags"]

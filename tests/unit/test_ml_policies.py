@@ -263,12 +263,64 @@ def test_endpoint_monitored_by_an_aws_native_definition_passes() -> None:
     assert violations("prod-endpoint-monitoring-schedule", stack) == []
 
 
+UNMONITORED = (
+    "production endpoint 'acme-prod-churn' (acme-prod-churn) is monitored by no schedule: it is neither the input "
+    "of a scheduled Model Monitor job definition nor the endpoint of a scheduled monitoring pipeline; production "
+    "endpoints must be monitored"
+)
+PIPELINE_ARN = "arn:aws:sagemaker:eu-west-1:123456789012:pipeline/acme-prod-churn-monitoring"
+
+
+def monitoring_pipeline(endpoint_name: str = "acme-prod-churn") -> PlannedResource:
+    """The platform engine's pipeline: its step's command line names the endpoint it watches."""
+    arguments = ["--model", "churn", "--dimension", "Model=churn", "--dimension", f"Endpoint={endpoint_name}"]
+    step = {
+        "Name": "MonitorDrift",
+        "Type": "Processing",
+        "Arguments": {"AppSpecification": {"ContainerArguments": arguments}},
+    }
+    definition = json.dumps({"Version": "2020-12-01", "Steps": [step]})
+    inputs = {"pipelineName": "acme-prod-churn-monitoring", "pipelineDefinition": definition, "tags": tags("prod")}
+    return resource(rules.SAGEMAKER_PIPELINE, "monitoring-pipeline", inputs, arn=PIPELINE_ARN)
+
+
+def scheduler_schedule(target_arn: str = PIPELINE_ARN) -> PlannedResource:
+    inputs = {
+        "scheduleExpression": "cron(0 * ? * * *)",
+        "target": {"arn": target_arn, "roleArn": "arn:aws:iam::1:role/r"},
+    }
+    return resource(rules.SCHEDULER_SCHEDULE, "monitoring-schedule", inputs)
+
+
 def test_definition_without_a_schedule_does_not_count() -> None:
     stack = [endpoint(alarms=["e"]), data_quality_definition()]
-    assert violations("prod-endpoint-monitoring-schedule", stack) == [
-        "production endpoint 'acme-prod-churn' (acme-prod-churn) is the input of no scheduled Model Monitor job "
-        "definition; production endpoints must be monitored"
+    assert violations("prod-endpoint-monitoring-schedule", stack) == [UNMONITORED]
+
+
+def test_endpoint_watched_by_a_scheduled_monitoring_pipeline_passes() -> None:
+    stack = [endpoint(alarms=["e"]), monitoring_pipeline(), scheduler_schedule()]
+    assert violations("prod-endpoint-monitoring-schedule", stack) == []
+
+
+def test_a_monitoring_pipeline_started_by_an_eventbridge_rule_counts_too() -> None:
+    target = resource(rules.EVENT_TARGET, "monitoring-target", {"rule": "r", "arn": PIPELINE_ARN})
+    assert (
+        violations("prod-endpoint-monitoring-schedule", [endpoint(alarms=["e"]), monitoring_pipeline(), target]) == []
+    )
+
+
+def test_a_monitoring_pipeline_nothing_starts_does_not_count() -> None:
+    stack = [
+        endpoint(alarms=["e"]),
+        monitoring_pipeline(),
+        scheduler_schedule("arn:aws:sagemaker:eu-west-1:1:pipeline/other"),
     ]
+    assert violations("prod-endpoint-monitoring-schedule", stack) == [UNMONITORED]
+
+
+def test_a_scheduled_monitoring_pipeline_of_another_endpoint_does_not_count() -> None:
+    stack = [endpoint(alarms=["e"]), monitoring_pipeline("acme-prod-other"), scheduler_schedule()]
+    assert violations("prod-endpoint-monitoring-schedule", stack) == [UNMONITORED]
 
 
 def test_schedule_of_another_endpoint_does_not_count() -> None:
@@ -510,13 +562,16 @@ def failing(plan: OfflinePlan, resources: list[PlannedResource]) -> dict[str, li
 
 
 def test_prod_endpoint_without_its_schedules_is_reported(prod_plan: OfflinePlan) -> None:
-    schedules = {rules.MONITORING_SCHEDULE, rules.NATIVE_MONITORING_SCHEDULE}
+    """Prod runs the platform engine: without the monitoring pipeline's schedule, the endpoint is unmonitored."""
+    schedules = {rules.MONITORING_SCHEDULE, rules.NATIVE_MONITORING_SCHEDULE, rules.SCHEDULER_SCHEDULE}
+    assert prod_plan.of_type(rules.SCHEDULER_SCHEDULE)
     kept = [r for r in prod_plan.resources if r.type not in schedules]
     [prod_endpoint] = prod_plan.of_type(rules.ENDPOINT)
     assert failing(prod_plan, kept) == {
         "prod-endpoint-monitoring-schedule": [
-            f"production endpoint '{prod_endpoint.name}' ({prod_endpoint.state['name']}) is the input of no "
-            "scheduled Model Monitor job definition; production endpoints must be monitored"
+            f"production endpoint '{prod_endpoint.name}' ({prod_endpoint.state['name']}) is monitored by no "
+            "schedule: it is neither the input of a scheduled Model Monitor job definition nor the endpoint of a "
+            "scheduled monitoring pipeline; production endpoints must be monitored"
         ]
     }
 

@@ -1,4 +1,6 @@
-"""The monitoring and notifications layers over every stack: monitors, alarms, topics, runbook links."""
+"""The monitoring and notifications layers: alarms, topics and runbook links over every stack, and the Model Monitor
+engine (``monitoring.engine: model-monitor``) over staging and prod switched to it, as an account that still has
+Model Monitor would run them. The platform engine's own tests are in ``test_monitoring_platform.py``."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from infra.serving import SERVERLESS_VARIANT, ServedEndpoint
 from infra.training import QualityGate
 from mlops.features import get_spec
 from mlops.monitoring import build_record_preprocessor
+from tests.support.monitoring import to_model_monitor
 from tests.support.plans import prefix, served, topic_arn
 from tests.support.types import (
     ALARM,
@@ -37,6 +40,7 @@ from tests.support.types import (
     TOPIC,
     TOPIC_POLICY,
 )
+from verify.aws_contract import check_contract
 from verify.mock_engine import (
     MOCK_ACCOUNT_ID,
     OfflinePlan,
@@ -45,6 +49,7 @@ from verify.mock_engine import (
     read_stack_values,
     run_program,
 )
+from verify.policy_check import check_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 PINNED_VERSION = 7
@@ -61,11 +66,14 @@ def of_model(plan: OfflinePlan, model: ModelSettings, type_token: str) -> list[P
 
 
 def monitored(plan: OfflinePlan) -> list[ModelSettings]:
-    """Models whose instance endpoint captures data (Model Monitor can watch them)."""
+    """Models whose instance endpoint captures data and that Model Monitor watches."""
     return [
         m
         for m in served(plan)
-        if m.serving is not None and m.serving.strategy != "serverless" and m.serving.data_capture.enabled
+        if m.serving is not None
+        and m.serving.strategy != "serverless"
+        and m.serving.data_capture.enabled
+        and m.monitoring.engine == "model-monitor"
     ]
 
 
@@ -85,6 +93,12 @@ def composite_members(composite: PlannedResource) -> set[str]:
     return set(re.findall(r'ALARM\("([^"]+)"\)', composite.inputs["alarmRule"]))
 
 
+def model_drift(plan: OfflinePlan, model: ModelSettings) -> PlannedResource:
+    """The composite "model drift" alarm (the other composite is "drift not measured")."""
+    (found,) = [c for c in of_model(plan, model, COMPOSITE) if alarm_name(c).endswith("-model-drift")]
+    return found
+
+
 def runbook_anchors() -> set[str]:
     """GitHub's anchors of the runbook's headings (lowercase, punctuation dropped, spaces to '-')."""
     anchors = set()
@@ -102,9 +116,14 @@ def models_with(stack: str, change: Any) -> dict[str, Any]:
     return {"models": models}
 
 
+def model_monitor_engine(model: dict[str, Any]) -> None:
+    to_model_monitor(model)
+
+
 def pin_subset_no_retraining(model: dict[str, Any]) -> None:
+    to_model_monitor(model)
     group = f"acme-mlops-staging-{model['name']}"
-    model["serving"]["variants"][0]["modelPackageArn"] = (
+    model["serving"]["variants"][0]["modelVersion"] = (
         f"arn:aws:sagemaker:eu-west-1:{MOCK_ACCOUNT_ID}:model-package/{group}/{PINNED_VERSION}"
     )
     model["monitoring"]["dataQuality"]["driftAlarmFeatures"] = SUBSET
@@ -112,8 +131,22 @@ def pin_subset_no_retraining(model: dict[str, Any]) -> None:
 
 
 @pytest.fixture(scope="module")
+def mm_plans() -> dict[str, OfflinePlan]:
+    """Staging and prod with monitoring.engine=model-monitor (the example stacks use the platform engine)."""
+    return {
+        stack: run_program(stack, overrides=models_with(stack, model_monitor_engine)) for stack in ("staging", "prod")
+    }
+
+
+@pytest.fixture(params=["staging", "prod"])
+def mm_plan(request: pytest.FixtureRequest, mm_plans: dict[str, OfflinePlan]) -> OfflinePlan:
+    return mm_plans[request.param]
+
+
+@pytest.fixture(scope="module")
 def variant_plans() -> dict[str, OfflinePlan]:
-    """Staging pinned to version 7 with two drift features and retraining off; prod before any approval."""
+    """Staging (Model Monitor) pinned to version 7 with two drift features and retraining off; prod before any
+    approval."""
     return {
         "staging": run_program("staging", overrides=models_with("staging", pin_subset_no_retraining)),
         "prod-unapproved": run_program(
@@ -130,7 +163,8 @@ def variant_plans() -> dict[str, OfflinePlan]:
 # --- Model Monitor jobs -----------------------------------------------------------------------------
 
 
-def test_every_captured_instance_endpoint_has_both_monitors_on_its_endpoint(plan: OfflinePlan) -> None:
+def test_every_captured_instance_endpoint_has_both_monitors_on_its_endpoint(mm_plan: OfflinePlan) -> None:
+    plan = mm_plan
     for model in monitored(plan):
         endpoint = f"{prefix(plan)}-{model.name}"
         (dq,) = of_model(plan, model, DQ)
@@ -139,7 +173,8 @@ def test_every_captured_instance_endpoint_has_both_monitors_on_its_endpoint(plan
         assert mq.inputs["modelQualityJobInput"]["endpointInput"]["endpointName"] == endpoint
 
 
-def test_schedules_run_each_monitor_on_its_configured_cron(plan: OfflinePlan) -> None:
+def test_schedules_run_each_monitor_on_its_configured_cron(mm_plan: OfflinePlan) -> None:
+    plan = mm_plan
     for model in monitored(plan):
         schedules = {
             s.inputs["monitoringScheduleConfig"]["monitoringType"]: s.inputs["monitoringScheduleConfig"]
@@ -167,7 +202,8 @@ def test_serverless_endpoints_get_endpoint_alarms_but_no_monitors(plan: OfflineP
         assert f"{prefix(plan)}-{model.name}-{SERVERLESS_VARIANT}-errors-sustained" in names
 
 
-def test_reports_and_volumes_are_encrypted_with_the_platform_key(plan: OfflinePlan) -> None:
+def test_reports_and_volumes_are_encrypted_with_the_platform_key(mm_plan: OfflinePlan) -> None:
+    plan = mm_plan
     key = plan.outputs["kmsKeyArn"]
     for model in monitored(plan):
         (dq,) = of_model(plan, model, DQ)
@@ -178,7 +214,8 @@ def test_reports_and_volumes_are_encrypted_with_the_platform_key(plan: OfflinePl
         assert mq.inputs["jobResources"]["clusterConfig"]["volumeKmsKeyId"] == key
 
 
-def test_reports_land_under_the_model_in_the_monitoring_bucket(plan: OfflinePlan) -> None:
+def test_reports_land_under_the_model_in_the_monitoring_bucket(mm_plan: OfflinePlan) -> None:
+    plan = mm_plan
     bucket = plan.outputs["lakeBuckets"]["monitoring"]
     for model in monitored(plan):
         (dq,) = of_model(plan, model, DQ)
@@ -189,7 +226,8 @@ def test_reports_land_under_the_model_in_the_monitoring_bucket(plan: OfflinePlan
         assert mq_out == f"s3://{bucket}/{model.name}/model-quality/"
 
 
-def test_monitoring_jobs_are_network_isolated_and_publish_metrics(plan: OfflinePlan) -> None:
+def test_monitoring_jobs_are_network_isolated_and_publish_metrics(mm_plan: OfflinePlan) -> None:
+    plan = mm_plan
     for model in monitored(plan):
         (dq,) = of_model(plan, model, DQ)
         (mq,) = of_model(plan, model, MQ)
@@ -199,7 +237,8 @@ def test_monitoring_jobs_are_network_isolated_and_publish_metrics(plan: OfflineP
         assert mq.inputs["modelQualityAppSpecification"]["environment"]["publish_cloudwatch_metrics"] == "Enabled"
 
 
-def test_model_quality_reads_labels_and_the_container_probability(plan: OfflinePlan) -> None:
+def test_model_quality_reads_labels_and_the_container_probability(mm_plan: OfflinePlan) -> None:
+    plan = mm_plan
     bucket = plan.outputs["lakeBuckets"]["monitoring"]
     for model in monitored(plan):
         (mq,) = of_model(plan, model, MQ)
@@ -211,11 +250,12 @@ def test_model_quality_reads_labels_and_the_container_probability(plan: OfflineP
         assert job_input["endpointInput"]["probabilityThresholdAttribute"] == settings.probability_threshold
 
 
-def test_baselines_are_the_served_versions(plan: OfflinePlan) -> None:
+def test_baselines_are_the_served_versions(mm_plan: OfflinePlan) -> None:
+    plan = mm_plan
     versions = OfflineVersions(region=plan.config.region, account_id=MOCK_ACCOUNT_ID)
     for model in monitored(plan):
         assert model.serving is not None
-        served_version = versions.resolve(f"{prefix(plan)}-{model.name}", model.serving.variants[0].model_package_arn)
+        served_version = versions.resolve(f"{prefix(plan)}-{model.name}", model.serving.variants[0].model_version)
         assert served_version is not None
         (dq,) = of_model(plan, model, DQ)
         baseline = dq.inputs["dataQualityBaselineConfig"]
@@ -236,7 +276,8 @@ def test_a_model_without_an_approved_version_gets_no_monitoring(variant_plans: d
     assert [r for r in plan.resources if r.component == MONITORING] == []
 
 
-def test_the_monitoring_role_writes_only_the_models_report_prefixes(plan: OfflinePlan) -> None:
+def test_the_monitoring_role_writes_only_the_models_report_prefixes(mm_plan: OfflinePlan) -> None:
+    plan = mm_plan
     bucket_arn = f"arn:aws:s3:::{plan.outputs['lakeBuckets']['monitoring']}"
     for model in monitored(plan):
         (policy,) = [p for p in of_model(plan, model, ROLE_POLICY)]
@@ -257,7 +298,8 @@ def monitoring_policy(plan: OfflinePlan, model: ModelSettings) -> list[dict[str,
     return json.loads(policy.inputs["policy"])["Statement"]
 
 
-def test_the_monitoring_jobs_publish_processing_job_metrics_only_to_their_namespace(plan: OfflinePlan) -> None:
+def test_the_monitoring_jobs_publish_processing_job_metrics_only_to_their_namespace(mm_plan: OfflinePlan) -> None:
+    plan = mm_plan
     # AWS docs, "SageMaker Roles" (CreateProcessingJob API: Execution Role Permissions): PutMetricData.
     for model in monitored(plan):
         statements = {s["Sid"]: s for s in monitoring_policy(plan, model)}
@@ -269,7 +311,8 @@ def test_the_monitoring_jobs_publish_processing_job_metrics_only_to_their_namesp
         assert unconditioned == []
 
 
-def test_the_monitoring_role_may_describe_the_log_streams_of_the_groups_it_writes(plan: OfflinePlan) -> None:
+def test_the_monitoring_role_may_describe_the_log_streams_of_the_groups_it_writes(mm_plan: OfflinePlan) -> None:
+    plan = mm_plan
     # AWS docs, "SageMaker Roles" (CreateProcessingJob API: Execution Role Permissions): DescribeLogStreams.
     for model in monitored(plan):
         policy = monitoring_policy(plan, model)
@@ -286,7 +329,8 @@ def test_the_monitoring_role_may_describe_the_log_streams_of_the_groups_it_write
 # --- alarms ---------------------------------------------------------------------------------------
 
 
-def test_every_drift_feature_has_an_alarm(plan: OfflinePlan) -> None:
+def test_every_drift_feature_has_an_alarm(mm_plan: OfflinePlan) -> None:
+    plan = mm_plan
     for model in monitored(plan):
         drift = [
             a for a in of_model(plan, model, ALARM) if a.inputs.get("namespace") == alarm_defs.DATA_METRICS_NAMESPACE
@@ -294,7 +338,8 @@ def test_every_drift_feature_has_an_alarm(plan: OfflinePlan) -> None:
         assert {a.inputs["metricName"] for a in drift} == {f"feature_baseline_drift_{f}" for f in drift_features(model)}
 
 
-def test_drift_alarms_watch_the_endpoint_and_the_schedule(plan: OfflinePlan) -> None:
+def test_drift_alarms_watch_the_endpoint_and_the_schedule(mm_plan: OfflinePlan) -> None:
+    plan = mm_plan
     for model in monitored(plan):
         for alarm in of_model(plan, model, ALARM):
             if alarm.inputs.get("namespace") == alarm_defs.DATA_METRICS_NAMESPACE:
@@ -305,9 +350,10 @@ def test_drift_alarms_watch_the_endpoint_and_the_schedule(plan: OfflinePlan) -> 
                 assert alarm.inputs["threshold"] == model.monitoring.data_quality.drift_threshold
 
 
-def test_the_drift_composite_covers_exactly_the_feature_alarms(plan: OfflinePlan) -> None:
+def test_the_drift_composite_covers_exactly_the_feature_alarms(mm_plan: OfflinePlan) -> None:
+    plan = mm_plan
     for model in monitored(plan):
-        (composite,) = of_model(plan, model, COMPOSITE)
+        composite = model_drift(plan, model)
         drift = {
             alarm_name(a)
             for a in of_model(plan, model, ALARM)
@@ -319,14 +365,14 @@ def test_the_drift_composite_covers_exactly_the_feature_alarms(plan: OfflinePlan
 def test_a_configured_feature_subset_gets_alarms_and_composite(variant_plans: dict[str, OfflinePlan]) -> None:
     plan = variant_plans["staging"]
     (model,) = monitored(plan)
-    (composite,) = of_model(plan, model, COMPOSITE)
-    assert composite_members(composite) == {f"{prefix(plan)}-{model.name}-drift-{f}" for f in SUBSET}
+    assert composite_members(model_drift(plan, model)) == {f"{prefix(plan)}-{model.name}-drift-{f}" for f in SUBSET}
 
 
-def test_drift_composite_and_quality_alarms_publish_to_the_retrain_topic(plan: OfflinePlan) -> None:
+def test_drift_composite_and_quality_alarms_publish_to_the_retrain_topic(mm_plan: OfflinePlan) -> None:
+    plan = mm_plan
     retrain = topic_arn(plan, "retrain")
     for model in monitored(plan):
-        (composite,) = of_model(plan, model, COMPOSITE)
+        composite = model_drift(plan, model)
         (quality,) = [
             a for a in of_model(plan, model, ALARM) if a.inputs.get("namespace") == alarm_defs.MODEL_METRICS_NAMESPACE
         ]
@@ -335,11 +381,12 @@ def test_drift_composite_and_quality_alarms_publish_to_the_retrain_topic(plan: O
 
 
 def test_no_other_alarm_publishes_to_the_retrain_topic(plan: OfflinePlan) -> None:
+    """Only the model-drift composite and the quality alarm retrain (either engine): never the heartbeat, the
+    "drift not measured" composite, a single feature, or an endpoint alarm."""
     retrain = topic_arn(plan, "retrain")
+    quality = {f"{prefix(plan)}-{m.name}-quality-{m.training.metric_name}" for m in plan.config.models}
     for alarm in alarms(plan):
-        starts_retraining = (
-            alarm.type == COMPOSITE or alarm.inputs.get("namespace") == alarm_defs.MODEL_METRICS_NAMESPACE
-        )
+        starts_retraining = alarm_name(alarm).endswith("-model-drift") or alarm_name(alarm) in quality
         if not starts_retraining:
             assert retrain not in alarm.inputs.get("alarmActions", []), alarm_name(alarm)
 
@@ -359,10 +406,35 @@ def test_every_alarm_notifies_the_alerts_topic(plan: OfflinePlan) -> None:
         assert alarm.inputs["okActions"] == [alerts], alarm_name(alarm)
 
 
-def test_every_alarm_chooses_how_to_treat_missing_data(plan: OfflinePlan) -> None:
-    for alarm in (r for r in plan.resources if r.type in (ALARM, COMPOSITE)):
-        if alarm.type == ALARM:
-            assert alarm.inputs.get("treatMissingData") in {"ignore", "notBreaching", "missing"}, alarm_name(alarm)
+def missing_data_choice(alarm: PlannedResource) -> str:
+    """What each kind of alarm must do with missing data, from its metric."""
+    metric = alarm.inputs.get("metricName") or ""
+    if metric == alarm_defs.RECORDS_ANALYZED:
+        return "breaching"  # the heartbeat: a silent monitor is the alarm
+    drift_or_quality = (alarm_defs.FEATURE_DRIFT_RATIO, alarm_defs.MODEL_QUALITY)
+    if metric in drift_or_quality or alarm.inputs.get("namespace") in (
+        alarm_defs.DATA_METRICS_NAMESPACE,
+        alarm_defs.MODEL_METRICS_NAMESPACE,
+    ):
+        return "missing"  # INSUFFICIENT_DATA when the monitor breaks: never OK, never a stale verdict
+    if alarm.inputs.get("metricQueries") or metric == "ModelLatency":
+        return "notBreaching"  # no requests is no outage
+    return "missing"  # the business KPI: one that stops arriving is news
+
+
+def test_every_alarm_treats_missing_data_as_its_kind_needs(plan: OfflinePlan) -> None:
+    for alarm in plan.of_type(ALARM):
+        assert alarm.inputs.get("treatMissingData") == missing_data_choice(alarm), alarm_name(alarm)
+
+
+def test_no_drift_or_quality_alarm_ignores_a_broken_monitor(mm_plan: OfflinePlan) -> None:
+    """Model Monitor's alarms too: the old "ignore" kept a failing monitor's last verdict forever."""
+    watched = [
+        a
+        for a in mm_plan.of_type(ALARM)
+        if missing_data_choice(a) == "missing" and a.inputs.get("namespace") != "Acme/Retention"
+    ]
+    assert watched and all(a.inputs["treatMissingData"] == "missing" for a in watched)
 
 
 def test_every_alarm_description_links_an_existing_runbook_entry(plan: OfflinePlan) -> None:
@@ -383,11 +455,14 @@ def test_the_runbook_has_an_entry_for_every_alarm_kind() -> None:
         alarm_defs.ANCHOR_KPI,
         alarm_defs.ANCHOR_ROLLBACK_ERRORS,
         alarm_defs.ANCHOR_ROLLBACK_LATENCY,
+        alarm_defs.ANCHOR_MONITOR_HEARTBEAT,
+        alarm_defs.ANCHOR_DRIFT_UNMEASURED,
     }
     assert kinds <= runbook_anchors()
 
 
-def test_quality_alarm_uses_the_training_metric_and_threshold(plan: OfflinePlan) -> None:
+def test_quality_alarm_uses_the_training_metric_and_threshold(mm_plan: OfflinePlan) -> None:
+    plan = mm_plan
     for model in monitored(plan):
         (quality,) = [
             a for a in of_model(plan, model, ALARM) if a.inputs.get("namespace") == alarm_defs.MODEL_METRICS_NAMESPACE
@@ -520,7 +595,11 @@ def test_the_key_policy_lets_cloudwatch_use_the_key_for_this_account(plan: Offli
 
 
 def test_model_quality_without_the_native_provider_is_refused() -> None:
-    config = parse_stack_config(read_stack_values("staging"), "staging")
+    values = {
+        **read_stack_values("staging"),
+        **{f"mlops:{k}": json.dumps(v) for k, v in models_with("staging", model_monitor_engine).items()},
+    }
+    config = parse_stack_config(values, "staging")
     (model,) = config.models
     ctx = StackContext.from_config(config, OfflineVersions(region=config.region, account_id=MOCK_ACCOUNT_ID))
     pulumi.runtime.set_mocks(PlatformMocks(config.region), project="mlops", stack="staging", preview=False)
@@ -577,11 +656,14 @@ def preprocessor_object(plan: OfflinePlan, model: ModelSettings) -> PlannedResou
     return obj
 
 
-def test_some_stack_monitors_data_quality(stack_plans: dict[str, OfflinePlan]) -> None:
-    assert any(of_model(plan, model, DQ) for plan in stack_plans.values() for model in monitored(plan))
+def test_the_model_monitor_tests_are_not_vacuous(mm_plans: dict[str, OfflinePlan]) -> None:
+    for plan in mm_plans.values():
+        (model,) = monitored(plan)
+        assert of_model(plan, model, DQ) and of_model(plan, model, MQ) and of_model(plan, model, BUCKET_OBJECT)
 
 
-def test_data_quality_runs_the_uploaded_record_preprocessor(plan: OfflinePlan) -> None:
+def test_data_quality_runs_the_uploaded_record_preprocessor(mm_plan: OfflinePlan) -> None:
+    plan = mm_plan
     for model in monitored(plan):
         obj = preprocessor_object(plan, model)
         (dq,) = of_model(plan, model, DQ)
@@ -590,7 +672,8 @@ def test_data_quality_runs_the_uploaded_record_preprocessor(plan: OfflinePlan) -
         assert obj.urn in dq.dependencies
 
 
-def test_the_record_preprocessor_is_the_models_generated_script(plan: OfflinePlan) -> None:
+def test_the_record_preprocessor_is_the_models_generated_script(mm_plan: OfflinePlan) -> None:
+    plan = mm_plan
     bucket = plan.outputs["lakeBuckets"]["monitoring"]
     for model in monitored(plan):
         obj = preprocessor_object(plan, model)
@@ -600,14 +683,16 @@ def test_the_record_preprocessor_is_the_models_generated_script(plan: OfflinePla
         assert obj.inputs["key"] == monitoring.record_preprocessor_key(model.name, script)
 
 
-def test_the_record_preprocessor_is_kms_encrypted_with_the_platform_key(plan: OfflinePlan) -> None:
+def test_the_record_preprocessor_is_kms_encrypted_with_the_platform_key(mm_plan: OfflinePlan) -> None:
+    plan = mm_plan
     for model in monitored(plan):
         obj = preprocessor_object(plan, model)
         assert obj.inputs["serverSideEncryption"] == "aws:kms"
         assert obj.inputs["kmsKeyId"] == plan.outputs["kmsKeyArn"]
 
 
-def test_the_monitoring_role_reads_exactly_the_record_preprocessor(plan: OfflinePlan) -> None:
+def test_the_monitoring_role_reads_exactly_the_record_preprocessor(mm_plan: OfflinePlan) -> None:
+    plan = mm_plan
     bucket_arn = f"arn:aws:s3:::{plan.outputs['lakeBuckets']['monitoring']}"
     for model in monitored(plan):
         obj = preprocessor_object(plan, model)
@@ -630,7 +715,77 @@ def test_the_record_preprocessor_key_changes_exactly_with_the_script() -> None:
     assert re.fullmatch(r"churn/record-preprocessor/[0-9a-f]{16}/record_preprocessor\.py", first)
 
 
-def test_the_aws_native_provider_exists_exactly_when_model_quality_is_monitored(plan: OfflinePlan) -> None:
-    providers = [r for r in plan.resources if r.type == "pulumi:providers:aws-native"]
-    quality = plan.of_type("aws-native:sagemaker:ModelQualityJobDefinition")
-    assert len(providers) == (1 if quality else 0)
+@pytest.mark.parametrize("engine", ["platform", "model-monitor"])
+def test_the_aws_native_provider_exists_exactly_when_model_quality_is_monitored(
+    engine: str, stack_plans: dict[str, OfflinePlan], mm_plans: dict[str, OfflinePlan]
+) -> None:
+    for plan in (stack_plans if engine == "platform" else mm_plans).values():
+        providers = [r for r in plan.resources if r.type == "pulumi:providers:aws-native"]
+        quality = plan.of_type("aws-native:sagemaker:ModelQualityJobDefinition")
+        assert len(providers) == (1 if quality else 0)
+        assert bool(quality) == (engine == "model-monitor")
+
+
+# --- Model Monitor job definitions: named by a digest of their inputs, replaced create-first ------------
+
+
+def test_job_definitions_are_named_by_a_digest_and_schedules_keep_their_names(mm_plan: OfflinePlan) -> None:
+    plan = mm_plan
+    for model in monitored(plan):
+        (dq,) = of_model(plan, model, DQ)
+        (mq,) = of_model(plan, model, MQ)
+        head = f"{prefix(plan)}-{model.name}"
+        assert re.fullmatch(rf"{head}-dq-[0-9a-f]{{8}}", dq.inputs["name"])
+        assert re.fullmatch(rf"{head}-mq-[0-9a-f]{{8}}", mq.inputs["jobDefinitionName"])
+        assert sorted(s.inputs["name"] for s in of_model(plan, model, SCHEDULE)) == [f"{head}-dq", f"{head}-mq"]
+
+
+def test_a_new_baseline_is_a_new_definition_under_the_same_schedule(
+    mm_plans: dict[str, OfflinePlan], variant_plans: dict[str, OfflinePlan]
+) -> None:
+    """Version 7's baselines (the pinned variant) give the data-quality definition a new name; the schedule,
+    which the alarms name, stays."""
+    before, after = mm_plans["staging"], variant_plans["staging"]
+    (model,) = monitored(before)
+    ((dq_before,), (dq_after,)) = of_model(before, model, DQ), of_model(after, model, DQ)
+    assert dq_before.inputs["name"] != dq_after.inputs["name"]
+    schedules = [
+        {
+            s.inputs["name"]
+            for s in of_model(p, model, SCHEDULE)
+            if s.inputs["monitoringScheduleConfig"]["monitoringType"] == "DataQuality"
+        }
+        for p in (before, after)
+    ]
+    assert schedules[0] == schedules[1] == {f"{prefix(before)}-{model.name}-dq"}
+
+
+def test_the_same_inputs_give_the_same_definition_names(mm_plans: dict[str, OfflinePlan]) -> None:
+    again = run_program("staging", overrides=models_with("staging", model_monitor_engine))
+    (model,) = monitored(again)
+    for token, key in ((DQ, "name"), (MQ, "jobDefinitionName")):
+        ((first,), (second,)) = of_model(mm_plans["staging"], model, token), of_model(again, model, token)
+        assert first.inputs[key] == second.inputs[key]
+
+
+def test_definitions_are_created_before_the_old_ones_are_deleted(mm_plan: OfflinePlan) -> None:
+    for model in monitored(mm_plan):
+        for definition in of_model(mm_plan, model, DQ) + of_model(mm_plan, model, MQ):
+            assert definition.delete_before_replace is False, definition.name
+
+
+def test_model_monitor_alarms_span_their_schedules_period(mm_plan: OfflinePlan) -> None:
+    """Hourly data quality: hourly drift alarms over two runs; daily model quality: daily periods, two of them."""
+    for model in monitored(mm_plan):
+        for alarm in of_model(mm_plan, model, ALARM):
+            if alarm.inputs.get("namespace") == alarm_defs.DATA_METRICS_NAMESPACE:
+                assert (alarm.inputs["period"], alarm.inputs["evaluationPeriods"]) == (3600, 2)
+            if alarm.inputs.get("namespace") == alarm_defs.MODEL_METRICS_NAMESPACE:
+                assert (alarm.inputs["period"], alarm.inputs["evaluationPeriods"]) == (86400, 2)
+                assert alarm.inputs["insufficientDataActions"] == [topic_arn(mm_plan, "alerts")]
+
+
+def test_the_model_monitor_engine_passes_the_policy_pack_and_the_aws_contract(mm_plan: OfflinePlan) -> None:
+    """Either engine satisfies the guardrails (prod-endpoint-monitoring-schedule included) and AWS's API models."""
+    assert [r.policy for r in check_plan(mm_plan) if not r.passed] == []
+    assert [str(v) for v in check_contract(mm_plan)] == []

@@ -12,11 +12,15 @@ import pytest
 from pydantic import ValidationError
 
 from pipelines import bundle, factory
+from pipelines.factory import SERVED_MEDIA_TYPES
 from pipelines.settings import DEFAULT_HYPERPARAMETERS, PipelineSettings
 from pipelines.steps import train as train_script
 
 ACCOUNT = "123456789012"
 KMS_KEY = f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+INFERENCE_IMAGE = f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com/acme-dev-inference@sha256:{'ab' * 32}"
 
 
 def make_settings(**overrides: Any) -> PipelineSettings:
@@ -33,6 +37,7 @@ def make_settings(**overrides: Any) -> PipelineSettings:
         "data_version": "2024-05-01",
         "code_version": "0123abcd",
         "kms_key_arn": KMS_KEY,
+        "inference_image_uri": INFERENCE_IMAGE,
     }
     values.update(overrides)
     return PipelineSettings(**values)
@@ -122,7 +127,52 @@ def test_register_step_targets_the_group_with_the_approval_parameter(
     assert "SAGEMAKER_PROGRAM" not in container["Environment"]
 
 
-def test_register_step_records_model_metrics_and_drift_baselines(definition: dict[str, Any]) -> None:
+def test_register_step_names_the_platform_image_by_digest_and_what_it_serves(
+    definition: dict[str, Any], settings: PipelineSettings
+) -> None:
+    spec = steps_by_name(definition)["RegisterModel"]["Arguments"]["InferenceSpecification"]
+    (container,) = spec["Containers"]
+    assert container["Image"] == settings.inference_image_uri
+    assert "@sha256:" in container["Image"]
+    # The server parses JSON and CSV bodies and answers in either (its Accept negotiation).
+    assert sorted(spec["SupportedContentTypes"]) == sorted(SERVED_MEDIA_TYPES)
+    assert sorted(spec["SupportedResponseMIMETypes"]) == sorted(SERVED_MEDIA_TYPES)
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3",  # a stock image, by tag
+        f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com/acme-dev-inference:latest",  # a tag moves
+        f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com/acme-dev-inference@sha256:abc",  # not a digest
+    ],
+)
+def test_the_inference_image_must_be_pinned_by_digest(uri: str) -> None:
+    with pytest.raises(ValidationError, match="inference_image_uri"):
+        make_settings(inference_image_uri=uri)
+
+
+def test_register_step_records_the_platform_drift_baseline(definition: dict[str, Any]) -> None:
+    """The default engine: the version carries the baseline the platform drift job compares live data with."""
+    register = steps_by_name(definition)["RegisterModel"]["Arguments"]
+    drift = join(output_uri("Preprocess", "baseline"), factory.DRIFT_BASELINE_FILE)
+    assert register["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"] == join(
+        output_uri("Evaluate", "evaluation"), "evaluation.json"
+    )
+    assert register["ModelMetrics"]["ModelDataQuality"]["Statistics"]["S3Uri"] == drift
+    assert register["DriftCheckBaselines"]["ModelDataQuality"] == {
+        "Statistics": {"ContentType": "application/json", "S3Uri": drift}
+    }
+
+
+def test_the_baseline_file_is_the_one_the_drift_job_writes_and_reads() -> None:
+    from mlops.monitoring.drift.baseline import BASELINE_FILE
+
+    assert factory.DRIFT_BASELINE_FILE == BASELINE_FILE
+
+
+def test_register_step_records_model_monitor_baselines_for_that_engine() -> None:
+    definition = json.loads(factory.pipeline_definition(make_settings(monitoring_engine="model-monitor")))
     register = steps_by_name(definition)["RegisterModel"]["Arguments"]
     statistics = join(output_uri("Preprocess", "baseline"), "statistics.json")
     constraints = join(output_uri("Preprocess", "baseline"), "constraints.json")

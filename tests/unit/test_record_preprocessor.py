@@ -4,12 +4,16 @@ The script runs in a separate ``python -I -S`` interpreter (standard library onl
 repository on the path), on captured requests shaped like SageMaker's data-capture JSON lines, through
 record objects built like the analyzer's (``endpoint_input.data`` / ``.encoding`` / ``.observedContentType``).
 Its answers are compared with the inference container's own parsing and ``compute_features`` in process.
+It runs the same way under every older Python 3 that pyenv has here (the analyzer's interpreter is not
+documented): 3.7 and later compute the same features; 3.6 is refused by the script's first statement.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -151,8 +155,10 @@ DRIVER = textwrap.dedent(
         def emit(self, record):
             self.messages.append(record.getMessage())
 
-    handler = runpy.run_path(script)["preprocess_handler"]
+    namespace = runpy.run_path(script)
+    handler = namespace["preprocess_handler"]
     results = {}
+    logged = {}
     with open(cases_path, encoding="utf-8") as lines:
         for line in lines:
             case = json.loads(line)
@@ -164,9 +170,10 @@ DRIVER = textwrap.dedent(
             try:
                 results[case["name"]] = {"ok": handler(record, logger)}
             except Exception as exc:
-                results[case["name"]] = {"error": type(exc).__name__, "message": str(exc), "logged": collected.messages}
+                results[case["name"]] = {"error": type(exc).__name__, "message": str(exc)}
+            logged[case["name"]] = collected.messages
     with open(out_path, "w", encoding="utf-8") as out:
-        json.dump({"visible": visible, "results": results}, out)
+        json.dump({"visible": visible, "results": results, "logged": logged, "skipped": namespace["skipped_requests"]()}, out)
     '''
 )
 
@@ -176,23 +183,31 @@ def script() -> bytes:
     return build_record_preprocessor(SPEC)
 
 
-@pytest.fixture(scope="module")
-def isolated(script: bytes, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Every case through the script, in one ``python -I -S`` subprocess run outside the repository."""
-    work = tmp_path_factory.mktemp("preprocessor")
+def run_isolated(python: str, script: bytes, work: Path) -> subprocess.CompletedProcess[str]:
+    """Every case through the script with ``python -I -S``, in ``work`` (outside the repository)."""
     (work / "record_preprocessor.py").write_bytes(script)
     (work / "driver.py").write_text(DRIVER, encoding="utf-8")
     cases = [{"name": name, "event": event, "snake_case": False} for name, event in GOOD.items()]
     cases += [{"name": name, "event": event, "snake_case": False} for name, (event, _) in BAD.items()]
     cases.append({"name": "snake-case", "event": GOOD["json-batch"], "snake_case": True})
     (work / "cases.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cases), encoding="utf-8")
-    subprocess.run(
-        [sys.executable, "-I", "-S", "driver.py", "record_preprocessor.py", "cases.jsonl", "out.json"],
+    return subprocess.run(
+        [python, "-I", "-S", "driver.py", "record_preprocessor.py", "cases.jsonl", "out.json"],
         cwd=work,
         env={},
-        check=True,
+        capture_output=True,
+        text=True,
+        check=False,
         timeout=60,
     )
+
+
+@pytest.fixture(scope="module")
+def isolated(script: bytes, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Every case through the script, in one ``python -I -S`` subprocess of this interpreter."""
+    work = tmp_path_factory.mktemp("preprocessor")
+    finished = run_isolated(sys.executable, script, work)
+    assert finished.returncode == 0, finished.stderr
     return json.loads((work / "out.json").read_text(encoding="utf-8"))
 
 
@@ -247,16 +262,26 @@ def test_the_snake_case_content_type_attribute_is_read_too(isolated: dict[str, A
     assert isolated["results"]["snake-case"]["ok"] == isolated["results"]["json-batch"]["ok"]
 
 
+# One malformed request used to raise, and a record preprocessor's exception fails the whole monitoring run.
 @pytest.mark.parametrize("case", sorted(BAD))
-def test_a_bad_request_raises_an_error_naming_the_event_and_the_problem(isolated: dict[str, Any], case: str) -> None:
-    result = isolated["results"][case]
-    assert result["error"] == "RecordPreprocessorError"
-    assert result["message"] == BAD[case][1]
+def test_a_bad_request_is_skipped_with_the_empty_list_the_analyzer_drops(isolated: dict[str, Any], case: str) -> None:
+    assert isolated["results"][case] == {"ok": []}
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
-def test_a_bad_request_is_logged_before_it_raises(isolated: dict[str, Any], case: str) -> None:
-    assert isolated["results"][case]["logged"] == [BAD[case][1]]
+def test_a_skipped_request_is_logged_naming_the_event_the_problem_and_the_count(
+    isolated: dict[str, Any], case: str
+) -> None:
+    pattern = re.escape(f"skipped {BAD[case][1]}") + r" \((\d+) skipped by this process\)"
+    assert len(isolated["logged"][case]) == 1
+    assert re.fullmatch(pattern, isolated["logged"][case][0])
+
+
+def test_every_skipped_request_is_counted_and_no_good_one(isolated: dict[str, Any]) -> None:
+    assert isolated["skipped"] == len(BAD)
+    running = [re.findall(r"\((\d+) skipped by this process\)", isolated["logged"][case][0]) for case in BAD]
+    assert sorted(int(found[0]) for found in running) == list(range(1, len(BAD) + 1))
+    assert all(isolated["logged"][case] == [] for case in GOOD)
 
 
 # An undecodable BASE64 capture has no container counterpart: the container received the bytes themselves.
@@ -366,3 +391,60 @@ def test_a_spec_that_is_not_a_module_attribute_is_refused(monkeypatch: pytest.Mo
         "feature spec 'probe' is not a module-level attribute of 'probe_spec_unnamed', the module defining its "
         "transform: define the spec and its transform in one module"
     )
+
+
+# --- older interpreters ----------------------------------------------------------------------------
+
+OLDER_PYTHONS = ("3.7", "3.8", "3.9", "3.10")
+
+
+def pyenv_python(version: str) -> str | None:
+    """A ``version`` interpreter (``"3.8"``) installed by pyenv on this machine, if any."""
+    for root in filter(None, (os.environ.get("PYENV_ROOT"), str(Path.home() / ".pyenv"))):
+        for installed in sorted(Path(root, "versions").glob(f"{version}.*")):
+            if (installed / "bin" / "python3").is_file():
+                return str(installed / "bin" / "python3")
+    return None
+
+
+def need_python(version: str) -> str:
+    python = pyenv_python(version)
+    if python is None:
+        pytest.skip(f"no Python {version} installed with pyenv here")
+    return python
+
+
+@pytest.fixture(scope="module", params=OLDER_PYTHONS)
+def older(request: pytest.FixtureRequest, script: bytes, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Every case through the script under an older interpreter."""
+    work = tmp_path_factory.mktemp(f"preprocessor-{request.param}")
+    finished = run_isolated(need_python(request.param), script, work)
+    assert finished.returncode == 0, finished.stderr
+    return json.loads((work / "out.json").read_text(encoding="utf-8"))
+
+
+def test_older_pythons_give_the_same_features_and_skip_the_same_requests(
+    older: dict[str, Any], isolated: dict[str, Any]
+) -> None:
+    assert older["results"] == isolated["results"]
+    assert older["skipped"] == len(BAD)
+
+
+@pytest.mark.parametrize("version", ("3.6", *OLDER_PYTHONS))
+def test_the_script_compiles_under_older_pythons(script: bytes, tmp_path: Path, version: str) -> None:
+    (tmp_path / "record_preprocessor.py").write_bytes(script)
+    check = "import sys; compile(open(sys.argv[1], encoding='utf-8').read(), sys.argv[1], 'exec', dont_inherit=True)"
+    finished = subprocess.run(
+        [need_python(version), "-I", "-S", "-c", check, str(tmp_path / "record_preprocessor.py")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert finished.returncode == 0, finished.stderr
+
+
+def test_python_3_6_is_refused_by_the_first_statement_with_a_clear_message(script: bytes, tmp_path: Path) -> None:
+    finished = run_isolated(need_python("3.6"), script, tmp_path)
+    assert finished.returncode != 0
+    assert "RuntimeError: this record preprocessor needs Python 3.7 or later" in finished.stderr

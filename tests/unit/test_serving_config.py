@@ -172,9 +172,9 @@ CASES: dict[str, tuple[str, Callable[[Model], None], str]] = {
     "capture off with monitors on": (
         "staging",
         _capture_off_monitors_on,
-        f"{WHERE}: monitoring.dataQuality.enabled=true needs serving.dataCapture.enabled=true (Model Monitor "
-        f"reads the captured requests); model 'customer-churn': monitoring.modelQuality.enabled=true needs "
-        "serving.dataCapture.enabled=true (Model Monitor reads the captured requests)",
+        f"{WHERE}: monitoring.dataQuality.enabled=true needs serving.dataCapture.enabled=true (the platform's "
+        f"drift job reads the captured requests); model 'customer-churn': monitoring.modelQuality.enabled=true "
+        "needs serving.dataCapture.enabled=true (the platform's drift job reads the captured requests)",
     ),
     "linear step below the minimum": (
         "staging",

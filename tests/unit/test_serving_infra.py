@@ -69,7 +69,7 @@ def single() -> OfflinePlan:
         overrides=with_serving(
             "prod",
             strategy="single",
-            variants=[{"name": "main", "instanceType": "ml.m5d.large", "instanceCount": 2, "modelPackageArn": PINNED}],
+            variants=[{"name": "main", "instanceType": "ml.m5d.large", "instanceCount": 2, "modelVersion": PINNED}],
             rollout={"mode": "linear", "linearStepPercent": 25, "waitIntervalSeconds": 120},
             network={"subnetIds": SUBNETS, "securityGroupIds": GROUPS, "networkIsolation": True},
         ),
@@ -120,11 +120,24 @@ def test_endpoint_uses_the_components_endpoint_config(plan: OfflinePlan) -> None
 
 
 def test_models_serve_the_package_versions_of_the_training_group(plan: OfflinePlan) -> None:
+    # The offline registry has approved versions 1 and 2 in every group: latest is 2, previous is 1.
+    number = {"latest": 2, "previous": 1}
     for model in served(plan):
-        group = plan.named(f"{plan.config.project}-{plan.config.environment}-{model}-training-registry")
-        expected = f"model-package/{group.inputs['modelPackageGroupName']}/1"
-        packages = {m.inputs["primaryContainer"]["modelPackageName"] for m in serving(plan, MODEL)}
-        assert packages == {f"arn:aws:sagemaker:{plan.config.region}:{MOCK_ACCOUNT_ID}:{expected}"}
+        prefix = f"{plan.config.project}-{plan.config.environment}-{model}"
+        group = plan.named(f"{prefix}-training-registry").inputs["modelPackageGroupName"]
+        settings = plan.config.model(model).serving
+        assert settings is not None
+        selectors = {v.name: v.model_version for v in settings.variants}
+        if settings.shadow_variant is not None:
+            selectors[settings.shadow_variant.name] = settings.shadow_variant.model_version
+        if settings.serverless is not None:
+            selectors[SERVERLESS_VARIANT] = settings.serverless.model_version
+        packages = {
+            variant: part(plan, model, f"model-{variant}").inputs["primaryContainer"]["modelPackageName"]
+            for variant in selectors
+        }
+        arn = f"arn:aws:sagemaker:{plan.config.region}:{MOCK_ACCOUNT_ID}:model-package/{group}"
+        assert packages == {variant: f"{arn}/{number[selector]}" for variant, selector in selectors.items()}
 
 
 # --- strategies ----------------------------------------------------------------------------------------
@@ -342,7 +355,7 @@ def test_alarm_names_do_not_depend_on_versions_or_variants(stack_plans: dict[str
 def test_a_new_version_replaces_models_and_config_but_not_the_endpoint(stack_plans: dict[str, OfflinePlan]) -> None:
     before = stack_plans["prod"]
     models = json.loads(read_stack_values("prod")["mlops:models"])
-    models[0]["serving"]["variants"][1]["modelPackageArn"] = PINNED
+    models[0]["serving"]["variants"][1]["modelVersion"] = PINNED
     after = run_program("prod", overrides={"models": models})
     names = {r.name: r.inputs["name"] for r in serving(before, MODEL)}
     renamed = {r.name: r.inputs["name"] for r in serving(after, MODEL)}
@@ -439,7 +452,7 @@ def test_missing_version_warning_says_what_to_do(unapproved: Unapproved) -> None
     (warning,) = [w for w in unapproved.warnings if "no endpoint yet" in w]
     assert "model 'customer-churn'" in warning
     assert "'acme-mlops-prod-customer-churn' has no Approved version for variant(s) champion, challenger" in warning
-    assert "Approve a version" in warning and "modelPackageArn" in warning
+    assert "Approve a version" in warning and "serving.variants[].modelVersion" in warning
 
 
 # --- execution role ------------------------------------------------------------------------------------

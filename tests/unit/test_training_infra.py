@@ -365,3 +365,14 @@ def test_instance_type_must_be_a_sagemaker_type() -> None:
 def test_schedule_must_be_cron() -> None:
     [problem] = training_problems(retrainSchedule="weekly")
     assert problem.startswith('mlops:models.0.training.retrainSchedule: got "weekly";')
+
+
+def test_versions_carry_the_drift_baseline_their_monitoring_engine_reads(plan: OfflinePlan) -> None:
+    for model in plan.config.models:
+        (register,) = [s for s in steps(definition(plan, model.name)["Steps"]) if s["Name"] == REGISTER_STEP]
+        baseline = register["Arguments"]["DriftCheckBaselines"]["ModelDataQuality"]
+        uri = json.dumps(baseline["Statistics"]["S3Uri"])
+        if model.monitoring.engine == "platform":
+            assert "drift-baseline.json" in uri and "Constraints" not in baseline
+        else:
+            assert "statistics.json" in uri and "Constraints" in baseline
