@@ -5,6 +5,8 @@ The layers own *when* an alarm exists and *who* hears it; this module owns *what
 - the endpoint's **rollback alarms** (serving): 5xx rate over every production variant and the highest
   variant p99 latency, 1-minute periods, so SageMaker's deployment guardrails can roll an update back;
 - the **sustained** per-variant latency and 5xx alarms (monitoring): 5-minute periods, for on-call;
+- the **responders'** dead-letter queues holding a message and their functions failing (responders), so an
+  event that retries could not handle reaches a human before SQS expires it;
 - **drift** per feature, the composite **model drift** rule and its **drift not measured** twin, **model
   quality**, the monitor's own heartbeat (**monitor not reporting**) and the **business KPI** (monitoring), for
   either monitoring engine: the platform's own job (namespace :data:`PLATFORM_METRICS_NAMESPACE`) or SageMaker
@@ -39,6 +41,8 @@ ANCHOR_ROLLBACK_ERRORS = "rollback-5xx-rate"
 ANCHOR_ROLLBACK_LATENCY = "rollback-p99-latency"
 ANCHOR_MONITOR_HEARTBEAT = "monitor-not-reporting"
 ANCHOR_DRIFT_UNMEASURED = "drift-not-measured"
+ANCHOR_DEAD_LETTERS = "responder-dead-letters"
+ANCHOR_RESPONDER_ERRORS = "responder-errors"
 
 ENDPOINT_NAMESPACE = "AWS/SageMaker"
 """Endpoint invocation metrics (dimensions EndpointName, VariantName); ModelLatency is in microseconds."""
@@ -519,5 +523,57 @@ def business_kpi(
             "comparison_operator": "GreaterThanThreshold" if above else "LessThanThreshold",
             # A KPI that stops arriving is news too: missing data leads to INSUFFICIENT_DATA, which alerts.
             "treat_missing_data": "missing",
+        },
+    )
+
+
+# --- the responders ----------------------------------------------------------------------------------
+
+RESPONDER_PERIOD_SECONDS = 300
+"""SQS publishes queue metrics every 5 minutes (1-minute periods would read gaps as missing data)."""
+
+
+def dead_letters(function: str, queue_name: pulumi.Input[str]) -> AlarmSpec:
+    """A responder's dead-letter queue holds at least one message: an event its retries could not handle."""
+    return AlarmSpec(
+        summary=(
+            f"responder {function}: its dead-letter queue holds an event the function failed on after every retry "
+            "(the event is lost when the queue's retention ends)."
+        ),
+        anchor=ANCHOR_DEAD_LETTERS,
+        metric={
+            "namespace": "AWS/SQS",
+            "metric_name": "ApproximateNumberOfMessagesVisible",
+            "dimensions": {"QueueName": queue_name},
+            "statistic": "Maximum",
+            "period": RESPONDER_PERIOD_SECONDS,
+            "evaluation_periods": 1,
+            "threshold": 1.0,
+            "comparison_operator": "GreaterThanOrEqualToThreshold",
+            # SQS stops publishing for a queue that stays empty and idle: no data is an empty queue.
+            "treat_missing_data": "notBreaching",
+        },
+    )
+
+
+def responder_errors(function: str, function_name: pulumi.Input[str]) -> AlarmSpec:
+    """A responder's invocations failed (each failure is retried; repeated ones end in the dead-letter queue)."""
+    return AlarmSpec(
+        summary=(
+            f"responder {function}: invocations failed in the last {RESPONDER_PERIOD_SECONDS // 60} minutes "
+            "(Lambda retries them; what still fails is dead-lettered)."
+        ),
+        anchor=ANCHOR_RESPONDER_ERRORS,
+        metric={
+            "namespace": "AWS/Lambda",
+            "metric_name": "Errors",
+            "dimensions": {"FunctionName": function_name},
+            "statistic": "Sum",
+            "period": RESPONDER_PERIOD_SECONDS,
+            "evaluation_periods": 1,
+            "threshold": 1.0,
+            "comparison_operator": "GreaterThanOrEqualToThreshold",
+            # No invocation, no error.
+            "treat_missing_data": "notBreaching",
         },
     )

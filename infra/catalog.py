@@ -19,6 +19,7 @@ import pulumi_aws as aws
 from pydantic import Field, StringConstraints, model_validator
 
 from infra import iam
+from infra.datalake import INGESTION_STAGING_PREFIX
 from infra.monitoring.reports import (
     JSON_SERDE,
     PARTITION_KEYS,
@@ -47,6 +48,16 @@ _GLUE_TYPE = re.compile(rf"^({_GLUE_PRIMITIVES}|array<({_GLUE_PRIMITIVES})>)$")
 
 
 GlueType = Annotated[str, StringConstraints(pattern=_GLUE_TYPE.pattern)]
+
+
+def _crawler_exclusions(zone: str, reporting: bool) -> list[str] | None:
+    """What a zone's crawler must not catalogue: the drift reports (they have their own table with partition
+    projection) and the ingestion's staging area (half-written batches, never a table)."""
+    if zone == "monitoring" and reporting:
+        return [f"{REPORTS_PREFIX}**"]
+    if zone == "curated":
+        return [f"{INGESTION_STAGING_PREFIX}**"]
+    return None
 
 
 class ColumnSpec(Section):
@@ -294,9 +305,7 @@ class Catalog(pulumi.ComponentResource):
                 s3_targets=[
                     aws.glue.CrawlerS3TargetArgs(
                         path=pulumi.Output.concat("s3://", args.bucket_names[zone], "/"),
-                        # The reports have their own table (partition projection): a crawled copy would be a
-                        # second, differently typed table over the same files.
-                        exclusions=[f"{REPORTS_PREFIX}**"] if zone == "monitoring" and reporting else None,
+                        exclusions=_crawler_exclusions(zone, bool(reporting)),
                     )
                 ],
                 schema_change_policy=aws.glue.CrawlerSchemaChangePolicyArgs(

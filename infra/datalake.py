@@ -20,6 +20,11 @@ if TYPE_CHECKING:
 # --- settings (stack key ``lake``) ------------------------------------------------------------
 
 
+INGESTION_STAGING_PREFIX = "_staging/"
+"""Where ``mlops.ingestion`` stages a curated batch before committing it (its ``STAGING_PREFIX``)."""
+INGESTION_STAGING_EXPIRE_DAYS = 7
+
+
 class ZoneSettings(Section):
     """Lifecycle of one lake zone. ``None`` switches a transition or expiry off."""
 
@@ -116,7 +121,22 @@ def lifecycle_rules(zone: str, settings: ZoneSettings) -> list[aws.s3.BucketLife
                 days=settings.glacier_after_days, storage_class="GLACIER_IR"
             )
         )
+    staging = (
+        [
+            # mlops.ingestion stages a batch here and deletes it once committed: what stays is an abandoned
+            # attempt (its re-run stages anew), never data a table reads.
+            aws.s3.BucketLifecycleConfigurationRuleArgs(
+                id=f"{zone}-abandoned-staging",
+                status="Enabled",
+                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=INGESTION_STAGING_PREFIX),
+                expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=INGESTION_STAGING_EXPIRE_DAYS),
+            )
+        ]
+        if zone == "curated"
+        else []
+    )
     return [
+        *staging,
         aws.s3.BucketLifecycleConfigurationRuleArgs(
             id=f"{zone}-current-versions",
             status="Enabled",

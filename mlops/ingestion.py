@@ -1,4 +1,4 @@
-"""Ingestion into the curated zone: validate a frame against its table declaration, then write it.
+"""Ingestion into the curated zone: validate a frame against its table declaration, then write it idempotently.
 
 :func:`write_curated_dataset` writes a pandas frame as partitioned Parquet under the table's
 location (``s3://<bucket>/<table prefix>``) and creates the Glue table or adds its partitions.
@@ -12,6 +12,28 @@ table and no partitions behind:
   never parsed into numbers, booleans or timestamps: a string in an ``int`` column is refused;
 - an existing Glue table has the declared schema and location (:class:`CatalogMismatchError`).
 
+**Retries are safe.** A frame is written as one *batch* with an id (the caller's ``batch_id``, else a
+digest of the frame's rows, so the same rows in any order are the same batch). Calling again with
+the same arguments after any failure leaves the table holding the batch's rows exactly once: after
+failed attempts followed by one that succeeds, the table is as one successful attempt leaves it. How,
+given that S3 has no atomic rename and Glue no transaction spanning S3:
+
+1. *stage*: the batch is serialised and uploaded under ``_staging/<table prefix><batch id>/<attempt>/``,
+   outside every table's location, so the long, failure-prone part never leaves a file where readers
+   list the table (a fault here used to leave orphan files that a re-run then duplicated);
+2. *commit*: each staged file is copied (server side) to a name derived from the batch id and its
+   partition, ``<partition>/<batch id>-<n>.snappy.parquet``. A fault between copies leaves part of the
+   batch visible until the re-run, which copies to the same names (it overwrites, never adds);
+3. files the batch replaces are deleted after the copies (an earlier attempt's extra files; in
+   ``overwrite_partitions`` mode every other file of the batch's partitions), so a reader may briefly
+   see old and new rows, never neither;
+4. the Glue table is created if missing and the partitions added if missing (both idempotent);
+5. the batch's staging prefix is emptied, leftovers of earlier failed attempts included.
+
+A re-run under the same batch id replaces the batch's files in the partitions it writes; a corrected
+batch that no longer has rows in a partition leaves its old file there (use ``overwrite_partitions``
+for that partition). Two writers of the same batch at the same time are not supported.
+
 The table declaration is anything shaped like :class:`TableDeclaration`; ``infra.config.TableSpec``
 (the stack file's ``catalog.tables`` entries) fits. This module does not import Pulumi: it runs in
 jobs, containers and functions.
@@ -21,8 +43,10 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import hashlib
 import math
 import re
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, cast
@@ -32,6 +56,7 @@ import boto3
 import numpy as np
 import pandas as pd
 from botocore.exceptions import ClientError
+from pandas.core.util.hashing import hash_pandas_object
 
 WriteMode = Literal["append", "overwrite_partitions"]
 WRITE_MODES: tuple[str, ...] = ("append", "overwrite_partitions")
@@ -79,7 +104,7 @@ class TableDeclaration(Protocol):
 
 @dataclass(frozen=True)
 class IngestionReport:
-    """What one call wrote: the table, its location, the row count, files and partition prefixes."""
+    """What one call wrote: the table, its location, the row count, files, partition prefixes and batch id."""
 
     database: str
     table: str
@@ -88,6 +113,7 @@ class IngestionReport:
     rows: int
     files: tuple[str, ...]
     partitions: tuple[str, ...]
+    batch_id: str
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,6 +176,13 @@ class PartitionValueError(IngestionError):
 
 class CatalogMismatchError(IngestionError):
     """The Glue table already exists with another schema or location than declared."""
+
+
+class IngestionCommitError(Exception):
+    """S3 refused to delete objects while a batch was committed; re-running the batch finishes it.
+
+    Not an :class:`IngestionError`: the frame was valid and part of the batch may already be in place.
+    """
 
 
 # ---------------------------------------------------------------------------------------------
@@ -429,6 +462,93 @@ def check_catalog(existing: dict[str, Any] | None, table: TableDeclaration, loca
         )
 
 
+STAGING_PREFIX = "_staging/"
+"""Where a batch's files are written before they are committed into the table (outside every table's location)."""
+
+_BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_PARQUET_SUFFIX = ".snappy.parquet"
+
+
+def batch_id_of(frame: pd.DataFrame, table: TableDeclaration) -> str:
+    """A batch's identity derived from its content: the same rows (in any order) give the same id.
+
+    The digest covers the table's declared columns and types and the multiset of rows, so a retry of
+    the same frame lands on the same object names and replaces them instead of adding rows.
+    ``frame`` should be the output of :func:`validate_frame` (values already converted to their types).
+    """
+    digest = hashlib.sha256()
+    declared = [(c.name, _normal_type(c.type)) for c in (*table.columns, *table.partition_keys)]
+    digest.update(repr((table.name, declared)).encode())
+    columns = {}
+    for name in frame.columns:
+        series = cast(pd.Series, frame[name])
+        # Lists, decimals, dates and bytes are not hashable by pandas: hash an exact text form instead.
+        columns[name] = series.map(_canonical).astype(str) if series.dtype == object else series
+    rows = hash_pandas_object(pd.DataFrame(columns, index=frame.index), index=False, categorize=False)
+    digest.update(np.sort(rows.to_numpy(dtype=np.uint64)).tobytes())  # sorted: row order is not identity
+    return digest.hexdigest()[:32]
+
+
+def _canonical(value: Any) -> str:
+    if hasattr(value, "tolist"):  # numpy arrays (from Parquet) and scalars: repr() of an array elides items
+        value = value.tolist()
+    if not isinstance(value, list | tuple) and _is_null(value):
+        return "\x00null"
+    return repr(value)
+
+
+def _check_batch_id(batch_id: str) -> str:
+    if not _BATCH_ID.match(batch_id):
+        raise ValueError(
+            f"batch_id {batch_id!r} must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or "
+            "digit (it names the batch's objects; Athena skips files whose names start with '_' or '.')"
+        )
+    return batch_id
+
+
+@dataclass(frozen=True)
+class _StagedFile:
+    staged_key: str
+    final_key: str
+
+
+def _plan_commit(
+    staged_paths: Sequence[str], *, bucket: str, staging_prefix: str, table_prefix: str, batch_id: str
+) -> list[_StagedFile]:
+    """Deterministic final names: ``<table prefix><partition path><batch id>-<n>.snappy.parquet``.
+
+    ``n`` numbers the batch's files within one partition in the order of their staged names, so a
+    re-run of the same batch writes the same keys (awswrangler names staged files with random UUIDs).
+    """
+    by_partition: dict[str, list[str]] = {}
+    for path in staged_paths:
+        key = path.removeprefix(f"s3://{bucket}/")
+        relative = key.removeprefix(staging_prefix)
+        partition = relative.rsplit("/", 1)[0] + "/" if "/" in relative else ""
+        by_partition.setdefault(partition, []).append(key)
+    planned = []
+    for partition, keys in sorted(by_partition.items()):
+        for n, key in enumerate(sorted(keys)):
+            planned.append(_StagedFile(key, f"{table_prefix}{partition}{batch_id}-{n:05d}{_PARQUET_SUFFIX}"))
+    return planned
+
+
+def _list_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
+    keys: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys.extend(o["Key"] for o in page.get("Contents", []))
+    return keys
+
+
+def _delete_keys(s3: Any, bucket: str, keys: Sequence[str]) -> None:
+    for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1,000 keys
+        chunk = keys[start : start + 1000]
+        response = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True})
+        errors = response.get("Errors") or []
+        if errors:
+            raise IngestionCommitError(f"could not delete {len(errors)} object(s) of s3://{bucket}/: {errors[:3]}")
+
+
 def write_curated_dataset(
     df: pd.DataFrame,
     table: TableDeclaration,
@@ -438,45 +558,130 @@ def write_curated_dataset(
     boto3_session: boto3.Session | None = None,
     mode: WriteMode = "append",
     kms_key_arn: str | None = None,
+    batch_id: str | None = None,
 ) -> IngestionReport:
-    """Validate ``df`` against ``table``, then write it as partitioned Parquet and catalogue it.
+    """Validate ``df`` against ``table``, then write it as partitioned Parquet and catalogue it, idempotently.
 
-    ``bucket`` is the curated zone's bucket and ``database`` its Glue database. ``mode="append"``
-    adds files; ``"overwrite_partitions"`` replaces the partitions present in ``df`` (use it to make
-    a re-run of the same batch idempotent). ``kms_key_arn`` asks for SSE-KMS with that key
-    explicitly (the lake's buckets otherwise apply their default platform key).
+    ``bucket`` is the curated zone's bucket and ``database`` its Glue database. The frame is one
+    *batch*, named by ``batch_id`` (default: a digest of its rows, :func:`batch_id_of`); pass the
+    source's identity (the landed object's key, a run id) when a corrected re-run of the same source
+    must replace what it wrote before. Modes:
 
-    Creates the Glue table with the declared types if it does not exist, else adds partitions only
-    (it never changes an existing table's schema). Raises :class:`IngestionError` subclasses before
-    anything is written; a ``ValueError`` for an unknown ``mode``.
+    - ``"append"`` (default): the batch's rows are added to the table; a re-run of the same batch
+      replaces the batch's files instead of adding them again (other batches are kept);
+    - ``"overwrite_partitions"``: the partitions present in ``df`` end up holding exactly this batch
+      (every other file in them is deleted after the batch is in place).
+
+    ``kms_key_arn`` asks for SSE-KMS with that key explicitly (the lake's buckets otherwise apply
+    their default platform key). Creates the Glue table with the declared types if it does not
+    exist, else adds partitions only (it never changes an existing table's schema).
+
+    Raises :class:`IngestionError` subclasses before anything is written; a ``ValueError`` for an
+    unknown ``mode`` or an unusable ``batch_id``. An AWS error during the write propagates: calling
+    again with the same arguments finishes the batch without duplicating a row.
     """
     if mode not in WRITE_MODES:
         raise ValueError(f"mode {mode!r} is not one of {list(WRITE_MODES)}")
+    if batch_id is not None:
+        _check_batch_id(batch_id)
+    if table.location_prefix.startswith(STAGING_PREFIX):
+        raise ValueError(f"table '{table.name}' lives under {STAGING_PREFIX!r}, which ingestion uses for staging")
     frame = validate_frame(df, table)
+    batch = batch_id or batch_id_of(frame, table)
     location = table_location(bucket, table)
     session = boto3_session or boto3.Session()
-    check_catalog(_existing_table(session.client("glue"), database, table.name), table, location, database)
+    existing = _existing_table(session.client("glue"), database, table.name)
+    check_catalog(existing, table, location, database)
+    s3 = session.client("s3")
+    sse = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_arn} if kms_key_arn else None
+    columns_types = {c.name: c.type for c in table.columns}
+    partitions_types = {k.name: k.type for k in table.partition_keys}
 
-    partition_cols = [k.name for k in table.partition_keys]
-    result = wr.s3.to_parquet(
+    # 1. Stage. The whole batch is serialised and uploaded outside the table's location, under a
+    #    prefix of its own attempt. Uploading is the long, failure-prone part; a fault here leaves no
+    #    file where readers (Athena, Spark, awswrangler) list the table, and no Glue partition.
+    batch_staging = f"{STAGING_PREFIX}{table.location_prefix}{batch}/"
+    attempt_staging = f"{batch_staging}{uuid.uuid4().hex}/"
+    staged = wr.s3.to_parquet(
         df=frame,
-        path=location,
+        path=f"s3://{bucket}/{attempt_staging}",
         dataset=True,
-        partition_cols=partition_cols or None,
-        mode=mode,
-        database=database,
-        table=table.name,
-        dtype={c.name: c.type for c in (*table.columns, *table.partition_keys)},
-        schema_evolution=False,
+        partition_cols=list(partitions_types) or None,
+        mode="append",  # a fresh prefix: nothing to replace
+        dtype={**columns_types, **partitions_types},
         boto3_session=session,
-        s3_additional_kwargs={"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_arn} if kms_key_arn else None,
+        s3_additional_kwargs=sse,
     )
+
+    # 2. Commit: copy each staged file to its deterministic name in the table. S3 has no atomic rename
+    #    (nor a multi-object transaction), so a fault between copies leaves part of the batch visible;
+    #    but every copy is idempotent (same key, same bytes), so the re-run converges to the batch, once.
+    plan = _plan_commit(
+        staged["paths"],
+        bucket=bucket,
+        staging_prefix=attempt_staging,
+        table_prefix=table.location_prefix,
+        batch_id=batch,
+    )
+    for item in plan:
+        s3.copy({"Bucket": bucket, "Key": item.staged_key}, bucket, item.final_key, ExtraArgs=sse)
+
+    # 3. Remove what the batch replaces: in "append", files an earlier attempt of this batch wrote
+    #    that this one did not (a corrected batch may have fewer files); in "overwrite_partitions",
+    #    every other file of the batch's partitions. Deleting after copying means a reader may see
+    #    old and new rows for a moment, never neither, and a fault here loses nothing.
+    final_keys = {item.final_key for item in plan}
+    partition_prefixes = sorted({item.final_key.rsplit("/", 1)[0] + "/" for item in plan})
+    # A listing by prefix also returns other batches whose id extends this one ("b-1" lists "b-1-7-..."):
+    # only names this batch can have are its own.
+    own_name = re.compile(rf"{re.escape(batch)}-[0-9]{{5}}{re.escape(_PARQUET_SUFFIX)}")
+    stale: list[str] = []
+    for prefix in partition_prefixes:
+        for key in _list_keys(s3, bucket, f"{prefix}{batch}-" if mode == "append" else prefix):
+            name = key[len(prefix) :]
+            if key not in final_keys and "/" not in name and (mode != "append" or own_name.fullmatch(name)):
+                stale.append(key)
+    _delete_keys(s3, bucket, stale)
+
+    # 4. Catalogue. Glue calls are idempotent too: the table is created only when missing, and a
+    #    partition that already exists (same location, by construction) is left as it is.
+    if existing is None:
+        wr.catalog.create_parquet_table(
+            database=database,
+            table=table.name,
+            path=location,
+            columns_types=columns_types,
+            partitions_types=partitions_types or None,
+            compression="snappy",
+            mode="append",  # a table created meanwhile by another writer is kept (and was checked by its writer)
+            boto3_session=session,
+        )
+    staged_root = f"s3://{bucket}/{attempt_staging}"
+    partitions_values = {
+        f"{location}{path.removeprefix(staged_root)}": list(values)
+        for path, values in staged.get("partitions_values", {}).items()
+    }
+    if partitions_types:
+        wr.catalog.add_parquet_partitions(
+            database=database,
+            table=table.name,
+            partitions_values=partitions_values,
+            compression="snappy",
+            columns_types=columns_types,
+            boto3_session=session,
+        )
+
+    # 5. Clean the staging area of this batch: this attempt's files and any an earlier, failed attempt
+    #    left. Until this succeeds, leftovers sit outside the table and a re-run removes them.
+    _delete_keys(s3, bucket, _list_keys(s3, bucket, batch_staging))
+
     return IngestionReport(
         database=database,
         table=table.name,
         location=location,
         mode=mode,
         rows=len(frame.index),
-        files=tuple(result["paths"]),
-        partitions=tuple(sorted(result.get("partitions_values", {}))),
+        files=tuple(f"s3://{bucket}/{item.final_key}" for item in plan),
+        partitions=tuple(sorted(partitions_values)) if partitions_types else (),
+        batch_id=batch,
     )

@@ -410,6 +410,7 @@ def step_dispatch(d: Drill) -> str:
             ),
             "MODEL_PACKAGE_GROUPS": json.dumps({d.names.group: d.names.model}),
             "GITHUB_API_URL": github.url,
+            "STATE_TABLE": d.values["state_table"],  # the approval ledger: one dispatch per approval
         }
         with responder("dispatch_deployment", environment, d.endpoints) as invoke:
             invoke(d.values["approval_event"])

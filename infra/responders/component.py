@@ -26,12 +26,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 import pulumi_aws as aws
 
 from infra import iam
+from infra.alarms import dead_letters, metric_alarm, responder_errors
 from infra.foundation import Foundation
 from infra.naming import Kind
 from infra.responders.environment import (
@@ -250,9 +251,12 @@ class Responders(pulumi.ComponentResource):
                         [m.model_package_group_name for m in args.models], [m.model for m in args.models]
                     ),
                     "GITHUB_API_URL": GITHUB_API_URL,
+                    # The approval ledger: one dispatch per approval, however often it is delivered.
+                    "STATE_TABLE": self.state_table.name,
                 },
                 # The event carries everything the function needs: it describes nothing in SageMaker.
                 statements=[
+                    dynamodb_items("StateItems", [self.state_table.arn]),
                     *self._secret_statements(),
                     sns_publish("Alerts", alerts),
                 ],
@@ -412,6 +416,27 @@ class Responders(pulumi.ComponentResource):
                 on_failure=aws.lambda_.FunctionEventInvokeConfigDestinationConfigOnFailureArgs(destination=queue.arn)
             ),
             opts=pulumi.ResourceOptions(parent=function),
+        )
+        # Someone hears of an event the retries could not handle before SQS expires it, and of failing invocations.
+        alerts: dict[str, Any] = {
+            "alarm_actions": [args.foundation.alerts_topic_arn],
+            "ok_actions": [args.foundation.alerts_topic_arn],
+        }
+        metric_alarm(
+            f"{part}-dead-letters",
+            ctx.naming.name(f"{thing}-dead-letters", Kind.ALARM),
+            dead_letters(key, queue.name),
+            tags=tags,
+            parent=queue,
+            **alerts,
+        )
+        metric_alarm(
+            f"{part}-errors",
+            ctx.naming.name(f"{thing}-errors", Kind.ALARM),
+            responder_errors(key, function.name),
+            tags=tags,
+            parent=function,
+            **alerts,
         )
         return Responder(
             function=function, dead_letter_queue=queue, log_group=log_group, role=role, invoke_config=invoke_config

@@ -4,7 +4,9 @@ Trigger: EventBridge "SageMaker Model Building Pipeline Execution Status Change"
 pipeline listed in ``PIPELINES`` reaching a final status (Succeeded, Failed, Stopped), it publishes a message
 naming the pipeline, the model, the status and the execution ARN (plus the failure reason from
 ``DescribePipelineExecution`` when it failed) to ``ALERTS_TOPIC_ARN``. Intermediate statuses (Executing,
-Stopping) and pipelines it does not know are decisions: logged and counted, not notified.
+Stopping), pipelines it does not know and events from another account or region are decisions: logged and
+counted, not notified. A "Failed" is notified even when ``DescribePipelineExecution`` fails: the message then says
+the failure reason could not be read, and why.
 
 Environment (read once at cold start): ``ALERTS_TOPIC_ARN``, ``PIPELINES`` (JSON ``{"<pipeline>": "<model>"}``).
 """
@@ -18,13 +20,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from botocore.exceptions import ClientError
-from responder_common.errors import MalformedEventError, ResponderError, UpstreamError, report_failure
-from responder_common.events import eventbridge_event, optional_str, require_str
-from responder_common.notify import Notification, Notifier
+from botocore.exceptions import BotoCoreError, ClientError
+from responder_common.errors import MalformedEventError, UpstreamError, report_failure
+from responder_common.events import (
+    Origin,
+    event_ids,
+    eventbridge_event,
+    eventbridge_origin,
+    optional_str,
+    require_str,
+)
+from responder_common.notify import Notification, Notifier, aws_error_code
+from responder_common.redact import install as install_redaction
+from responder_common.retry import client
 from responder_common.settings import required, string_map
 
 SERVICE = "notify_pipeline"
@@ -64,6 +74,7 @@ class PipelineStatusChange:
     display_name: str
     started: str
     ended: str
+    origin: tuple[str, str] = ("", "")
 
     @property
     def pipeline_name(self) -> str:
@@ -85,6 +96,7 @@ def parse_event(event: Any) -> PipelineStatusChange:
         display_name=optional_str(detail, "pipelineExecutionDisplayName"),
         started=optional_str(detail, "executionStartTime"),
         ended=optional_str(detail, "executionEndTime"),
+        origin=eventbridge_origin(event),
     )
 
 
@@ -92,6 +104,7 @@ class Outcome(enum.StrEnum):
     """What the responder decided; each has a metric of the same name."""
 
     NOTIFIED = "PipelineNotified"
+    FOREIGN = "IgnoredForeignOrigin"
     NOT_FINAL = "IgnoredNotFinal"
     UNKNOWN_PIPELINE = "IgnoredUnknownPipeline"
 
@@ -112,8 +125,14 @@ class Notify:
     needs_reason: bool
 
 
-def decide(change: PipelineStatusChange, settings: Settings) -> Ignore | Notify:
-    """Pure: notify about final statuses of known pipelines only."""
+def decide(change: PipelineStatusChange, settings: Settings, origin: Origin | None = None) -> Ignore | Notify:
+    """Pure: notify about final statuses of known pipelines of the function's own account and region only."""
+    if origin is not None and not origin.admits(*change.origin):
+        account, region = change.origin
+        return Ignore(
+            Outcome.FOREIGN,
+            f"event comes from {account or '?'}/{region or '?'}, not this function's {origin.account}/{origin.region}",
+        )
     model = settings.model_of(change.pipeline_name)
     if model is None:
         return Ignore(Outcome.UNKNOWN_PIPELINE, f"pipeline {change.pipeline_name} is not one of the platform's")
@@ -122,8 +141,10 @@ def decide(change: PipelineStatusChange, settings: Settings) -> Ignore | Notify:
     return Notify(model=model, needs_reason=change.status == "Failed")
 
 
-def format_message(change: PipelineStatusChange, model: str, failure_reason: str | None) -> Notification:
-    """Pure: the notification for a finished execution."""
+def format_message(
+    change: PipelineStatusChange, model: str, failure_reason: str | None, *, unreadable: str = ""
+) -> Notification:
+    """Pure: the notification for a finished execution; ``unreadable`` says why the failure reason is missing."""
     lines = [
         f"Training pipeline {change.pipeline_name} (model {model}) finished: {change.status}.",
         f"Execution: {change.execution_arn}",
@@ -132,7 +153,9 @@ def format_message(change: PipelineStatusChange, model: str, failure_reason: str
         lines.append(f"Display name: {change.display_name}")
     if change.started or change.ended:
         lines.append(f"Started {change.started or '?'}, ended {change.ended or '?'}.")
-    if change.status == "Failed":
+    if change.status == "Failed" and unreadable:
+        lines.append(f"Failure reason: could not be read ({unreadable}); see the execution's steps in SageMaker.")
+    elif change.status == "Failed":
         lines.append(f"Failure reason: {failure_reason or 'not reported by SageMaker'}")
     if change.status == "Succeeded":
         lines.append("A new model version may be waiting for approval in the model registry.")
@@ -149,8 +172,8 @@ class Executions:
         """``FailureReason`` from ``DescribePipelineExecution`` (None when empty)."""
         try:
             response = self.sagemaker.describe_pipeline_execution(PipelineExecutionArn=execution_arn)
-        except ClientError as error:
-            code = str(error.response.get("Error", {}).get("Code", ""))
+        except (ClientError, BotoCoreError) as error:
+            code = aws_error_code(error)
             raise UpstreamError(f"DescribePipelineExecution of {execution_arn} failed: {code}", code=code) from error
         return response.get("FailureReason") or None
 
@@ -175,21 +198,33 @@ def build_runtime(settings: Settings, *, sagemaker: Any, sns: Any) -> Runtime:
 
 @functools.cache
 def runtime() -> Runtime:
-    """The cold-start runtime: settings from the environment and default boto3 clients."""
-    return build_runtime(Settings.from_env(os.environ), sagemaker=boto3.client("sagemaker"), sns=boto3.client("sns"))
+    """The cold-start runtime: settings from the environment, the responders' clients (standard retries)."""
+    install_redaction(logger)
+    return build_runtime(Settings.from_env(os.environ), sagemaker=client("sagemaker"), sns=client("sns"))
 
 
-def process(event: Any, rt: Runtime) -> dict[str, Any]:
-    """Parse, decide, look up the failure reason if needed and publish; returns the outcome."""
+def process(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
+    """Parse, decide, look up the failure reason if needed and publish; returns the outcome.
+
+    With a Lambda ``context``, events from another account or region are ignored (``IgnoredForeignOrigin``).
+    """
     change = parse_event(event)
-    decision = decide(change, rt.settings)
+    decision = decide(change, rt.settings, Origin.of_context(context))
     result: dict[str, Any] = {"pipeline": change.pipeline_name, "status": change.status}
     if isinstance(decision, Ignore):
-        logger.info(decision.why, extra={**result, "outcome": decision.outcome.value})
+        level = logger.warning if decision.outcome is Outcome.FOREIGN else logger.info
+        level(decision.why, extra={**result, "outcome": decision.outcome.value})
         result["outcome"] = decision.outcome.value
     else:
-        reason = rt.executions.failure_reason(change.execution_arn) if decision.needs_reason else None
-        message_id = rt.notifier.publish(format_message(change, decision.model, reason))
+        reason, unreadable = None, ""
+        if decision.needs_reason:
+            try:
+                reason = rt.executions.failure_reason(change.execution_arn)
+            except UpstreamError as error:  # the failure is news either way: notify with what the event says
+                unreadable = f"DescribePipelineExecution failed: {error.code}"
+                logger.warning("failure reason not read", extra={**result, "error": str(error)})
+                metrics.add_metric(name="FailureReasonUnread", unit=MetricUnit.Count, value=1)
+        message_id = rt.notifier.publish(format_message(change, decision.model, reason, unreadable=unreadable))
         result.update(outcome=Outcome.NOTIFIED.value, model=decision.model, messageId=message_id)
         logger.info("pipeline status notified", extra=result)
     metrics.add_metric(name=result["outcome"], unit=MetricUnit.Count, value=1)
@@ -199,9 +234,12 @@ def process(event: Any, rt: Runtime) -> dict[str, Any]:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Lambda entry point: log with context and re-raise every error, so Lambda retries or dead-letters."""
+    """Lambda entry point: report every failure (log + ``Failed``) and re-raise it, so Lambda retries or
+    dead-letters the event."""
     try:
-        return process(event, runtime())
-    except ResponderError as error:
-        report_failure(logger, metrics, SERVICE, error, event, [event.get("id")] if isinstance(event, Mapping) else [])
-        raise
+        return process(event, runtime(), context)
+    except Exception as error:  # every failure, deliberate or not, goes through the failure log and metric
+        raised = report_failure(logger, metrics, SERVICE, error, event, event_ids(event))
+        if raised is error:
+            raise
+        raise raised from None

@@ -1,4 +1,4 @@
-"""Code shared by the responders: errors, settings parsing, event parsing, notifications and retries.
+"""Code shared by the responders: errors, settings parsing, event parsing, notifications, retries and redaction.
 
 It sits at the root of every responder's archive (``import responder_common``) and imports nothing from
 ``infra/`` or Pulumi.
@@ -6,8 +6,11 @@ It sits at the root of every responder's archive (``import responder_common``) a
 
 from responder_common.errors import (
     ConfigurationError,
+    DeliveryInProgressError,
     DispatchError,
+    InvalidSecretError,
     MalformedEventError,
+    RedactedError,
     ResponderError,
     RetryExhaustedError,
     UpstreamError,
@@ -15,8 +18,11 @@ from responder_common.errors import (
 
 __all__ = [
     "ConfigurationError",
+    "DeliveryInProgressError",
     "DispatchError",
+    "InvalidSecretError",
     "MalformedEventError",
+    "RedactedError",
     "ResponderError",
     "RetryExhaustedError",
     "UpstreamError",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from responder_common.errors import UpstreamError
 
 # SNS refuses subjects that are longer than 100 characters, contain line breaks or non-ASCII characters.
@@ -37,12 +37,21 @@ class Notifier:
     topic_arn: str
 
     def publish(self, notification: Notification) -> str:
-        """Publish and return the SNS message id; :class:`UpstreamError` when SNS refuses."""
+        """Publish and return the SNS message id; :class:`UpstreamError` when SNS refuses or cannot be reached
+        (after botocore's retries)."""
         try:
             response = self.sns.publish(
                 TopicArn=self.topic_arn, Subject=sns_subject(notification.subject), Message=notification.body
             )
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
+        except (ClientError, BotoCoreError) as error:
+            code = aws_error_code(error)
             raise UpstreamError(f"SNS Publish to {self.topic_arn} failed: {code}", code=code) from error
         return str(response["MessageId"])
+
+
+def aws_error_code(error: ClientError | BotoCoreError) -> str:
+    """The error code of a ``ClientError`` (``ThrottlingException``...) or the name of a botocore exception
+    (``EndpointConnectionError``, ``ReadTimeoutError``...)."""
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Code", "")) or "ClientError"
+    return type(error).__name__

@@ -4,16 +4,22 @@ Triggers: the SNS ``retrain`` topic (CloudWatch alarm notification JSON in ``Rec
 EventBridge "CloudWatch Alarm State Change" event.
 
 Flow (thin handler, pure decision, adapter): the handler parses the event into :class:`AlarmStateChange`; the pure :func:`decide` says
-whether the alarm may retrain a model; :class:`Retrainer` then, once per alarm transition (powertools
-idempotency keyed on alarm name + state-change time), skips when an execution is already Executing, claims a
-slot in the model's ledger with one conditional DynamoDB write (cooldown and daily cap, safe under concurrency),
-starts the pipeline with a ``ClientRequestToken`` derived from the transition (idempotent at AWS too) and
-publishes what it decided to the alerts topic. If the start fails after the claim, the claim is released so the
-retried event can start the pipeline.
+whether the alarm may retrain a model (an alarm of this account and region, listed, entering ALARM);
+:class:`Retrainer` then, once per alarm transition (powertools idempotency keyed on alarm name + state-change
+time), skips when another execution is Executing, claims a slot in the model's ledger with one conditional
+DynamoDB write (cooldown and daily cap, safe under concurrency), starts the pipeline with a
+``ClientRequestToken`` derived from the transition (idempotent at AWS too) and publishes what it decided to the
+alerts topic.
+
+Exactly one execution per transition, whatever fails: a failed start (any error, network ones included)
+releases the claim; a claim or start whose response was lost is recognised on retry as this transition's own
+(the ledger item carries the transition's token, the running execution its display name) and completes with
+the same ``ClientRequestToken``, which AWS answers with the execution it already started.
 
 Environment (read once at cold start): ``ALERTS_TOPIC_ARN``, ``STATE_TABLE``, ``RETRAIN_TARGETS``.
-Errors: malformed events and unexpected AWS errors raise (Lambda retries, then dead-letters); decisions
-(state other than ALARM, unknown alarm, cooldown, daily cap, already running, duplicate) are logged and counted.
+Errors: every failure is reported (log + ``Failed`` metric) and re-raised (Lambda retries, then dead-letters);
+decisions (foreign origin, state other than ALARM, unknown alarm, cooldown, daily cap, already running,
+duplicate) are logged and counted.
 """
 
 from __future__ import annotations
@@ -24,13 +30,11 @@ import hashlib
 import json
 import os
 import re
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import SNSEvent
@@ -39,24 +43,34 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
-from botocore.exceptions import ClientError
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    BaseError as IdempotencyError,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+)
+from botocore.exceptions import BotoCoreError, ClientError
 from responder_common.errors import (
     ConfigurationError,
+    DeliveryInProgressError,
     MalformedEventError,
-    ResponderError,
     UpstreamError,
     report_failure,
 )
 from responder_common.events import (
+    Origin,
+    arn_origin,
+    event_ids,
     eventbridge_event,
+    eventbridge_origin,
     optional_str,
     parse_timestamp,
     require_mapping,
     require_str,
 )
-from responder_common.notify import Notification, Notifier
-from responder_common.retry import Backoff, call_with_backoff, no_retry_config
+from responder_common.notify import Notification, Notifier, aws_error_code
+from responder_common.redact import install as install_redaction
+from responder_common.retry import client
 from responder_common.settings import int_field, json_object, required, string_field
 
 SERVICE = "retrain_on_alarm"
@@ -114,13 +128,18 @@ class Settings:
 # ---------------------------------------------------------------------------------------------- events
 @dataclass(frozen=True, kw_only=True)
 class AlarmStateChange:
-    """One alarm transition, whichever way it was delivered (SNS notification or EventBridge event)."""
+    """One alarm transition, whichever way it was delivered (SNS notification or EventBridge event).
+
+    ``origins`` are the (account, region) pairs the delivery claims: the SNS topic's and the alarm's ARN, or the
+    EventBridge event's ``account`` and ``region``.
+    """
 
     alarm_name: str
     state: str
     previous_state: str
     reason: str
     changed_at: datetime
+    origins: tuple[tuple[str, str], ...] = ()
 
     @property
     def stamp(self) -> str:
@@ -133,19 +152,23 @@ class AlarmStateChange:
         return {"alarm": self.alarm_name, "at": self.stamp}
 
 
-def _from_sns_message(message: str) -> AlarmStateChange:
+def _from_sns_message(message: str, topic_arn: str) -> AlarmStateChange:
     try:
         body = json.loads(message)
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, RecursionError) as error:
         raise MalformedEventError(f"Records[].Sns.Message is not JSON: {error}") from error
     body = require_mapping(body, "Sns.Message")
     where = "Sns.Message"
+    topic_account, topic_region = arn_origin(topic_arn)
+    alarm_arn = optional_str(body, "AlarmArn")
+    alarm_origin = arn_origin(alarm_arn) if alarm_arn else (optional_str(body, "AWSAccountId"), topic_region)
     return AlarmStateChange(
         alarm_name=require_str(body, "AlarmName", where),
         state=require_str(body, "NewStateValue", where),
         previous_state=optional_str(body, "OldStateValue"),
         reason=optional_str(body, "NewStateReason"),
         changed_at=parse_timestamp(require_str(body, "StateChangeTime", where), f"{where}.StateChangeTime"),
+        origins=((topic_account, topic_region), alarm_origin),
     )
 
 
@@ -159,6 +182,7 @@ def _from_eventbridge(event: Mapping[str, Any]) -> AlarmStateChange:
         previous_state=optional_str(previous, "value") if isinstance(previous, Mapping) else "",
         reason=optional_str(state, "reason"),
         changed_at=parse_timestamp(require_str(state, "timestamp", "detail.state"), "detail.state.timestamp"),
+        origins=(eventbridge_origin(event),),
     )
 
 
@@ -174,8 +198,10 @@ def parse_event(event: Any) -> list[AlarmStateChange]:
             raise MalformedEventError("event.Records must be a non-empty list")
         changes = []
         for record in SNSEvent(dict(raw)).records:
-            sns = require_mapping(record.raw_event.get("Sns"), "Records[].Sns")
-            changes.append(_from_sns_message(require_str(sns, "Message", "Records[].Sns")))
+            raw_record = require_mapping(record.raw_event, "Records[]")
+            sns = require_mapping(raw_record.get("Sns"), "Records[].Sns")
+            message = require_str(sns, "Message", "Records[].Sns")
+            changes.append(_from_sns_message(message, optional_str(sns, "TopicArn")))
         return changes
     if "detail-type" in raw:
         return [_from_eventbridge(raw)]
@@ -187,6 +213,7 @@ class Outcome(enum.StrEnum):
     """What the responder decided; each has a metric of the same name."""
 
     STARTED = "RetrainStarted"
+    FOREIGN = "IgnoredForeignOrigin"
     NOT_IN_ALARM = "IgnoredNotInAlarm"
     UNKNOWN_ALARM = "IgnoredUnknownAlarm"
     ALREADY_RUNNING = "SkippedAlreadyRunning"
@@ -210,8 +237,17 @@ class Retrain:
     target: RetrainTarget
 
 
-def decide(change: AlarmStateChange, targets: Mapping[str, RetrainTarget]) -> Ignore | Retrain:
-    """Pure: only an alarm listed in ``RETRAIN_TARGETS`` entering ALARM asks for retraining."""
+def decide(
+    change: AlarmStateChange, targets: Mapping[str, RetrainTarget], origin: Origin | None = None
+) -> Ignore | Retrain:
+    """Pure: only an alarm of the function's own account and region (when ``origin`` is known), listed in
+    ``RETRAIN_TARGETS``, entering ALARM asks for retraining."""
+    if origin is not None and not (change.origins and all(origin.admits(*o) for o in change.origins)):
+        claimed = ", ".join(f"{account or '?'}/{region or '?'}" for account, region in change.origins) or "none"
+        return Ignore(
+            Outcome.FOREIGN,
+            f"alarm {change.alarm_name} comes from {claimed}, not this function's {origin.account}/{origin.region}",
+        )
     if change.state != "ALARM":
         return Ignore(Outcome.NOT_IN_ALARM, f"alarm {change.alarm_name} is now {change.state}, not ALARM")
     target = targets.get(change.alarm_name)
@@ -306,25 +342,37 @@ def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
     return plain
 
 
+def _is_conditional_failure(error: ClientError | BotoCoreError) -> bool:
+    return isinstance(error, ClientError) and aws_error_code(error) == "ConditionalCheckFailedException"
+
+
 @dataclass(frozen=True)
 class Ledger:
-    """The cooldown/daily-cap ledger: one item per model (``pk = retrain#<model>``) in the state table."""
+    """The cooldown/daily-cap ledger: one item per model (``pk = retrain#<model>``) in the state table.
+
+    A granted claim also saves what it overwrote (``prev_started_at``, ``prev_day``, ``prev_count``: DynamoDB
+    evaluates every operand of an update against the item as it was), so :meth:`release` can restore it, and
+    carries the transition's token (``claim_token``), so a retried claim whose first write landed but whose
+    response was lost is recognised as granted rather than refused by its own cooldown.
+    """
 
     dynamodb: Any
     table: str
 
-    def claim(self, claim: LedgerClaim, *, alarm: str) -> tuple[Outcome | None, dict[str, Any] | None]:
-        """Atomically reserve a start; returns (refusal or None, the item as it was before a granted claim).
+    def claim(self, claim: LedgerClaim, *, alarm: str) -> Outcome | None:
+        """Atomically reserve a start; returns the refusal (cooldown, daily cap) or None when granted.
 
         Two conditional updates, each atomic: the same UTC day (count below the cap, outside the cooldown), or
-        a new day / first start (outside the cooldown). When both fail, the current item says why; if it would
-        now accept (it changed between the two writes), the claim is tried again.
+        a new day / first start (outside the cooldown). When both fail, the current item says why: it is ours
+        (granted), it refuses, or it changed between the two writes and the claim is tried again.
         """
         values = {
             ":now": {"N": str(claim.now)},
             ":today": {"S": claim.today},
             ":cutoff": {"N": str(claim.cutoff)},
             ":one": {"N": "1"},
+            ":zero": {"N": "0"},
+            ":none": {"S": ""},
             ":exp": {"N": str(claim.expires_at)},
             ":token": {"S": claim.token},
             ":alarm": {"S": alarm},
@@ -332,12 +380,14 @@ class Ledger:
         common = "last_started_at = :now, expires_at = :exp, claim_token = :token, last_alarm = :alarm"
         attempts = (
             (
-                f"SET {common}, day_count = day_count + :one",
+                f"SET prev_started_at = last_started_at, prev_day = utc_day, prev_count = day_count, {common}, "
+                "day_count = day_count + :one",
                 "utc_day = :today AND day_count < :max AND last_started_at <= :cutoff",
                 {**values, ":max": {"N": str(claim.max_per_day)}},
             ),
             (
-                f"SET {common}, utc_day = :today, day_count = :one",
+                "SET prev_started_at = if_not_exists(last_started_at, :zero), prev_day = if_not_exists(utc_day, :none), "
+                f"prev_count = if_not_exists(day_count, :zero), {common}, utc_day = :today, day_count = :one",
                 "attribute_not_exists(pk) OR (utc_day <> :today AND last_started_at <= :cutoff)",
                 values,
             ),
@@ -345,76 +395,78 @@ class Ledger:
         for _ in range(3):
             for update, condition, names in attempts:
                 try:
-                    response = self.dynamodb.update_item(
+                    self.dynamodb.update_item(
                         TableName=self.table,
                         Key={"pk": {"S": claim.pk}},
                         UpdateExpression=update,
                         ConditionExpression=condition,
-                        ExpressionAttributeValues=names,
-                        ReturnValues="ALL_OLD",
+                        # DynamoDB refuses values an expression does not use.
+                        ExpressionAttributeValues={
+                            k: names[k] for k in set(re.findall(r":\w+", f"{update} {condition}"))
+                        },
                     )
-                except ClientError as error:
-                    if _code(error) != "ConditionalCheckFailedException":
-                        raise UpstreamError(
-                            f"ledger claim on {claim.pk} failed: {_code(error)}", code=_code(error)
-                        ) from error
+                except (ClientError, BotoCoreError) as error:
+                    if not _is_conditional_failure(error):
+                        code = aws_error_code(error)
+                        raise UpstreamError(f"ledger claim on {claim.pk} failed: {code}", code=code) from error
                     continue
-                old = response.get("Attributes")
-                return None, dict(old) if old else None
-            reason = refusal(self._current(claim.pk), claim)
+                return None
+            current = self._current(claim.pk)
+            if current is not None and current.get("claim_token") == claim.token:
+                return None  # this transition's own claim: granted earlier, its answer lost on the way back
+            reason = refusal(current, claim)
             if reason is not None:
-                return reason, None
+                return reason
         raise UpstreamError(f"ledger item {claim.pk} kept changing; claim not settled", code="Contention")
 
-    def release(self, claim: LedgerClaim, previous: dict[str, Any] | None) -> None:
-        """Undo a granted claim whose start failed (only if no other claim replaced it since)."""
-        condition = {
-            "ConditionExpression": "claim_token = :token",
-            "ExpressionAttributeValues": {":token": {"S": claim.token}},
-        }
+    def release(self, claim: LedgerClaim) -> None:
+        """Undo a granted claim whose start failed, restoring what it overwrote (only if it is still this
+        transition's claim: a retried release, or a claim made since, is left alone)."""
         try:
-            if previous is None:
-                self.dynamodb.delete_item(TableName=self.table, Key={"pk": {"S": claim.pk}}, **condition)
-            else:
-                self.dynamodb.put_item(TableName=self.table, Item=previous, **condition)
-        except ClientError as error:
-            if _code(error) != "ConditionalCheckFailedException":
-                raise UpstreamError(
-                    f"ledger release on {claim.pk} failed: {_code(error)}", code=_code(error)
-                ) from error
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key={"pk": {"S": claim.pk}},
+                UpdateExpression=(
+                    "SET last_started_at = prev_started_at, utc_day = prev_day, day_count = prev_count "
+                    "REMOVE claim_token"
+                ),
+                ConditionExpression="claim_token = :token",
+                ExpressionAttributeValues={":token": {"S": claim.token}},
+            )
+        except (ClientError, BotoCoreError) as error:
+            if not _is_conditional_failure(error):
+                code = aws_error_code(error)
+                raise UpstreamError(f"ledger release on {claim.pk} failed: {code}", code=code) from error
 
     def _current(self, pk: str) -> dict[str, Any] | None:
         try:
             response = self.dynamodb.get_item(TableName=self.table, Key={"pk": {"S": pk}}, ConsistentRead=True)
-        except ClientError as error:
-            raise UpstreamError(f"ledger read of {pk} failed: {_code(error)}", code=_code(error)) from error
+        except (ClientError, BotoCoreError) as error:
+            code = aws_error_code(error)
+            raise UpstreamError(f"ledger read of {pk} failed: {code}", code=code) from error
         item = response.get("Item")
         return _plain(item) if item else None
 
 
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
 @dataclass(frozen=True)
 class Pipelines:
-    """SageMaker pipeline calls, each retried on throttling with bounded exponential backoff."""
+    """SageMaker pipeline calls (botocore's standard retries absorb throttling and transient faults)."""
 
     sagemaker: Any
-    backoff: Backoff = field(default_factory=Backoff)
-    sleep: Callable[[float], None] = time.sleep
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
-        method = getattr(self.sagemaker, operation)
         try:
-            return call_with_backoff(
-                lambda: method(**kwargs), operation=operation, backoff=self.backoff, sleep=self.sleep
-            )
-        except ClientError as error:
-            raise UpstreamError(f"SageMaker {operation} failed: {_code(error)}", code=_code(error)) from error
+            return getattr(self.sagemaker, operation)(**kwargs)
+        except (ClientError, BotoCoreError) as error:
+            code = aws_error_code(error)
+            raise UpstreamError(f"SageMaker {operation} failed: {code}", code=code) from error
 
-    def running_execution(self, pipeline: str) -> str | None:
-        """The ARN of an execution of ``pipeline`` still Executing among the newest ones, or None."""
+    def running_execution(self, pipeline: str, *, own_display_name: str = "") -> str | None:
+        """The ARN of another execution of ``pipeline`` still Executing among the newest ones, or None.
+
+        An execution named ``own_display_name`` is this transition's own (started by an earlier attempt whose
+        outcome was lost): it does not count, so the retry completes with the same execution.
+        """
         response = self._call(
             "list_pipeline_executions",
             PipelineName=pipeline,
@@ -423,8 +475,11 @@ class Pipelines:
             MaxResults=RECENT_EXECUTIONS,
         )
         for summary in response.get("PipelineExecutionSummaries", []):
-            if summary.get("PipelineExecutionStatus") == "Executing":
-                return str(summary["PipelineExecutionArn"])
+            if summary.get("PipelineExecutionStatus") != "Executing":
+                continue
+            if own_display_name and summary.get("PipelineExecutionDisplayName") == own_display_name:
+                continue
+            return str(summary["PipelineExecutionArn"])
         return None
 
     def parameter_names(self, pipeline: str) -> set[str]:
@@ -474,21 +529,34 @@ class Retrainer:
         )(self._respond)
 
     def handle(self, change: AlarmStateChange, target: RetrainTarget) -> dict[str, Any]:
-        """Respond once to the transition; a concurrent delivery of the same transition is a decision."""
+        """Respond once to the transition.
+
+        Raises :class:`DeliveryInProgressError` when another invocation holds the transition's record (Lambda
+        retries this delivery; by then the holder has finished, or its record has expired with its time), and
+        :class:`UpstreamError` when the idempotency record cannot be read or written.
+        """
         try:
             return self._once(key=change.idempotency_key, change=change, target=target)
         except IdempotencyAlreadyInProgressError:
-            # The invocation holding the record finishes the work (or fails and is retried by Lambda itself).
-            return {"outcome": Outcome.DUPLICATE.value, "alarm": change.alarm_name, "inProgress": True}
+            raise DeliveryInProgressError(
+                f"alarm {change.alarm_name} at {change.stamp} is being handled by another invocation; "
+                "this delivery is retried later"
+            ) from None
+        except IdempotencyError as error:
+            raise UpstreamError(
+                f"idempotency record of alarm {change.alarm_name} at {change.stamp} in {self.settings.state_table} "
+                f"failed: {type(error).__name__}",
+                code="IdempotencyStore",
+            ) from error
 
     def _respond(self, *, key: dict[str, str], change: AlarmStateChange, target: RetrainTarget) -> dict[str, Any]:
         result: dict[str, Any] = {"alarm": change.alarm_name, "at": key["at"], "model": target.model}
-        running = self.pipelines.running_execution(target.pipeline_name)
+        running = self.pipelines.running_execution(target.pipeline_name, own_display_name=display_name(change))
         if running is not None:
             outcome, detail = Outcome.ALREADY_RUNNING, f"Execution {running} is still Executing."
         else:
             claim = ledger_claim(target, self.clock(), client_request_token(change))
-            refused, previous = self.ledger.claim(claim, alarm=change.alarm_name)
+            refused = self.ledger.claim(claim, alarm=change.alarm_name)
             if refused is not None:
                 outcome = refused
                 detail = (
@@ -500,14 +568,23 @@ class Retrainer:
                 try:
                     parameters = pipeline_parameters(self.pipelines.parameter_names(target.pipeline_name), change)
                     arn = self.pipelines.start(target.pipeline_name, change, parameters)
-                except ResponderError:
-                    self.ledger.release(claim, previous)
+                except Exception:
+                    # Whatever failed (an AWS error, a network error, a bug), the claim must not outlive it: the
+                    # retried event claims again. Should the release fail too, the retry still recognises the
+                    # claim by its token.
+                    self._release(claim)
                     raise
                 outcome, detail = Outcome.STARTED, f"Execution {arn}."
                 result["executionArn"] = arn
         result["outcome"] = outcome.value
         self.notifier.publish(describe_decision(outcome, change, target, detail))
         return result
+
+    def _release(self, claim: LedgerClaim) -> None:
+        try:
+            self.ledger.release(claim)
+        except UpstreamError as error:
+            logger.warning("ledger claim not released", extra={"pk": claim.pk, "error": str(error)})
 
 
 def _mark_duplicate(response: Any, idempotent_data: Any) -> Any:
@@ -541,16 +618,14 @@ def build_runtime(
     dynamodb: Any,
     sns: Any,
     clock: Callable[[], datetime] | None = None,
-    backoff: Backoff | None = None,
-    sleep: Callable[[float], None] | None = None,
 ) -> Runtime:
-    """Wire the adapters around the given clients (tests inject moto or Stubber clients, a clock and a sleep)."""
+    """Wire the adapters around the given clients (tests inject moto or Stubber clients and a clock)."""
     persistence = DynamoDBPersistenceLayer(
         table_name=settings.state_table, key_attr="pk", expiry_attr="expires_at", boto3_client=dynamodb
     )
     retrainer = Retrainer(
         settings=settings,
-        pipelines=Pipelines(sagemaker=sagemaker, backoff=backoff or Backoff(), sleep=sleep or time.sleep),
+        pipelines=Pipelines(sagemaker=sagemaker),
         ledger=Ledger(dynamodb=dynamodb, table=settings.state_table),
         notifier=Notifier(sns=sns, topic_arn=settings.alerts_topic_arn),
         persistence=persistence,
@@ -562,26 +637,27 @@ def build_runtime(
 
 @functools.cache
 def runtime() -> Runtime:
-    """The cold-start runtime: settings from the environment and default boto3 clients."""
+    """The cold-start runtime: settings from the environment, the responders' clients (standard retries)."""
+    install_redaction(logger)
     settings = Settings.from_env(os.environ)
-    return build_runtime(
-        settings,
-        sagemaker=boto3.client("sagemaker", config=no_retry_config()),
-        dynamodb=boto3.client("dynamodb"),
-        sns=boto3.client("sns"),
-    )
+    return build_runtime(settings, sagemaker=client("sagemaker"), dynamodb=client("dynamodb"), sns=client("sns"))
 
 
 # ---------------------------------------------------------------------------------------------- handler
 def process(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
-    """Parse, decide and act on every alarm transition in ``event``; returns the outcomes."""
+    """Parse, decide and act on every alarm transition in ``event``; returns the outcomes.
+
+    With a Lambda ``context``, alarms from another account or region are ignored (``IgnoredForeignOrigin``).
+    """
+    origin = Origin.of_context(context)
     if context is not None:
         rt.retrainer.config.register_lambda_context(context)
     outcomes = []
     for change in parse_event(event):
-        decision = decide(change, rt.settings.targets)
+        decision = decide(change, rt.settings.targets, origin)
         if isinstance(decision, Ignore):
-            logger.info(decision.why, extra={"alarm": change.alarm_name, "outcome": decision.outcome.value})
+            level = logger.warning if decision.outcome is Outcome.FOREIGN else logger.info
+            level(decision.why, extra={"alarm": change.alarm_name, "outcome": decision.outcome.value})
             result: dict[str, Any] = {"alarm": change.alarm_name, "outcome": decision.outcome.value}
         else:
             result = rt.retrainer.handle(change, decision.target)
@@ -591,22 +667,15 @@ def process(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
     return {"outcomes": outcomes}
 
 
-def _records(event: Any) -> Iterator[str]:
-    """Message ids of the event, for log context (never the whole payload twice)."""
-    if isinstance(event, Mapping):
-        if isinstance(event.get("id"), str):
-            yield event["id"]
-        for record in event.get("Records", []) if isinstance(event.get("Records"), list) else []:
-            if isinstance(record, Mapping) and isinstance(record.get("Sns"), Mapping):
-                yield str(record["Sns"].get("MessageId", ""))
-
-
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Lambda entry point: log with context and re-raise every error, so Lambda retries or dead-letters."""
+    """Lambda entry point: report every failure (log + ``Failed``) and re-raise it, so Lambda retries or
+    dead-letters the event."""
     try:
         return process(event, runtime(), context)
-    except ResponderError as error:
-        report_failure(logger, metrics, SERVICE, error, event, list(_records(event)))
-        raise
+    except Exception as error:  # every failure, deliberate or not, goes through the failure log and metric
+        raised = report_failure(logger, metrics, SERVICE, error, event, event_ids(event))
+        if raised is error:
+            raise
+        raise raised from None

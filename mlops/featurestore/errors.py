@@ -18,12 +18,25 @@ class InvalidRecordError(FeatureStoreError, ValueError):
 
 
 class InvalidRecordsError(FeatureStoreError, ValueError):
-    """A batch holds invalid records; nothing was written. ``errors`` lists each one."""
+    """A batch holds invalid records and was refused.
 
-    def __init__(self, errors: list[InvalidRecordError]) -> None:
+    ``errors`` lists the first of them (at most the caller's limit), ``count`` says how many there
+    are, and ``written`` how many records before them were written (0 for an in-memory batch, which
+    is validated whole first; a stream is refused at the first chunk holding an invalid record).
+    """
+
+    def __init__(self, errors: list[InvalidRecordError], *, count: int | None = None, written: int = 0) -> None:
         self.errors = errors
+        self.count = len(errors) if count is None else count
+        self.written = written
         listing = "\n".join(f"  - {e}" for e in errors)
-        super().__init__(f"{len(errors)} invalid record(s), nothing written:\n{listing}")
+        more = f"\n  ... and {self.count - len(errors)} more" if self.count > len(errors) else ""
+        outcome = (
+            "nothing written"
+            if written == 0
+            else f"nothing of their chunk or after it written; {written} record(s) of earlier chunks were written"
+        )
+        super().__init__(f"{self.count} invalid record(s), {outcome}:\n{listing}{more}")
 
 
 class RecordNotFoundError(FeatureStoreError, LookupError):

@@ -30,6 +30,7 @@ from mlops.featurestore import (
     get_online_vector,
     ingest_records,
     point_in_time_join,
+    runtime_client,
     to_put_record_payload,
 )
 
@@ -60,17 +61,10 @@ def put_params(record: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture
 def runtime() -> Iterator[tuple[Any, Stubber]]:
-    client = boto3.client("sagemaker-featurestore-runtime", region_name=REGION)
+    client = runtime_client(region_name=REGION)  # the configured client ingestion is meant to be given
     with Stubber(client) as stubber:
         yield client, stubber
         stubber.assert_no_pending_responses()
-
-
-class Sleeps(list[float]):
-    """Records backoff delays instead of sleeping."""
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
 
 
 # --- control plane (moto) --------------------------------------------------------------------
@@ -119,35 +113,21 @@ def test_every_record_is_written_with_its_typed_values(runtime: tuple[Any, Stubb
     }
 
 
-def test_throttling_is_retried_with_backoff_then_succeeds(runtime: tuple[Any, Stubber]) -> None:
+def test_a_throttle_that_reaches_ingestion_is_reported_with_its_code(runtime: tuple[Any, Stubber]) -> None:
+    # The Stubber answers before botocore's retry handler runs: this is what ingestion sees once botocore's
+    # standard mode has given up (its retries are tested in test_feature_ingestion_stream.py).
     client, stubber = runtime
     (record,) = records(1)
-    stubber.add_client_error(
-        "put_record", "ThrottlingException", "Rate exceeded", 400, expected_params=put_params(record)
-    )
-    stubber.add_client_error("put_record", "ServiceUnavailable", "Try again", 503, expected_params=put_params(record))
-    stubber.add_response("put_record", {}, put_params(record))
-    sleeps = Sleeps()
-    report = ingest_records(client, GROUP, SPEC, [record], max_workers=1, base_delay=0.5, sleep=sleeps)
-    assert report.ok and report.succeeded == 1 and report.retries == 2
-    assert len(sleeps) == 2
-    assert 0 <= sleeps[0] <= 0.5 and 0 <= sleeps[1] <= 1.0  # full jitter under an exponential cap
-
-
-def test_throttling_that_outlasts_the_attempts_is_reported(runtime: tuple[Any, Stubber]) -> None:
-    client, stubber = runtime
-    (record,) = records(1)
-    for _ in range(3):
-        stubber.add_client_error("put_record", "ThrottlingException", "Rate exceeded", 400)
-    report = ingest_records(client, GROUP, SPEC, [record], max_workers=1, max_attempts=3, sleep=Sleeps())
+    stubber.add_client_error("put_record", "ThrottlingException", "Rate exceeded", 400)
+    report = ingest_records(client, GROUP, SPEC, [record], max_workers=1)
     (failure,) = report.failed
     assert (failure.record_id, failure.error_code, failure.message, failure.attempts) == (
         "'c-000' (#0)",
         "ThrottlingException",
         "Rate exceeded",
-        3,
+        1,
     )
-    assert report.succeeded == 0
+    assert report.succeeded == 0 and report.failed_count == 1
 
 
 def test_permanent_failures_are_reported_not_retried_and_not_dropped(runtime: tuple[Any, Stubber]) -> None:
@@ -158,8 +138,7 @@ def test_permanent_failures_are_reported_not_retried_and_not_dropped(runtime: tu
         "put_record", "ValidationError", "Feature sessions is not Integral", 400, expected_params=put_params(batch[1])
     )
     stubber.add_response("put_record", {}, put_params(batch[2]))
-    sleeps = Sleeps()
-    report = ingest_records(client, GROUP, SPEC, batch, max_workers=1, sleep=sleeps)
+    report = ingest_records(client, GROUP, SPEC, batch, max_workers=1)
     assert report.succeeded == 2 and report.succeeded + len(report.failed) == report.total
     (failure,) = report.failed
     assert (failure.record_id, failure.index, failure.error_code, failure.attempts) == (
@@ -169,7 +148,6 @@ def test_permanent_failures_are_reported_not_retried_and_not_dropped(runtime: tu
         1,
     )
     assert failure.message == "Feature sessions is not Integral"
-    assert sleeps == []
 
 
 def test_an_unknown_feature_group_fails_every_record_visibly(runtime: tuple[Any, Stubber]) -> None:

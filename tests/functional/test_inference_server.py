@@ -2,7 +2,8 @@
 
 Covers SageMaker's container contract (``GET /ping``, ``POST /invocations``), parity with the
 training path (predictions equal ``predict_proba`` of the vectors the feature spec computes offline),
-refusals of malformed requests (4xx with a JSON message, never 500), the request log, and start-up
+refusals of malformed requests (4xx with a JSON message, never 500), the request log, the connection
+limits (header and body timeouts, idle connections, the connection cap) over raw sockets, and start-up
 failures on a bad artifact (non-zero exit naming the file and the problem).
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -18,7 +20,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,12 +125,15 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def running_server(model_dir: Path, log_path: Path, workers: int = 1) -> Iterator[Server]:
+def running_server(
+    model_dir: Path, log_path: Path, workers: int = 1, env: Mapping[str, str] | None = None
+) -> Iterator[Server]:  # fmt: skip
     port = free_port()
+    limits = {"INFERENCE_MAX_ROWS": str(MAX_ROWS), "INFERENCE_MAX_BODY_BYTES": str(MAX_BODY_BYTES)}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             server_command(model_dir, port, workers),
-            env=server_env(INFERENCE_MAX_ROWS=str(MAX_ROWS), INFERENCE_MAX_BODY_BYTES=str(MAX_BODY_BYTES)),
+            env=server_env(**limits, **(env or {})),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: teardown stops the workers too
@@ -296,7 +301,9 @@ MALFORMED = {
     "instance not an object": (b'{"instances": [1]}', "application/json", None, 400, '"instances"[0]'),
     "missing column": (_without("plan"), "application/json", None, 400, "lacks column 'plan'"),
     "non-numeric value": (_with(sessions="many"), "application/json", None, 400, "record 0"),
-    "null value": (_with(monthly_spend=None), "application/json", None, 400, "record 0"),
+    "null value": (_with(monthly_spend=None), "application/json", None, 400, "record 0: field 'monthly_spend' is null"),
+    "boolean value": (_with(sessions=True), "application/json", None, 400, "record 0: field 'sessions' is a boolean"),
+    "boolean plan": (_with(plan=False), "application/json", None, 400, "record 0: field 'plan' is a boolean"),
     "non-finite value": (_with(monthly_spend="inf"), "application/json", None, 400, "monthly_spend"),
     "empty body": (b"", "application/json", None, 400, "empty"),
     "whitespace body": (b"  \n", "text/csv", None, 400, "empty"),
@@ -308,6 +315,9 @@ MALFORMED = {
     "csv header only": (b"sessions,minutes_active\n", "text/csv", None, 400, "no records"),
     "csv non-numeric": (to_csv([GOOD | {"sessions": "x"}]), "text/csv", None, 400, "could not convert"),
     "csv not utf-8": (b"sessions\n\xff\xfe\n", "text/csv", None, 400, "not UTF-8"),
+    "csv unterminated quote": (
+        to_csv([GOOD]) + b'3,40,1,20,"premium\n', "text/csv", None, 400, "quoted field is not closed",
+    ),
     "too many rows": (
         json.dumps({"instances": [GOOD] * (MAX_ROWS + 1)}).encode(), "application/json", None, 413, "limit of 40",
     ),
@@ -363,17 +373,253 @@ def test_each_request_logs_one_json_line_without_payload(server: Server) -> None
     assert requests[-2]["error"] == "bad_record"
 
 
+# --- connection limits, over raw sockets ---------------------------------------------------------------
+
+HEADER_TIMEOUT = 1.0
+BODY_TIMEOUT = 1.5
+KEEP_ALIVE_TIMEOUT = 3
+MAX_CONNECTIONS = 3
+MAX_HEADER_BYTES = 4096
+SLACK = 3.0  # seconds a busy 2-core machine may add before the server acts on a deadline
+LIMITS = {
+    "INFERENCE_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
+    "INFERENCE_BODY_TIMEOUT": str(BODY_TIMEOUT),
+    "INFERENCE_KEEP_ALIVE_TIMEOUT": str(KEEP_ALIVE_TIMEOUT),
+    "INFERENCE_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
+    "INFERENCE_MAX_HEADER_BYTES": str(MAX_HEADER_BYTES),
+}
+
+
+@pytest.fixture(scope="module")
+def limited(artifact: tuple[Path, LogisticRegression], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server with short timeouts and a small connection cap, so the limits show within seconds."""
+    with running_server(artifact[0], tmp_path_factory.mktemp("logs") / "limited.log", env=LIMITS) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def connection(server: Server) -> Iterator[socket.socket]:
+    host, port = server.url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    try:
+        yield sock
+    finally:
+        sock.close()
+
+
+def request_head(method: str, path: str, content_length: int | None = None) -> bytes:
+    length = f"Content-Length: {content_length}\r\n" if content_length is not None else ""
+    return f"{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n{length}\r\n".encode()
+
+
+def until_closed(sock: socket.socket, wait: float) -> tuple[bytes, float]:
+    """Everything the server sends until it closes the connection, and the seconds that took (``wait`` at most)."""
+    started = time.monotonic()
+    received = b""
+    sock.settimeout(wait)
+    with contextlib.suppress(TimeoutError, ConnectionResetError):
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received, time.monotonic() - started
+
+
+def trickle_until_closed(sock: socket.socket, data: bytes, interval: float, wait: float) -> tuple[bytes, float]:
+    """Send ``data`` one byte every ``interval`` s until the server answers or closes; what it sent, and when."""
+    started = time.monotonic()
+    for byte in data:
+        readable, _, _ = select.select([sock], [], [], interval)
+        if readable or time.monotonic() - started > wait:
+            break
+        try:
+            sock.sendall(bytes([byte]))
+        except (BrokenPipeError, ConnectionResetError):
+            break
+    received, _ = until_closed(sock, max(0.1, wait - (time.monotonic() - started)))
+    return received, time.monotonic() - started
+
+
+def status_of(response: bytes) -> int:
+    return int(response.split(b" ", 2)[1]) if response.startswith(b"HTTP/1.1 ") else 0
+
+
+def json_body(response: bytes) -> Any:
+    return json.loads(response.split(b"\r\n\r\n", 1)[1])
+
+
+def test_partial_headers_get_a_408_and_the_connection_closed(limited: Server) -> None:
+    with connection(limited) as sock:
+        sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: test\r\n")  # the blank line never comes
+        response, elapsed = until_closed(sock, HEADER_TIMEOUT + SLACK)
+    assert status_of(response) == 408, response
+    assert "headers" in json_body(response)["message"]
+    assert HEADER_TIMEOUT * 0.8 <= elapsed < HEADER_TIMEOUT + SLACK
+
+
+def test_headers_sent_a_byte_at_a_time_are_cut_at_the_header_timeout(limited: Server) -> None:
+    # Slowloris: every byte arrives well within any idle timeout, but the headers never end in time.
+    with connection(limited) as sock:
+        response, elapsed = trickle_until_closed(sock, request_head("GET", "/ping") * 50, 0.1, HEADER_TIMEOUT + SLACK)
+    assert elapsed < HEADER_TIMEOUT + SLACK
+    assert status_of(response) in (0, 408), response  # 0: reset before the 408 could be read
+
+
+def test_oversized_headers_get_a_431(limited: Server) -> None:
+    with connection(limited) as sock:
+        sock.sendall(b"GET /ping HTTP/1.1\r\nHost: test\r\nX-Padding: " + b"a" * MAX_HEADER_BYTES + b"\r\n\r\n")
+        response, _ = until_closed(sock, SLACK)
+    assert status_of(response) == 431, response
+    assert f"exceed {MAX_HEADER_BYTES} bytes" in json_body(response)["message"]
+
+
+def test_header_that_never_ends_is_cut_by_size_before_the_timeout(limited: Server) -> None:
+    # httptools hands over a header only once it is complete: the size must be counted as the bytes arrive.
+    with connection(limited) as sock:
+        sock.sendall(b"GET /ping HTTP/1.1\r\nX-Padding: " + b"a" * (2 * MAX_HEADER_BYTES))
+        response, elapsed = until_closed(sock, HEADER_TIMEOUT + SLACK)
+    assert status_of(response) == 431, response
+    assert elapsed < HEADER_TIMEOUT * 0.8
+
+
+def test_body_is_not_counted_as_headers_when_the_blank_line_straddles_two_reads(limited: Server) -> None:
+    # The size limit counts up to the blank line; split inside it, the body that follows must not count.
+    body = json.dumps(GOOD).encode() + b" " * (2 * MAX_HEADER_BYTES)  # JSON allows trailing whitespace
+    head = request_head("POST", "/invocations", content_length=len(body))
+    with connection(limited) as sock:
+        sock.sendall(head[:-1])  # ends in "\r\n\r"
+        time.sleep(0.2)  # a separate read on the server
+        sock.sendall(head[-1:] + body)
+        response = sock.recv(65536)
+    assert status_of(response) == 200, response
+
+
+def test_stalled_body_gets_a_408_with_a_reason(limited: Server) -> None:
+    with connection(limited) as sock:
+        sock.sendall(request_head("POST", "/invocations", content_length=500) + b'{"instances": [')
+        response, elapsed = until_closed(sock, BODY_TIMEOUT + SLACK)
+    assert status_of(response) == 408, response
+    assert f"not received within {BODY_TIMEOUT} s" in json_body(response)["message"]
+    assert b"connection: close" in response.lower()
+    assert BODY_TIMEOUT * 0.8 <= elapsed < BODY_TIMEOUT + SLACK
+
+
+def test_body_sent_a_byte_at_a_time_is_cut_at_the_body_timeout(limited: Server) -> None:
+    # The deadline covers the whole body, not the gap between two bytes.
+    body = json.dumps({"instances": [GOOD] * 3}).encode()
+    with connection(limited) as sock:
+        sock.sendall(request_head("POST", "/invocations", content_length=len(body)))
+        response, elapsed = trickle_until_closed(sock, body, 0.1, BODY_TIMEOUT + SLACK)
+    assert elapsed < BODY_TIMEOUT + SLACK
+    assert status_of(response) in (0, 408), response
+
+
+def test_idle_connection_is_closed_after_the_keep_alive_timeout(limited: Server) -> None:
+    with connection(limited) as sock:  # connects and never sends a byte
+        response, elapsed = until_closed(sock, KEEP_ALIVE_TIMEOUT + SLACK)
+    assert response == b""
+    assert KEEP_ALIVE_TIMEOUT * 0.8 <= elapsed < KEEP_ALIVE_TIMEOUT + SLACK
+
+
+def test_body_left_unread_by_an_early_answer_must_still_arrive_in_time(limited: Server) -> None:
+    # 405 is answered from the headers alone; the connection must not wait forever for the announced body.
+    with connection(limited) as sock:
+        sock.sendall(request_head("PUT", "/invocations", content_length=1000) + b"{")
+        response, elapsed = until_closed(sock, BODY_TIMEOUT + SLACK)
+    assert status_of(response) == 405, response
+    assert elapsed < BODY_TIMEOUT + SLACK
+
+
+def test_kept_alive_connection_gets_a_fresh_header_deadline_per_request(limited: Server) -> None:
+    # The header clock starts at a request's first byte: a pause between requests (shorter than the keep-alive
+    # timeout, longer than the header timeout) must not count against the next request.
+    with connection(limited) as sock:
+        for _ in range(2):
+            sock.sendall(request_head("GET", "/ping"))
+            response = sock.recv(65536)
+            assert status_of(response) == 200, response
+            time.sleep(HEADER_TIMEOUT * 1.5)
+
+
+def test_pipelined_requests_are_all_answered_in_order(limited: Server) -> None:
+    # Requests written back to back: the header clock of each starts at its own first byte, none is cut.
+    body = json.dumps(GOOD).encode()
+    batch = request_head("POST", "/invocations", content_length=len(body)) + body + request_head("GET", "/ping")
+    with connection(limited) as sock:
+        sock.sendall(batch + request_head("GET", "/nowhere"))
+        received = b""
+        while received.count(b"HTTP/1.1 ") < 3:
+            chunk = sock.recv(65536)
+            assert chunk, received
+            received += chunk
+    assert [status_of(b"HTTP/1.1 " + part) for part in received.split(b"HTTP/1.1 ")[1:]] == [200, 200, 404]
+
+
+def test_chunked_body_is_read_like_any_other(limited: Server, model) -> None:
+    record = raw_records(1, seed=40)[0]
+    body = json.dumps(raw_only(record)).encode()
+    head = b"POST /invocations HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:7], body[7:])) + b"0\r\n\r\n"
+    with connection(limited) as sock:
+        sock.sendall(head + b"Transfer-Encoding: chunked\r\n\r\n" + chunked)
+        response = sock.recv(65536)
+    assert status_of(response) == 200, response
+    np.testing.assert_allclose(json_body(response)["predictions"], expected(model, [record]), rtol=0, atol=1e-9)
+
+
+def test_connections_over_the_cap_get_a_503_and_are_closed(limited: Server) -> None:
+    time.sleep(0.5)  # the server sees the closes of the previous tests' connections
+    with contextlib.ExitStack() as stack:
+        held = [stack.enter_context(connection(limited)) for _ in range(MAX_CONNECTIONS)]
+        for sock in held:  # each served: the cap counts them, it does not refuse them
+            sock.sendall(request_head("GET", "/ping"))
+            assert status_of(sock.recv(65536)) == 200
+        with connection(limited) as extra:
+            extra.sendall(request_head("GET", "/ping"))
+            response, _ = until_closed(extra, SLACK)
+        assert status_of(response) == 503, response
+        assert json_body(response)["message"]
+        held[0].close()
+        time.sleep(0.3)  # the server sees the close
+        with connection(limited) as again:
+            again.sendall(request_head("GET", "/ping"))
+            assert status_of(again.recv(65536)) == 200  # a freed slot serves again
+
+
+def test_limits_are_logged_with_their_error_code(limited: Server) -> None:
+    with connection(limited) as sock:
+        sock.sendall(request_head("POST", "/invocations", content_length=50) + b"{")
+        until_closed(sock, BODY_TIMEOUT + SLACK)
+    time.sleep(0.2)
+    entries = [json.loads(line) for line in limited.log_path.read_text().splitlines()]
+    codes = {e.get("error") for e in entries if e["message"] == "request"}
+    assert "body_timeout" in codes
+
+
 # --- several workers ---------------------------------------------------------------------------------
 
 
-def test_multi_worker_server_serves_the_same_predictions(artifact, tmp_path: Path) -> None:
-    model_dir, model = artifact
+@pytest.fixture(scope="module")
+def two_workers(
+    artifact: tuple[Path, LogisticRegression], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    with running_server(artifact[0], tmp_path_factory.mktemp("logs") / "workers.log", workers=2, env=LIMITS) as server:
+        yield server
+
+
+def test_multi_worker_server_serves_the_same_predictions(two_workers: Server, model) -> None:
     records = raw_records(4, seed=30)
-    with running_server(model_dir, tmp_path / "server.log", workers=2) as started:
-        replies = [invoke(started, to_csv(records), "text/csv") for _ in range(6)]
+    replies = [invoke(two_workers, to_csv(records), "text/csv") for _ in range(6)]
     for reply in replies:
         assert reply.status == 200
         np.testing.assert_allclose(reply.json()["predictions"], expected(model, records), rtol=0, atol=1e-9)
+
+
+def test_multi_worker_server_applies_the_header_timeout(two_workers: Server) -> None:
+    # Spawned workers rebuild the server from the environment: the limits must reach them too.
+    with connection(two_workers) as sock:
+        sock.sendall(b"GET /ping HTTP/1.1\r\n")
+        response, elapsed = until_closed(sock, HEADER_TIMEOUT + SLACK)
+    assert status_of(response) == 408, response
+    assert elapsed < HEADER_TIMEOUT + SLACK
 
 
 # --- start-up failures --------------------------------------------------------------------------------

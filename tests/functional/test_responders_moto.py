@@ -26,7 +26,12 @@ retrain = import_app("retrain_on_alarm")
 notify = import_app("notify_pipeline")
 dispatch = import_app("dispatch_deployment")
 
-from responder_common.errors import DispatchError, MalformedEventError, RetryExhaustedError  # noqa: E402
+from responder_common.errors import (  # noqa: E402
+    DeliveryInProgressError,
+    DispatchError,
+    InvalidSecretError,
+    MalformedEventError,
+)
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -176,7 +181,6 @@ def retrain_runtime(aws: Aws, *, clock: Clock, sagemaker: Any = None, **limits: 
         dynamodb=Serialized(aws.dynamodb),
         sns=aws.sns,
         clock=clock,
-        sleep=lambda _seconds: None,
     )
 
 
@@ -187,10 +191,13 @@ def outcome(result: dict[str, Any]) -> str:
 
 # ------------------------------------------------------------------------------------------ retrain_on_alarm
 def test_storm_of_duplicate_and_concurrent_alarms_starts_exactly_one_execution(aws: Aws) -> None:
+    """Deliveries that find the transition in progress elsewhere are deferred: they raise, Lambda retries them,
+    and on retry they replay the first delivery's outcome. Nothing else may fail."""
     clock = Clock(T0)
     deliveries = [sns_alarm(T0) if i % 2 else eventbridge_alarm(T0) for i in range(50)]
     results: list[dict[str, Any]] = []
     errors: list[BaseException] = []
+    deferred: list[dict[str, Any]] = []
     barrier = threading.Barrier(len(deliveries))
 
     def deliver(event: dict[str, Any]) -> None:
@@ -198,6 +205,8 @@ def test_storm_of_duplicate_and_concurrent_alarms_starts_exactly_one_execution(a
         barrier.wait()
         try:
             results.extend(retrain.process(event, rt)["outcomes"])
+        except DeliveryInProgressError:
+            deferred.append(event)
         except BaseException as error:  # collected: the assertion below shows them
             errors.append(error)
 
@@ -213,6 +222,9 @@ def test_storm_of_duplicate_and_concurrent_alarms_starts_exactly_one_execution(a
         sys.setswitchinterval(switch)
 
     assert errors == []
+    for event in deferred:  # Lambda's retries of the deferred deliveries, after the first one finished
+        results.extend(retrain.process(event, retrain_runtime(aws, clock=clock))["outcomes"])
+    assert len(results) == len(deliveries)
     assert len(aws.executions()) == 1
     first_hand = [r for r in results if r["outcome"] == "RetrainStarted"]
     assert len(first_hand) == 1
@@ -292,41 +304,38 @@ def test_other_states_and_unknown_alarms_start_nothing(aws: Aws, event: dict[str
     assert aws.notifications() == []
 
 
-def stubbed_sagemaker(throttles: int) -> tuple[Any, Stubber]:
-    client = boto3.client("sagemaker", region_name=REGION)
-    stubber = Stubber(client)
-    stubber.add_response("list_pipeline_executions", {"PipelineExecutionSummaries": []})
-    stubber.add_response("describe_pipeline", {"PipelineDefinition": DEFINITION})
-    for _ in range(throttles):
-        stubber.add_client_error(
-            "start_pipeline_execution", service_error_code="ThrottlingException", http_status_code=400
-        )
-    return client, stubber
+def foreign_sns_alarm(*, topic_arn: str = "", alarm_arn: str = "") -> dict[str, Any]:
+    event = sns_alarm(T0)
+    if topic_arn:
+        event["Records"][0]["Sns"]["TopicArn"] = topic_arn
+    if alarm_arn:
+        message = json.loads(event["Records"][0]["Sns"]["Message"])
+        message["AlarmArn"] = alarm_arn
+        event["Records"][0]["Sns"]["Message"] = json.dumps(message)
+    return event
 
 
-def test_throttled_start_is_retried_with_backoff_and_starts_once(aws: Aws) -> None:
-    client, stubber = stubbed_sagemaker(throttles=2)
-    arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{PIPELINE}/execution/abc123"
-    stubber.add_response("start_pipeline_execution", {"PipelineExecutionArn": arn})
-    sleeps: list[float] = []
-    rt = retrain_runtime(aws, clock=Clock(T0), sagemaker=client)
-    rt.retrainer.pipelines = retrain.Pipelines(sagemaker=client, sleep=sleeps.append)
-    with stubber:
-        result = retrain.process(sns_alarm(T0), rt)
-        stubber.assert_no_pending_responses()
-    assert result["outcomes"][0]["executionArn"] == arn
-    assert sleeps == [0.5, 1.0]
+def foreign_eventbridge_alarm(**fields: str) -> dict[str, Any]:
+    return {**eventbridge_alarm(T0), **fields}
 
 
-def test_throttling_beyond_the_bound_raises_and_releases_the_cooldown(aws: Aws) -> None:
-    client, stubber = stubbed_sagemaker(throttles=4)
-    rt = retrain_runtime(aws, clock=Clock(T0), sagemaker=client)
-    rt.retrainer.pipelines = retrain.Pipelines(sagemaker=client, sleep=lambda _s: None)
-    with stubber, pytest.raises(RetryExhaustedError, match=r"^start_pipeline_execution still throttled after 4"):
-        retrain.process(sns_alarm(T0), rt)
-    ledger = aws.dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": "retrain#customer-churn"}})
-    assert "Item" not in ledger  # the retried event may start the pipeline
-    assert outcome(retrain.process(sns_alarm(T0), retrain_runtime(aws, clock=Clock(T0)))) == "RetrainStarted"
+@pytest.mark.parametrize(
+    "event",
+    [
+        foreign_sns_alarm(topic_arn="arn:aws:sns:eu-west-1:210987654321:acme-dev-retrain"),
+        foreign_sns_alarm(topic_arn="arn:aws:sns:us-east-1:123456789012:acme-dev-retrain"),
+        foreign_sns_alarm(alarm_arn=f"arn:aws:cloudwatch:eu-west-1:210987654321:alarm:{ALARM}"),
+        foreign_sns_alarm(alarm_arn=f"arn:aws:cloudwatch:us-west-2:123456789012:alarm:{ALARM}"),
+        foreign_eventbridge_alarm(account="210987654321"),
+        foreign_eventbridge_alarm(region="us-east-1"),
+    ],
+    ids=["sns-topic-account", "sns-topic-region", "alarm-account", "alarm-region", "eb-account", "eb-region"],
+)
+def test_alarms_from_another_account_or_region_are_ignored_and_counted(aws: Aws, event: dict[str, Any]) -> None:
+    result = retrain.process(event, retrain_runtime(aws, clock=Clock(T0)), Context())
+    assert outcome(result) == "IgnoredForeignOrigin"
+    assert aws.executions() == []
+    assert aws.notifications() == []
 
 
 # ------------------------------------------------------------------------------------------ handlers (dead-letter path)
@@ -421,6 +430,29 @@ def test_succeeded_execution_is_notified_without_describing_it(aws: Aws) -> None
     assert [n["Subject"] for n in aws.notifications()] == ["[mlops] pipeline Succeeded: customer-churn"]
 
 
+@pytest.mark.parametrize("code", ["AccessDeniedException", "ValidationException", "ThrottlingException"])
+def test_failed_execution_is_notified_even_when_its_details_cannot_be_read(aws: Aws, code: str) -> None:
+    """Issue 15: a describe failure used to lose the "pipeline Failed" notification altogether."""
+    event = pipeline_event("Failed")
+    client = boto3.client("sagemaker", region_name=REGION)
+    with Stubber(client) as stubber:
+        stubber.add_client_error("describe_pipeline_execution", service_error_code=code, http_status_code=400)
+        result = notify.process(event, notify_runtime(aws, client))
+    assert result["outcome"] == "PipelineNotified"
+    (notification,) = aws.notifications()
+    assert notification["Subject"] == "[mlops] pipeline Failed: customer-churn"
+    assert event["detail"]["pipelineExecutionArn"] in notification["Message"]
+    assert f"Failure reason: could not be read (DescribePipelineExecution failed: {code})" in notification["Message"]
+
+
+@pytest.mark.parametrize("field", [{"account": "210987654321"}, {"region": "us-east-1"}], ids=["account", "region"])
+def test_pipeline_events_from_another_account_or_region_are_ignored(aws: Aws, field: dict[str, str]) -> None:
+    event = {**pipeline_event("Failed"), **field}
+    result = notify.process(event, notify_runtime(aws, aws.sagemaker), Context())
+    assert result["outcome"] == "IgnoredForeignOrigin"
+    assert aws.notifications() == []
+
+
 def test_executing_status_publishes_nothing(aws: Aws) -> None:
     result = notify.process(pipeline_event("Executing"), notify_runtime(aws, aws.sagemaker))
     assert result["outcome"] == "IgnoredNotFinal"
@@ -431,8 +463,9 @@ def test_executing_status_publishes_nothing(aws: Aws) -> None:
 class FakeGitHub:
     """A local HTTP server on 127.0.0.1 recording workflow_dispatch requests and answering ``status``."""
 
-    def __init__(self, status: int = 204) -> None:
+    def __init__(self, status: int = 204, headers: dict[str, str] | None = None) -> None:
         self.status = status
+        self.headers = headers or {}
         self.requests: list[dict[str, Any]] = []
         outer = self
 
@@ -441,16 +474,28 @@ class FakeGitHub:
                 length = int(self.headers.get("Content-Length", "0"))
                 outer.requests.append(
                     {
+                        "method": "POST",
                         "path": self.path,
                         "headers": {k.lower(): v for k, v in self.headers.items()},
                         "body": json.loads(self.rfile.read(length)),
                     }
                 )
+                self._answer()
+
+            def do_GET(self) -> None:
+                outer.requests.append(
+                    {"method": "GET", "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}}
+                )
+                self._answer()
+
+            def _answer(self) -> None:
                 self.send_response(outer.status)
+                for name, value in outer.headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            def log_message(self, *_: Any) -> None:
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -470,20 +515,28 @@ class FakeGitHub:
 TOKEN = "ghp_example_token_never_logged"
 
 
-def dispatch_runtime(aws: Aws, api_url: str, kind: str = "github-workflow") -> Any:
+def dispatch_runtime(aws: Aws, api_url: str, kind: str = "github-workflow", secret: str = TOKEN) -> Any:
     secrets = boto3.client("secretsmanager", region_name=REGION)
-    secrets.create_secret(Name="acme/github-token", SecretString=TOKEN)
+    try:
+        secrets.create_secret(Name="acme/github-token", SecretString=secret)
+    except secrets.exceptions.ResourceExistsException:
+        secrets.put_secret_value(SecretId="acme/github-token", SecretString=secret)
     hook = {"kind": kind, "repository": "acme/platform", "workflow": "deploy.yml", "ref": "main", "stack": "dev"}
     hook["tokenSecretName"] = "acme/github-token"
     settings = dispatch.Settings.from_env(
         {
             "ALERTS_TOPIC_ARN": aws.topic_arn,
+            "STATE_TABLE": TABLE,
             "DEPLOY_HOOK": json.dumps(hook),
             "MODEL_PACKAGE_GROUPS": json.dumps({PIPELINE: "customer-churn"}),
             "GITHUB_API_URL": api_url,
         }
     )
-    return dispatch.build_runtime(settings, sns=aws.sns, secrets=secrets)
+    # GitHub's 5xx are retried with backoff: the sleeps are skipped here (tests/functional/test_responder_faults.py
+    # checks them).
+    return dispatch.build_runtime(
+        settings, sns=aws.sns, secrets=secrets, dynamodb=aws.dynamodb, sleep=lambda _seconds: None
+    )
 
 
 def package_event(status: str = "Approved") -> dict[str, Any]:
@@ -528,10 +581,13 @@ def test_approval_in_a_stack_dispatches_that_stack_only(aws: Aws, stack_plans: d
     with FakeGitHub() as github:
         variables.update(
             ALERTS_TOPIC_ARN=aws.topic_arn,
+            STATE_TABLE=TABLE,
             MODEL_PACKAGE_GROUPS=json.dumps({PIPELINE: "customer-churn"}),
             GITHUB_API_URL=github.url,
         )
-        runtime = dispatch.build_runtime(dispatch.Settings.from_env(variables), sns=aws.sns, secrets=secrets)
+        runtime = dispatch.build_runtime(
+            dispatch.Settings.from_env(variables), sns=aws.sns, secrets=secrets, dynamodb=aws.dynamodb
+        )
         assert dispatch.process(package_event(), runtime)["outcome"] == "DeploymentDispatched"
     (request,) = github.requests
     assert request["body"]["inputs"] == {
@@ -539,6 +595,62 @@ def test_approval_in_a_stack_dispatches_that_stack_only(aws: Aws, stack_plans: d
         "model_package_arn": package_event()["detail"]["ModelPackageArn"],
         "stack": "prod",
     }
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_refused_and_the_token_never_follows_it(aws: Aws, status: int) -> None:
+    """Issue 15 item 4: urlopen re-issued a redirected POST as a GET, Authorization header included, to whatever
+    host the Location named, and reported the answer as a dispatch."""
+    with (
+        FakeGitHub() as elsewhere,
+        FakeGitHub(status, {"Location": f"{elsewhere.url}/collect"}) as github,
+        pytest.raises(DispatchError) as raised,
+    ):
+        dispatch.process(package_event(), dispatch_runtime(aws, github.url))
+    assert elsewhere.requests == []
+    assert raised.value.status == status
+    assert "redirect refused" in str(raised.value)
+    assert TOKEN not in str(raised.value)
+    assert aws.notifications() == []
+
+
+@pytest.mark.parametrize("status", [200, 201, 202, 204])
+def test_any_2xx_answer_is_a_dispatch(aws: Aws, status: int) -> None:
+    with FakeGitHub(status) as github:
+        result = dispatch.process(package_event(), dispatch_runtime(aws, github.url))
+    assert (result["outcome"], result["httpStatus"]) == ("DeploymentDispatched", status)
+
+
+def test_a_token_pasted_with_a_comment_line_is_refused_before_any_request(aws: Aws) -> None:
+    """Issue 15 item 1: the newline made http.client raise ValueError with the whole header (token) in it."""
+    with FakeGitHub() as github, pytest.raises(InvalidSecretError) as raised:
+        dispatch.process(package_event(), dispatch_runtime(aws, github.url, secret=f"{TOKEN}\n# rotated in May"))
+    assert github.requests == []
+    assert TOKEN not in str(raised.value) and "rotated" not in str(raised.value)
+    assert str(raised.value) == (
+        "secret acme/github-token holds a token with whitespace or control characters inside it (a second line "
+        "or a comment?): store the token alone; the value is not shown"
+    )
+
+
+def test_the_same_approval_delivered_twice_dispatches_once(aws: Aws) -> None:
+    """Issue 15 item 3: EventBridge redelivers an event with the same id; one approval, one `pulumi up`."""
+    with FakeGitHub() as github:
+        first = dispatch.process(package_event(), dispatch_runtime(aws, github.url))
+        again = dispatch.process(package_event(), dispatch_runtime(aws, github.url))  # a new container
+    assert first["outcome"] == "DeploymentDispatched"
+    assert (again["outcome"], again["replayedOutcome"]) == ("DuplicateDelivery", "DeploymentDispatched")
+    assert len(github.requests) == 1
+    assert len(aws.notifications()) == 1
+
+
+@pytest.mark.parametrize("field", [{"account": "210987654321"}, {"region": "us-east-1"}], ids=["account", "region"])
+def test_approvals_from_another_account_or_region_dispatch_nothing(aws: Aws, field: dict[str, str]) -> None:
+    with FakeGitHub() as github:
+        result = dispatch.process({**package_event(), **field}, dispatch_runtime(aws, github.url), Context())
+    assert result["outcome"] == "IgnoredForeignOrigin"
+    assert github.requests == []
+    assert aws.notifications() == []
 
 
 @pytest.mark.parametrize("status", [403, 422, 500])
@@ -567,16 +679,17 @@ def test_statuses_other_than_approved_dispatch_nothing(aws: Aws, status: str) ->
     assert aws.notifications() == []
 
 
-def test_the_token_is_read_once_per_container(aws: Aws) -> None:
+def test_the_token_is_read_once_within_its_cache_age(aws: Aws) -> None:
     calls: list[str] = []
     rt = dispatch_runtime(aws, "http://127.0.0.1:9")
-    assert rt.dispatcher is not None
-    secrets = rt.dispatcher.tokens.secrets
+    dispatcher = rt.approvals.dispatcher
+    assert dispatcher is not None
+    secrets = dispatcher.tokens.secrets
 
     def counting(**kwargs: Any) -> Any:
         calls.append(kwargs["SecretId"])
         return secrets.get_secret_value(**kwargs)
 
-    rt.dispatcher.tokens.secrets = SimpleNamespace(get_secret_value=counting)
-    assert rt.dispatcher.tokens.token() == rt.dispatcher.tokens.token() == TOKEN
+    dispatcher.tokens.secrets = SimpleNamespace(get_secret_value=counting)
+    assert dispatcher.tokens.token() == dispatcher.tokens.token() == TOKEN
     assert calls == ["acme/github-token"]

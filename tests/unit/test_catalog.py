@@ -301,3 +301,13 @@ def test_a_table_declared_in_another_zone_lives_in_that_zone() -> None:
 
 def test_glue_databases_are_created_only_by_the_catalog(plan: OfflinePlan) -> None:
     assert all(r.component == CATALOG for r in plan.of_type(DATABASE))
+
+
+def test_the_curated_crawler_skips_the_ingestion_staging_area(plan: OfflinePlan) -> None:
+    """Half-written batches under _staging/ would be catalogued as a table of their own."""
+    from mlops.ingestion import STAGING_PREFIX
+
+    crawlers = [c for c in _in_catalog(plan, "aws:glue/crawler:Crawler") if _crawler_zone(plan, c) == "curated"]
+    for crawler in crawlers:
+        (target,) = crawler.inputs["s3Targets"]
+        assert f"{STAGING_PREFIX}**" in target["exclusions"]

@@ -111,6 +111,8 @@ def test_lifecycle_follows_the_stack(plan: OfflinePlan) -> None:
         days = {t["storageClass"]: t["days"] for t in current.get("transitions", [])}
         assert days.get("STANDARD_IA") == settings.infrequent_access_after_days
         assert days.get("GLACIER_IR") == settings.glacier_after_days
+        staging = rules.get(f"{zone}-abandoned-staging")
+        assert (staging is not None) is (zone == "curated")
         housekeeping = rules[f"{zone}-housekeeping"]
         assert (
             housekeeping["noncurrentVersionExpiration"]["noncurrentDays"]
@@ -190,3 +192,13 @@ def test_no_administrators_statement_without_administrators() -> None:
     plan = run_program("dev")
     [key] = plan.of_type("aws:kms/key:Key")
     assert "KeyAdministrators" not in {s["Sid"] for s in json.loads(key.inputs["policy"])["Statement"]}
+
+
+def test_abandoned_ingestion_batches_expire_where_ingestion_stages_them(plan: OfflinePlan) -> None:
+    from mlops.ingestion import STAGING_PREFIX
+
+    lifecycle = by_bucket(plan, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+    rules = {r["id"]: r for r in lifecycle[plan.outputs["lakeBuckets"]["curated"]].inputs["rules"]}
+    staging = rules["curated-abandoned-staging"]
+    assert staging["filter"]["prefix"] == STAGING_PREFIX
+    assert staging["expiration"]["days"] >= 1

@@ -419,6 +419,8 @@ def missing_data_choice(alarm: PlannedResource) -> str:
         return "missing"  # INSUFFICIENT_DATA when the monitor breaks: never OK, never a stale verdict
     if alarm.inputs.get("metricQueries") or metric == "ModelLatency":
         return "notBreaching"  # no requests is no outage
+    if alarm.inputs.get("namespace") in ("AWS/SQS", "AWS/Lambda"):
+        return "notBreaching"  # the responders: an idle queue stops publishing, no invocation is no error
     return "missing"  # the business KPI: one that stops arriving is news
 
 

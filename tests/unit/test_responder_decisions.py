@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
-from datetime import UTC, datetime
+import logging
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lambdas.local import import_app
 
@@ -16,9 +22,11 @@ retrain = import_app("retrain_on_alarm")
 notify = import_app("notify_pipeline")
 dispatch = import_app("dispatch_deployment")
 
-from responder_common.errors import ConfigurationError, MalformedEventError  # noqa: E402
+from responder_common.errors import ConfigurationError, InvalidSecretError, MalformedEventError  # noqa: E402
+from responder_common.events import Origin  # noqa: E402
 from responder_common.notify import sns_subject  # noqa: E402
-from responder_common.retry import Backoff  # noqa: E402
+from responder_common.redact import RedactingFilter, redact, register_secret  # noqa: E402
+from responder_common.retry import Backoff, retry_after_seconds  # noqa: E402
 
 EVENTS = Path(__file__).resolve().parents[1] / "functional" / "events"
 ALARM = "acme-dev-customer-churn-drift"
@@ -173,8 +181,16 @@ def test_github_hook_without_secret_is_refused() -> None:
         dispatch.DeployHook.parse(hook)
 
 
+def test_dispatch_without_a_state_table_is_refused() -> None:
+    """The approval ledger (at most one deployment per approval) lives in the state table."""
+    env = {"ALERTS_TOPIC_ARN": "arn", "DEPLOY_HOOK": '{"kind": "none"}', "MODEL_PACKAGE_GROUPS": "{}"}
+    with pytest.raises(ConfigurationError, match=r"^environment variable STATE_TABLE is required"):
+        dispatch.Settings.from_env(env)
+
+
 def test_plain_http_github_api_url_is_refused_unless_loopback() -> None:
     env = {"ALERTS_TOPIC_ARN": "arn", "DEPLOY_HOOK": '{"kind": "none"}', "MODEL_PACKAGE_GROUPS": "{}"}
+    env["STATE_TABLE"] = "state"
     assert dispatch.Settings.from_env({**env, "GITHUB_API_URL": "http://127.0.0.1:8080/"}).github_api_url == (
         "http://127.0.0.1:8080"
     )
@@ -263,10 +279,179 @@ def test_workflow_dispatch_names_the_stack_of_the_hook() -> None:
 
 
 # ------------------------------------------------------------------------------------------ shared helpers
-def test_backoff_is_exponential_and_capped() -> None:
-    assert Backoff(attempts=5, base_seconds=1, max_seconds=4).delays() == [1, 2, 4, 4]
+@given(retry=st.integers(min_value=0, max_value=60), draw=st.floats(min_value=0, max_value=1, exclude_max=True))
+def test_backoff_has_full_jitter_under_an_exponential_cap(retry: int, draw: float) -> None:
+    backoff = Backoff(attempts=5, base_seconds=0.5, max_seconds=4)
+    ceiling = min(4, 0.5 * 2**retry)
+    assert 0 <= backoff.delay(retry, rand=lambda: draw) <= ceiling
+    assert backoff.delay(retry, rand=lambda: draw) == pytest.approx(draw * ceiling)
+
+
+def test_a_retry_after_is_a_floor_for_the_delay() -> None:
+    backoff = Backoff(attempts=4, base_seconds=0.5, max_seconds=4, max_retry_after_seconds=10)
+    assert backoff.delay(0, retry_after=7.0, rand=lambda: 0.1) == 7.0
+    assert backoff.delay(3, retry_after=0.0, rand=lambda: 0.9) == pytest.approx(0.9 * 4)
+
+
+def test_retry_after_is_read_as_seconds_or_an_http_date() -> None:
+    now = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    assert retry_after_seconds("120", now=now) == 120.0
+    assert retry_after_seconds(format_datetime(now + timedelta(seconds=30), usegmt=True), now=now) == 30.0
+    assert retry_after_seconds(format_datetime(now - timedelta(seconds=30), usegmt=True), now=now) == 0.0
+    assert retry_after_seconds("soon", now=now) is None
+    assert retry_after_seconds(None, now=now) is None
+    assert retry_after_seconds("-5", now=now) is None
+
+
+# ------------------------------------------------------------------------------------------ origin
+def test_origin_comes_from_the_invoked_function_arn_with_or_without_a_qualifier() -> None:
+    for arn in (
+        "arn:aws:lambda:eu-west-1:123456789012:function:acme-dev-retrain-on-alarm",
+        "arn:aws:lambda:eu-west-1:123456789012:function:acme-dev-retrain-on-alarm:live",
+    ):
+        assert Origin.of_context(SimpleNamespace(invoked_function_arn=arn)) == Origin("123456789012", "eu-west-1")
+    assert Origin.of_context(None) is None
+
+
+def test_a_context_without_a_function_arn_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match=r"^the Lambda context's invoked_function_arn is not a function ARN"):
+        Origin.of_context(SimpleNamespace(invoked_function_arn="nope"))
+
+
+def test_origin_admits_only_its_own_account_and_region() -> None:
+    origin = Origin("123456789012", "eu-west-1")
+    assert origin.admits("123456789012", "eu-west-1")
+    assert not origin.admits("210987654321", "eu-west-1")
+    assert not origin.admits("123456789012", "us-east-1")
+    assert not origin.admits("", "")
+
+
+# ------------------------------------------------------------------------------------------ the token
+@pytest.mark.parametrize(
+    ("stored", "token"),
+    [
+        ("ghp_abc123DEF456ghi789", "ghp_abc123DEF456ghi789"),
+        ("  ghp_abc123DEF456ghi789\n", "ghp_abc123DEF456ghi789"),
+        ('{"token": " ghp_abc123DEF456ghi789 "}', "ghp_abc123DEF456ghi789"),
+    ],
+)
+def test_the_stored_token_is_used_without_surrounding_whitespace(stored: str, token: str) -> None:
+    assert dispatch.token_from_secret(stored, "acme/github-token") == token
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "ghp_abc123DEF456ghi789\n# comment",
+        "ghp_abc\tDEF",
+        "ghp_abc\x7fDEF",
+        "ghp_abc\u2028DEF",
+        "ghp_abcé",
+        '{"token": "ghp_abc123\\nDEF"}',
+    ],
+)
+def test_a_token_with_inner_whitespace_or_control_characters_is_refused_without_its_value(stored: str) -> None:
+    with pytest.raises(InvalidSecretError) as raised:
+        dispatch.token_from_secret(stored, "acme/github-token")
+    assert "ghp_abc" not in str(raised.value)
+    assert str(raised.value).startswith("secret acme/github-token holds a token with whitespace or control characters")
+
+
+@pytest.mark.parametrize("stored", ["", "   ", '{"token": ""}', '{"other": "x"}', '{"token": 5}', "{not json"])
+def test_a_secret_without_a_token_is_refused(stored: str) -> None:
+    with pytest.raises(InvalidSecretError, match=r"^secret acme/github-token holds no token"):
+        dispatch.token_from_secret(stored, "acme/github-token")
+
+
+def test_registered_secrets_are_scrubbed_from_every_part_of_a_log_record() -> None:
+    secret = "ghp_redactionTest0123456789"
+    register_secret(f"{secret}\n# a comment line")
+    try:
+        raise ValueError(f"Invalid header value b'Bearer {secret}'")
+    except ValueError as error:
+        record = logging.LogRecord("t", logging.ERROR, __file__, 1, "sent %s", (secret,), (ValueError, error, None))
+    record.__dict__["event"] = {"nested": [f"x {secret} y"]}
+    assert RedactingFilter().filter(record)
+    rendered = record.getMessage() + repr(record.__dict__) + logging.Formatter().formatException(record.exc_info)  # type: ignore[arg-type]
+    assert secret not in rendered
+    assert "***" in record.getMessage()
+    assert redact(f"a {secret} b") == "a *** b"
 
 
 def test_sns_subject_is_one_ascii_line_of_at_most_100_characters() -> None:
     subject = sns_subject("retraining → started\n" + "x" * 200)
     assert len(subject) == 100 and subject.isascii() and "\n" not in subject
+
+
+# ------------------------------------------------------------------------------------------ hostile events
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=12,
+)
+SAMPLES = {
+    "retrain": ["cloudwatch_alarm_sns", "cloudwatch_alarm_state_change"],
+    "notify": ["pipeline_execution_status_change"],
+    "dispatch": ["model_package_state_change"],
+}
+PARSERS = {"retrain": retrain.parse_event, "notify": notify.parse_event, "dispatch": dispatch.parse_event}
+
+
+def paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path to a value inside a JSON document (and, for the SNS message, inside its embedded JSON)."""
+    found = [prefix] if prefix else []
+    if isinstance(value, dict):
+        for key, child in value.items():
+            found.extend(paths(child, (*prefix, key)))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            found.extend(paths(child, (*prefix, index)))
+    return found
+
+
+def replaced(document: Any, path: tuple[Any, ...], value: Any) -> Any:
+    copied = copy.deepcopy(document)
+    target = copied
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = value
+    return copied
+
+
+@settings(max_examples=300, deadline=None)
+@given(responder=st.sampled_from(sorted(PARSERS)), data=st.data())
+def test_any_field_of_a_real_event_replaced_by_any_json_parses_or_is_malformed(responder: str, data: Any) -> None:
+    """Hostile or broken events end as a parsed event or MalformedEventError (which the handler logs and
+    dead-letters), never as a KeyError or TypeError that bypasses the responder's failure path."""
+    sample = event(data.draw(st.sampled_from(SAMPLES[responder])))
+    path = data.draw(st.sampled_from(paths(sample)))
+    hostile = replaced(sample, path, data.draw(JSON))
+    with contextlib.suppress(MalformedEventError):
+        PARSERS[responder](hostile)
+
+
+@settings(max_examples=200, deadline=None)
+@given(responder=st.sampled_from(sorted(PARSERS)), value=JSON)
+def test_any_json_document_parses_or_is_malformed(responder: str, value: Any) -> None:
+    with contextlib.suppress(MalformedEventError):
+        PARSERS[responder](value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(message=JSON, as_text=st.text(max_size=40))
+def test_any_sns_message_body_parses_or_is_malformed(message: Any, as_text: str) -> None:
+    for body in (json.dumps(message), as_text):
+        envelope = event("cloudwatch_alarm_sns")
+        envelope["Records"][0]["Sns"]["Message"] = body
+        with contextlib.suppress(MalformedEventError):
+            retrain.parse_event(envelope)
+
+
+def test_the_words_of_a_pasted_comment_line_do_not_mask_ordinary_log_text() -> None:
+    """A token pasted with "# rotated 2024-05-01 by the platform team" must not turn every date into ***."""
+    secret = "ghp_commentLineTest0123456789abcdef"
+    register_secret(f"{secret}\n# rotated 2024-05-01 by the platform team")
+    assert redact(f"token {secret}") == "token ***"
+    assert (
+        redact("Timestamp 2024-05-01T12:00:00Z from the platform") == "Timestamp 2024-05-01T12:00:00Z from the platform"
+    )

@@ -49,7 +49,7 @@ ALARM_TYPES = ("aws:cloudwatch/metricAlarm:MetricAlarm", "aws:cloudwatch/composi
 CONTRACT_ENV = {
     RETRAIN: {"STATE_TABLE", "RETRAIN_TARGETS"},
     NOTIFY: {"PIPELINES"},
-    DISPATCH: {"DEPLOY_HOOK", "MODEL_PACKAGE_GROUPS", "GITHUB_API_URL"},
+    DISPATCH: {"DEPLOY_HOOK", "MODEL_PACKAGE_GROUPS", "GITHUB_API_URL", "STATE_TABLE"},
 }
 COMMON_ENV = {"ALERTS_TOPIC_ARN", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
 # GitHub tokens (classic, fine-grained, app/installation), AWS access keys, PEM keys.
@@ -343,11 +343,36 @@ def test_retrain_starts_exactly_the_retrained_models_pipelines(plan: OfflinePlan
     assert [sorted(s["Resource"]) for s in starts] == ([expected] if expected else [])
 
 
-def test_only_retrain_touches_the_state_table(plan: OfflinePlan) -> None:
+def test_only_retrain_and_dispatch_touch_the_state_table(plan: OfflinePlan) -> None:
+    """Retrain keeps its cooldown ledger there, dispatch its one-dispatch-per-approval ledger; notify keeps none."""
     (table,) = responders(plan, TABLE)
     for key, function in functions(plan).items():
         items = statements_with(role_policy(plan, function), "dynamodb:PutItem")
-        assert [s["Resource"] for s in items] == ([[table.state["arn"]]] if key == RETRAIN else []), key
+        assert [s["Resource"] for s in items] == ([[table.state["arn"]]] if key in (RETRAIN, DISPATCH) else []), key
+        if key == DISPATCH:
+            assert env(plan, DISPATCH)["STATE_TABLE"] == table.state["name"]
+
+
+def test_every_dead_letter_queue_and_every_failing_function_alerts_humans(plan: OfflinePlan) -> None:
+    alarms = {a.inputs["name"]: a for a in responders(plan, "aws:cloudwatch/metricAlarm:MetricAlarm")}
+    alerts = plan.outputs["alertsTopicArn"]
+    queues = {q.inputs["name"] for q in responders(plan, "aws:sqs/queue:Queue")}
+    names = {f.inputs["name"] for f in responders(plan, FUNCTION)}
+    watched_queues = {
+        a.inputs["dimensions"]["QueueName"] for a in alarms.values() if a.inputs["namespace"] == "AWS/SQS"
+    }
+    watched_functions = {
+        a.inputs["dimensions"]["FunctionName"] for a in alarms.values() if a.inputs["namespace"] == "AWS/Lambda"
+    }
+    assert watched_queues == queues and len(queues) == len(FUNCTIONS)
+    assert watched_functions == names
+    for alarm in alarms.values():
+        assert alarm.inputs["alarmActions"] == [alerts] and alarm.inputs["okActions"] == [alerts]
+        assert alarm.inputs["threshold"] == 1.0
+        assert alarm.inputs["comparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        assert "docs/runbook.md#responder-" in alarm.inputs["alarmDescription"]
+        # A retrain alarm must never start retraining: it is about the responder, not the model.
+        assert plan.outputs["retrainTopicArn"] not in alarm.inputs["alarmActions"]
 
 
 def test_dispatch_calls_no_sagemaker_api(plan: OfflinePlan) -> None:

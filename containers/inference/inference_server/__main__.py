@@ -18,6 +18,7 @@ from .app import build_app
 from .errors import ModelLoadError
 from .logs import configure_logging
 from .model import load_model
+from .protocol import LimitedHttpToolsProtocol
 from .settings import Settings, SettingsError
 
 EXIT_BAD_MODEL = 2
@@ -69,18 +70,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             "port": settings.port,
             "workers": workers,
             "coalesce": settings.coalesce,
+            "header_timeout": settings.header_timeout,
+            "body_timeout": settings.body_timeout,
+            "keep_alive_timeout": settings.keep_alive_timeout,
+            "max_connections": settings.max_connections,
         },
     )
     common = {
         "host": settings.host,
         "port": settings.port,
         "loop": "uvloop",
-        "http": "httptools",
+        # uvicorn's httptools protocol plus the header timeout, header size limit and connection cap it lacks;
+        # spawned workers import the class by name and read the limits from their app's settings.
+        "http": LimitedHttpToolsProtocol,
+        "ws": "none",  # two HTTP routes: no upgrade to WebSocket
+        "proxy_headers": False,  # the app never reads the client address
         "lifespan": "off",
         "access_log": False,  # our own request log line replaces uvicorn's
         "log_config": None,
         "server_header": False,
-        "timeout_keep_alive": 75,  # longer than SageMaker's front end keeps idle connections
+        "timeout_keep_alive": settings.keep_alive_timeout,
         "backlog": 2048,
         # Spawned workers import scikit-learn and load the model before answering the supervisor's health
         # check; uvicorn's 5 s default kills (and endlessly restarts) workers of a big model on a busy host.

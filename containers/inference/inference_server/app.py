@@ -9,6 +9,11 @@ Coalescing: requests whose bodies arrive in the same turn of the event loop are 
 in one ``predict_proba`` call (their matrices stacked, the result split back). It never waits for more
 requests, so an idle server answers as soon as it can; under load, scikit-learn's fixed per-call cost
 (input validation, mostly) is paid once per turn instead of once per request.
+
+Connection limits: the body must arrive within ``body_timeout`` of the app starting to read it (else 408
+and the connection is closed). The header timeout, idle connections and the connection cap act before
+an app runs, in :mod:`inference_server.protocol`, which answers over-capacity requests with
+:meth:`InferenceApp.refuse_over_capacity`.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ Send = Callable[[Message], Awaitable[None]]
 log = logging.getLogger("inference_server")
 
 JSON_HEADER = (b"content-type", b"application/json")
+CLOSE_HEADER = (b"connection", b"close")
 PING_BODY = b'{"status":"healthy"}'
 
 
@@ -108,6 +114,7 @@ class InferenceApp:
         started = time.perf_counter()
         path, method = scope["path"], scope["method"]
         fields: dict[str, Any] = {"method": method, "path": path, "rows": 0}
+        close = False
         try:
             if path == "/invocations":
                 if method != "POST":
@@ -122,27 +129,40 @@ class InferenceApp:
         except RequestError as exc:
             status, body, content_type = exc.status, error_body(exc.message), b"application/json"
             fields["error"] = exc.code  # a payload-free code: messages may quote the payload
+            close = exc.close
         except Exception:
             log.exception("request failed", extra={"method": method, "path": path})
             status, body, content_type = 500, error_body("internal error"), b"application/json"
             fields["error"] = "internal"
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _answer(send, status, body, content_type, close=close)
         fields["status"] = status
         fields["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        log.info("request", extra=fields)
+
+    async def refuse_over_capacity(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI callable for a request arriving while the worker holds more than ``max_connections``.
+
+        503 with ``connection: close``: closing brings the count back under the cap, where a connection
+        kept open would go on counting (and every request on every connection would be refused).
+        """
+        limit = self.settings.max_connections
+        message = f"this worker holds more than {limit} connections: retry shortly"
+        await _answer(send, 503, error_body(message), b"application/json", close=True)
+        fields = {"method": scope["method"], "path": scope["path"], "rows": 0, "status": 503, "error": "over_capacity"}
         log.info("request", extra=fields)
 
     async def _invoke(self, scope: Scope, receive: Receive, fields: dict[str, Any]) -> tuple[int, bytes, bytes]:
         headers = _headers(scope)
         answer_as = response_format(headers.get(b"accept", b"").decode("latin-1"))
         content_type = media_type(headers.get(b"content-type", b"").decode("latin-1"))
-        body = await _read_body(receive, headers, self.settings.max_body_bytes)
+        deadline = self.settings.body_timeout
+        try:
+            async with asyncio.timeout(deadline):
+                body = await _read_body(receive, headers, self.settings.max_body_bytes)
+        except TimeoutError:
+            raise RequestError(
+                408, "body_timeout", f"request body not received within {deadline} s", close=True
+            ) from None
         fields["bytes"] = len(body)
         records = parse_records(body, content_type, max_rows=self.settings.max_rows)
         fields["rows"] = len(records)
@@ -152,6 +172,14 @@ class InferenceApp:
         else:
             predictions = await self.coalescer.submit(matrix)
         return 200, format_predictions(predictions, answer_as), answer_as.encode()
+
+
+async def _answer(send: Send, status: int, body: bytes, content_type: bytes, *, close: bool = False) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append(CLOSE_HEADER)  # the server closes the connection once the answer is sent
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:

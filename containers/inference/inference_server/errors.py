@@ -18,11 +18,13 @@ class RequestError(InferenceServerError):
     """A request the server refuses: answered with ``status`` and a JSON body carrying ``message``.
 
     ``code`` is a short, payload-free token that is safe to log; ``message`` may quote the payload
-    (it goes back to the caller only, never to the logs).
+    (it goes back to the caller only, never to the logs). ``close`` ends the connection after the answer
+    (a request whose body did not arrive in time: its remaining bytes would be read as the next request).
     """
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, *, close: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.close = close  # answer with ``connection: close``: what is left of the request cannot be trusted

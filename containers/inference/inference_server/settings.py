@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -12,9 +13,23 @@ from .errors import InferenceServerError
 DEFAULT_MODEL_DIR = "/opt/ml/model"
 DEFAULT_PORT = 8080  # SageMaker's container contract
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024  # SageMaker real-time endpoints reject larger payloads anyway
+# SageMaker gives the container 60 s to answer an invocation. A request whose headers and body are not in after
+# 10 + 30 s cannot be answered usefully anyway, and the deadlines leave 20 s to predict and answer the rest.
+DEFAULT_HEADER_TIMEOUT = 10.0
+DEFAULT_BODY_TIMEOUT = 30.0
+# Longer than SageMaker's front end keeps an idle connection, so the server is never the side that closes one
+# just as the front end reuses it (which the caller would see as a failed invocation).
+DEFAULT_KEEP_ALIVE_TIMEOUT = 75
+# Per worker. Requests take milliseconds, so a worker rarely has more than a few dozen connections with work in
+# them; the cap bounds what a flood can pin (buffered bodies: 512 x 6 MiB at worst, file descriptors).
+DEFAULT_MAX_CONNECTIONS = 512
+# Request line and headers. SageMaker's front end sends a few hundred bytes; uvicorn with httptools has no limit.
+DEFAULT_MAX_HEADER_BYTES = 64 * 1024
 
-# Environment variable of each setting. SageMaker sets SM_MODEL_DIR and, in multi-container endpoints,
-# SAGEMAKER_BIND_TO_PORT; SAGEMAKER_MODEL_SERVER_WORKERS is the name SageMaker's framework containers use.
+# Environment variable of each setting. SageMaker hosting extracts the model into /opt/ml/model (the default);
+# SM_MODEL_DIR, the training toolkit's name for that folder, points the server elsewhere (tests, workstations).
+# SageMaker sets SAGEMAKER_BIND_TO_PORT in multi-container inference pipelines (the Dockerfile's label says the
+# server honours it); SAGEMAKER_MODEL_SERVER_WORKERS is the name SageMaker's framework containers use.
 ENVIRONMENT: dict[str, str] = {
     "model_dir": "SM_MODEL_DIR",
     "host": "INFERENCE_HOST",
@@ -26,6 +41,11 @@ ENVIRONMENT: dict[str, str] = {
     "max_coalesced_rows": "INFERENCE_MAX_COALESCED_ROWS",
     "threads_per_worker": "INFERENCE_THREADS_PER_WORKER",
     "worker_start_timeout": "INFERENCE_WORKER_START_TIMEOUT",
+    "header_timeout": "INFERENCE_HEADER_TIMEOUT",
+    "body_timeout": "INFERENCE_BODY_TIMEOUT",
+    "keep_alive_timeout": "INFERENCE_KEEP_ALIVE_TIMEOUT",
+    "max_connections": "INFERENCE_MAX_CONNECTIONS",
+    "max_header_bytes": "INFERENCE_MAX_HEADER_BYTES",
     "log_level": "INFERENCE_LOG_LEVEL",
 }
 
@@ -40,6 +60,12 @@ class Settings:
 
     ``host`` defaults to all interfaces because inside the container SageMaker connects from outside
     it; run it on a workstation with ``--host 127.0.0.1``.
+
+    Connection limits (seconds, per connection; the cap is per worker process): ``header_timeout`` from a
+    request's first byte to the end of its headers (answered 408, then closed); ``body_timeout`` from the end
+    of the headers to the end of the body (408, then closed); ``keep_alive_timeout`` for a connection with
+    no request under way (closed); ``max_connections`` open at once (requests on more get 503, then closed);
+    ``max_header_bytes`` of request line and headers (431, then closed).
     """
 
     model_dir: str = DEFAULT_MODEL_DIR
@@ -52,14 +78,24 @@ class Settings:
     max_coalesced_rows: int = 4096
     threads_per_worker: int = 1
     worker_start_timeout: int = 120  # seconds a worker may take to start or to answer a health check
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+    keep_alive_timeout: int = DEFAULT_KEEP_ALIVE_TIMEOUT
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
         for name in (
-            "port", "max_rows", "max_body_bytes", "max_coalesced_rows", "threads_per_worker", "worker_start_timeout"
+            "port", "max_rows", "max_body_bytes", "max_coalesced_rows", "threads_per_worker", "worker_start_timeout",
+            "keep_alive_timeout", "max_connections", "max_header_bytes",
         ):  # fmt: skip
             if getattr(self, name) < 1:
                 raise SettingsError(f"{_label(name)} must be a positive integer, got {getattr(self, name)}")
+        for name in ("header_timeout", "body_timeout"):
+            seconds = getattr(self, name)
+            if not (math.isfinite(seconds) and seconds > 0):
+                raise SettingsError(f"{_label(name)} must be a positive number of seconds, got {seconds}")
         if not 1 <= self.port <= 65535:
             raise SettingsError(f"{_label('port')} must be a TCP port (1-65535), got {self.port}")
         if self.workers < 0:
@@ -110,4 +146,9 @@ def _convert(name: str, raw: str, kind: type) -> Any:
             return int(raw)
         except ValueError:
             raise SettingsError(f"{ENVIRONMENT[name]}={raw!r} is not an integer") from None
+    if kind is float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise SettingsError(f"{ENVIRONMENT[name]}={raw!r} is not a number (seconds, e.g. 10 or 2.5)") from None
     return raw
