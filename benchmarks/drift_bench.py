@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from mlops.features import get_spec  # noqa: E402
 from mlops.monitoring.drift.baseline import baseline_from_raw  # noqa: E402
 from pipelines.local_run import synthetic_customer_activity  # noqa: E402
-from tests.support.drift_capture import capture_lines, write_lines  # noqa: E402
+from tools.synthetic_capture import capture_lines, write_lines  # noqa: E402
 
 SPEC = get_spec("customer-churn")
 START = datetime(2024, 5, 1, tzinfo=UTC)

@@ -14,11 +14,26 @@ emulators and exits 0 only if every step passed (1 if one failed, 2 if the emula
     approve     pipelines.registry.approve; it becomes the group's latest approved version
     event       a "SageMaker Model Package State Change" event crosses an EventBridge rule into SQS (LocalStack)
     dispatch    the dispatch_deployment responder gets it and POSTs a workflow_dispatch to a fake GitHub API
-    alarm       a drift alarm set to ALARM notifies the KMS-encrypted retrain topic; SNS delivers to SQS (LocalStack)
+    heartbeat   the training set's drift baseline is written where the preprocess step writes it; the drift
+                job, run as the monitoring pipeline runs it, finds the endpoint's capture still empty:
+                RecordsAnalyzed=0 in CloudWatch; the "monitor not reporting" alarm (infra/alarms.py's spec) goes
+                to ALARM and the alerts topic delivers it (moto S3, LocalStack CloudWatch + SNS → SQS)
+    capture     an hour of data capture whose monthly_spend is shifted, seeded requests of the real
+                customer_activity columns, lands in the monitoring bucket (moto S3)
+    monitor     the drift job analyses that hour: monthly_spend drifted; FeatureDriftRatio per feature in CloudWatch
+    alarm       LocalStack evaluates the feature drift alarms on those metrics: monthly_spend's goes to ALARM, the
+                composite model-drift alarm follows and notifies the KMS-encrypted retrain topic; SNS → SQS
     retrain     the retrain_on_alarm responder gets the delivered notification and starts one execution (moto)
     duplicate   the same notification delivered again starts nothing
-    storm       a second ALARM transition within the cooldown starts nothing
+    storm       a second ALARM transition within the cooldown (the feature alarm forced OK, then ALARM) starts nothing
     notify      the notify_pipeline responder turns the execution's status-change event into an alert (SNS → SQS)
+
+The drift alarms are put in ``setup`` from ``infra/alarms.py``'s specs (per-feature drift and the composite model
+drift, wired as the stack deploys them, with 10 s periods instead of the monitor's hour:
+:data:`tools.loop_harness.EMULATOR_ALARM_PERIOD_SECONDS`), so LocalStack's own evaluation, on its schedule, moves
+them: the ``alarm`` step waits at most one evaluation interval (2 x 10 s) for it. The heartbeat alarm is put in
+its step, right after the run it judges (why: in ``step_heartbeat``). No alarm state is set by hand, except the
+forced flap of ``storm``.
 
 The responders run in this process, as Lambda would run them: each handler module is loaded fresh
 (cold start) with its contract environment and ``AWS_ENDPOINT_URL_<SERVICE>`` variables that route its
@@ -36,12 +51,14 @@ import io
 import json
 import logging
 import sys
+import tempfile
 import time
 import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 
@@ -54,27 +71,51 @@ from tools.emulators import (
 )
 from tools.loop_harness import (
     CREDENTIALS,
+    EMULATOR_ALARM_PERIOD_SECONDS,
     REGION,
     FakeGitHub,
+    MonitoringRun,
+    alarm_request,
     aws_environment,
     client,
-    create_drift_alarm,
     create_encrypted_topic,
     create_state_table,
+    describe_alarm,
+    evaluation_timeout,
+    in_state,
     is_alarm_notification,
     lambda_sns_event,
+    metric_values,
     model_package_event_pattern,
     model_package_state_change_detail,
     patched_environ,
     pipeline_execution_status_change_event,
+    put_alarm,
+    put_capture,
+    put_model_drift_alarm,
     receive_matching,
+    recent_datapoints,
     responder,
     route_rule_to_queue,
+    run_monitoring_job,
+    seeded_requests,
     subscribe_queue,
+    wait_for_alarm,
 )
+
+if TYPE_CHECKING:
+    from pipelines.monitoring import MonitoringPipelineSettings
 
 RETRAINING_COOLDOWN_MINUTES = 360
 RETRAINING_MAX_PER_DAY = 2
+MONITOR_WINDOW_HOURS = 1
+MONITOR_PERIOD_SECONDS = 3600
+"""The stack's default monitor: hourly runs over the last hour of capture (the alarms' spec period)."""
+SHIFT = {"monthly_spend": 15.0}
+"""What drift looks like in the drill's capture: every customer pays 15 more a month than in training (a raw
+column the customer-churn spec passes through as the feature of the same name)."""
+CAPTURE_CUSTOMERS = 100
+CAPTURE_SEED = 12
 
 
 # ---------------------------------------------------------------------------------------------
@@ -111,8 +152,29 @@ class Names:
         return f"{self.prefix}-{self.model}"
 
     @property
-    def drift_alarm(self) -> str:
-        return f"{self.prefix}-{self.model}-feature-drift"
+    def endpoint(self) -> str:
+        return f"{self.prefix}-{self.model}"
+
+    @property
+    def capture_uri(self) -> str:
+        """The endpoint's data capture, as the serving layer configures it: ``s3://<monitoring>/<model>/data-capture``."""
+        return f"s3://{self.bucket('monitoring')}/{self.model}/data-capture"
+
+    @property
+    def monitoring_pipeline(self) -> str:
+        return f"{self.prefix}-{self.model}-monitoring"
+
+    def feature_drift_alarm(self, feature: str) -> str:
+        return f"{self.prefix}-{self.model}-drift-{feature}"
+
+    @property
+    def model_drift_alarm(self) -> str:
+        """The composite over the feature drift alarms: the alarm that retrains."""
+        return f"{self.prefix}-{self.model}-model-drift"
+
+    @property
+    def heartbeat_alarm(self) -> str:
+        return f"{self.prefix}-{self.model}-monitor-not-reporting"
 
     @property
     def token_secret(self) -> str:
@@ -286,6 +348,7 @@ def step_features(d: Drill) -> str:
     check(len(training) == len(curated), f"training set has {len(training)} rows for {len(curated)} labels")
     check(list(training.columns[2:-1]) == list(spec.feature_names), f"training columns {list(training.columns)}")
     status = sagemaker.describe_feature_group(FeatureGroupName=d.names.feature_group)["FeatureGroupStatus"]
+    d.values["training_set"] = training
     return (
         f"{len(records)} feature records (spec {spec.name} v{spec.version}) at {location}; "
         f"feature group {status}; point-in-time training set {training.shape[0]}x{training.shape[1]}"
@@ -330,6 +393,7 @@ def step_pipeline(d: Drill) -> str:
     status = sagemaker.describe_pipeline_execution(PipelineExecutionArn=execution)["PipelineExecutionStatus"]
     check(status in ("Executing", "Succeeded"), f"execution status {status}")
     d.values["role"] = role
+    d.values["code_uri"] = settings.code_uri
     return f"pipeline {d.names.pipeline} created from the real definition ({len(bundle)} code files published), execution {status}"
 
 
@@ -426,29 +490,162 @@ def step_dispatch(d: Drill) -> str:
     return f"workflow_dispatch POST {request.path} ref=main inputs={sorted(inputs)}; metrics {invoke.metrics}"
 
 
+def _monitoring_settings(d: Drill) -> MonitoringPipelineSettings:
+    """The drill model's monitoring pipeline settings, as the platform engine builds them for the stack."""
+    from infra.alarms import PLATFORM_METRICS_NAMESPACE
+    from infra.monitoring.reports import REPORTS_PREFIX
+    from pipelines.monitoring import MonitoringPipelineSettings
+
+    return MonitoringPipelineSettings(
+        model_name=d.names.model,
+        pipeline_name=d.names.monitoring_pipeline,
+        feature_spec=d.names.feature_spec,
+        endpoint_name=d.names.endpoint,
+        region=REGION,
+        role_arn=f"arn:aws:iam::123456789012:role/{d.names.monitoring_pipeline}-job",
+        kms_key_arn=f"arn:aws:kms:{REGION}:123456789012:key/00000000-0000-4000-8000-000000000000",
+        code_uri=d.values["code_uri"],
+        baseline_uri=d.values["baseline_uri"],
+        capture_uri=d.names.capture_uri,
+        reports_uri=f"s3://{d.names.bucket('monitoring')}/{REPORTS_PREFIX}",
+        window_hours=MONITOR_WINDOW_HOURS,
+        metrics_namespace=PLATFORM_METRICS_NAMESPACE,
+    )
+
+
+def _run_monitor(d: Drill, execution_start: dt.datetime) -> MonitoringRun:
+    """One execution of the monitoring pipeline: its processing step run here (see run_monitoring_job)."""
+    with tempfile.TemporaryDirectory(prefix="drill-monitor-") as workdir:
+        run = run_monitoring_job(
+            _monitoring_settings(d), d.endpoints, execution_start=execution_start, workdir=Path(workdir)
+        )
+    tail = "\n".join(run.output.strip().splitlines()[-5:])
+    check(run.returncode == 0, f"the drift job exited {run.returncode}:\n{tail}")
+    check(run.report is not None, f"the drift job wrote no report under {_monitoring_settings(d).reports_uri}")
+    return run
+
+
+def _platform_metric(d: Drill, metric: str, **extra: str) -> list[float]:
+    from infra.alarms import PLATFORM_METRICS_NAMESPACE, platform_dimensions
+
+    dimensions = platform_dimensions(d.names.model, d.names.endpoint, **extra)
+    return metric_values(d.localstack("cloudwatch"), PLATFORM_METRICS_NAMESPACE, metric, dimensions)
+
+
+def step_heartbeat(d: Drill) -> str:
+    from infra.alarms import RECORDS_ANALYZED, monitor_heartbeat
+    from mlops.features import get_spec
+    from mlops.monitoring.drift import BASELINE_FILE, compute_baseline
+
+    # The served version's drift baseline, where the training pipeline's preprocess step writes it: computed
+    # by the drift engine's own code over the point-in-time training set of the features step.
+    spec = get_spec(d.names.feature_spec)
+    baseline = compute_baseline(spec, d.values["training_set"], source="drill: point-in-time training set")
+    s3 = d.moto("s3")
+    key = f"pipelines/{d.names.pipeline}/preprocess/baseline/{BASELINE_FILE}"
+    s3.put_object(Bucket=d.names.bucket("artifacts"), Key=key, Body=json.dumps(baseline).encode())
+    d.values["baseline_uri"] = f"s3://{d.names.bucket('artifacts')}/{key}"
+    s3.create_bucket(Bucket=d.names.bucket("monitoring"), CreateBucketConfiguration={"LocationConstraint": REGION})
+
+    run = _run_monitor(d, dt.datetime.now(dt.UTC))  # nothing captured yet
+    report = cast(dict[str, Any], run.report)
+    check(report["records"] == 0, f"an empty capture prefix gave {report['records']} records")
+    published = _platform_metric(d, RECORDS_ANALYZED)
+    check(published == [0.0], f"{RECORDS_ANALYZED} in CloudWatch: {published}, expected the run's 0")
+
+    # Put now rather than in setup: LocalStack evaluates an alarm when it is put, then every 3 x 10 s. Put in
+    # setup it would already be in ALARM from missing data alone (treated as breaching: "never reported"),
+    # and staying in ALARM changes nothing one could see; put after the run, its first evaluation reads the
+    # RecordsAnalyzed=0 the run published (its state reason's recent datapoints show it).
+    spec_alarm = monitor_heartbeat(d.names.model, d.names.endpoint, MONITOR_PERIOD_SECONDS)
+    request = alarm_request(
+        spec_alarm,
+        name=d.names.heartbeat_alarm,
+        alarm_actions=[d.values["alerts_topic"]],
+        ok_actions=[d.values["alerts_topic"]],
+        period=EMULATOR_ALARM_PERIOD_SECONDS,
+    )
+    put_alarm(d.localstack("cloudwatch"), request)
+    alarm = wait_for_alarm(
+        d.localstack("cloudwatch"),
+        d.names.heartbeat_alarm,
+        in_state("ALARM", evaluated=True),
+        timeout=2 * evaluation_timeout(request),
+        reset_unread_after=2.0,
+    )
+    check(recent_datapoints(alarm) == [0.0], f"the heartbeat alarm read {recent_datapoints(alarm)}, not the run's 0")
+    alert, _ = receive_matching(
+        d.localstack("sqs"), d.values["alerts_queue"], is_alarm_notification(d.names.heartbeat_alarm)
+    )
+    message = json.loads(alert["Message"])
+    return (
+        f"empty capture window: 0 records, {RECORDS_ANALYZED}=0 published; {d.names.heartbeat_alarm} "
+        f"{message['OldStateValue']} → ALARM ({request['EvaluationPeriods']} periods < 1 record), on the alerts topic"
+    )
+
+
+def step_capture(d: Drill) -> str:
+    # The next monitoring execution starts now; its window is the whole hour before (the drift job rounds the
+    # window's end down to the hour), so the capture goes in that hour's folder.
+    start = dt.datetime.now(dt.UTC)
+    hour = start.replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=MONITOR_WINDOW_HOURS)
+    rows = seeded_requests(CAPTURE_CUSTOMERS, CAPTURE_SEED, shift=SHIFT)
+    uri = put_capture(d.moto("s3"), d.names.capture_uri, endpoint=d.names.endpoint, hour=hour, rows=rows)
+    d.values["execution_start"] = start
+    shifted = ", ".join(f"{column} +{delta:g}" for column, delta in SHIFT.items())
+    return f"{len(rows)} captured rows (seed {CAPTURE_SEED}; {shifted}) at {uri}"
+
+
+def step_monitor(d: Drill) -> str:
+    from infra.alarms import FEATURE_DRIFT_RATIO
+
+    run = _run_monitor(d, d.values["execution_start"])
+    report = cast(dict[str, Any], run.report)
+    shifted = sorted(SHIFT)
+    check(report["records"] > 0, "the drift job analysed no record: the capture is outside its window")
+    check(report["drifted"] == shifted, f"drifted features {report['drifted']}, expected {shifted}")
+    ratios = {}
+    for feature in report["features"]:
+        published = _platform_metric(d, FEATURE_DRIFT_RATIO, Feature=feature)
+        check(len(published) == 1, f"{FEATURE_DRIFT_RATIO}[{feature}] in CloudWatch: {published}")
+        ratios[feature] = published[0]
+    check(
+        all((ratio >= 1) == (feature in shifted) for feature, ratio in ratios.items()),
+        f"{FEATURE_DRIFT_RATIO} {ratios}: only {shifted} should reach 1",
+    )
+    d.values["drifted_feature"] = shifted[0]
+    d.values["drifted_ratio"] = ratios[shifted[0]]
+    listed = ", ".join(f"{f} {r:.2f}" for f, r in sorted(ratios.items(), key=lambda item: -item[1]))
+    return f"{report['records']} records analysed, drifted {report['drifted']}; {FEATURE_DRIFT_RATIO} {listed}; report {run.report_uri}"
+
+
 def step_alarm(d: Drill) -> str:
-    sns = d.localstack("sns")
-    sqs = d.localstack("sqs")
-    kms = d.localstack("kms")
+    from infra.alarms import FEATURE_DRIFT_RATIO
+
     cloudwatch = d.localstack("cloudwatch")
-    account = d.values["account"]
-    topic, key = create_encrypted_topic(sns, kms, f"{d.names.prefix}-retrain", account)
-    queue, subscription = subscribe_queue(sns, sqs, topic, f"{d.names.prefix}-retrain-delivery")
-    create_drift_alarm(
-        cloudwatch,
-        name=d.names.drift_alarm,
-        model=d.names.model,
-        endpoint=f"{d.names.prefix}-{d.names.model}",
-        topic_arn=topic,
-        ok_too=False,
+    feature_alarm = d.names.feature_drift_alarm(d.values["drifted_feature"])
+    # The feature alarms were put in setup: LocalStack's next scheduled evaluation reads the run's datapoints.
+    fired = wait_for_alarm(
+        cloudwatch, feature_alarm, in_state("ALARM", evaluated=True), timeout=d.values["drift_alarm_timeout"]
     )
-    cloudwatch.set_alarm_state(
-        AlarmName=d.names.drift_alarm, StateValue="ALARM", StateReason="drill: drift 0.41 > 0.2 on sessions"
+    evaluated = recent_datapoints(fired)
+    check(
+        evaluated == [d.values["drifted_ratio"]],
+        f"{feature_alarm} was evaluated on {evaluated}, not the published {d.values['drifted_ratio']}",
     )
-    envelope, _ = receive_matching(sqs, queue, is_alarm_notification(d.names.drift_alarm))
-    d.values.update(retrain_topic=topic, retrain_queue=queue, retrain_subscription=subscription, envelope=envelope)
+    composite = describe_alarm(cloudwatch, d.names.model_drift_alarm)
+    check(composite["StateValue"] == "ALARM", f"{d.names.model_drift_alarm} is {composite['StateValue']}")
+    envelope, _ = receive_matching(
+        d.localstack("sqs"), d.values["retrain_queue"], is_alarm_notification(d.names.model_drift_alarm)
+    )
     message = json.loads(envelope["Message"])
-    return f"{message['AlarmName']} {message['OldStateValue']} → {message['NewStateValue']}; SNS ({key.rsplit('/', 1)[-1][:8]}… KMS) delivered it to SQS"
+    children = [child["Arn"].rsplit(":", 1)[-1] for child in message.get("TriggeringChildren", [])]
+    check(children == [feature_alarm], f"the notification names {children} as its trigger, not {feature_alarm}")
+    d.values["envelope"] = envelope
+    return (
+        f"{feature_alarm} → ALARM on the published {FEATURE_DRIFT_RATIO} {evaluated[0]:.2f} ({fired['StateReason']}); "
+        f"{message['AlarmName']} {message['OldStateValue']} → {message['NewStateValue']}; SNS (KMS) delivered it to SQS"
+    )
 
 
 def _executions(d: Drill) -> list[dict[str, Any]]:
@@ -462,7 +659,7 @@ def _retrain_environment(d: Drill) -> dict[str, str]:
         "STATE_TABLE": d.values["state_table"],
         "RETRAIN_TARGETS": json.dumps(
             {
-                d.names.drift_alarm: {
+                d.names.model_drift_alarm: {
                     "model": d.names.model,
                     "pipelineName": d.names.pipeline,
                     "cooldownMinutes": RETRAINING_COOLDOWN_MINUTES,
@@ -501,9 +698,12 @@ def step_storm(d: Drill) -> str:
     cloudwatch = d.localstack("cloudwatch")
     sqs = d.localstack("sqs")
     before = len(_executions(d))
-    cloudwatch.set_alarm_state(AlarmName=d.names.drift_alarm, StateValue="OK", StateReason="drill: recovered")
-    cloudwatch.set_alarm_state(AlarmName=d.names.drift_alarm, StateValue="ALARM", StateReason="drill: drift again")
-    envelope, _ = receive_matching(sqs, d.values["retrain_queue"], is_alarm_notification(d.names.drift_alarm))
+    # A flapping feature alarm, forced: OK then ALARM again. The composite follows it through its rule, and a
+    # scheduled evaluation in between can only make the second ALARM its own (still one new transition).
+    feature_alarm = d.names.feature_drift_alarm(d.values["drifted_feature"])
+    cloudwatch.set_alarm_state(AlarmName=feature_alarm, StateValue="OK", StateReason="drill: recovered")
+    cloudwatch.set_alarm_state(AlarmName=feature_alarm, StateValue="ALARM", StateReason="drill: drift again")
+    envelope, _ = receive_matching(sqs, d.values["retrain_queue"], is_alarm_notification(d.names.model_drift_alarm))
     check(envelope["MessageId"] != d.values["envelope"]["MessageId"], "got the first notification again")
     with responder("retrain_on_alarm", _retrain_environment(d), d.endpoints) as invoke:
         invoke(lambda_sns_event(envelope, d.values["retrain_subscription"]))
@@ -536,17 +736,56 @@ def step_notify(d: Drill) -> str:
     return f"alert {alert['Subject']!r} reached the alerts topic's subscriber; metrics {invoke.metrics}"
 
 
-def _prepare_shared(d: Drill) -> None:
-    """Resources every responder needs: the alerts topic (with a queue to read it) and the state table."""
+def _prepare_shared(d: Drill) -> str:
+    """What the deployed stack provides before the loop runs: the alerts and retrain topics (KMS-encrypted, each
+    with a queue to read it), the responders' state table, and the model's drift alarms (platform engine)."""
     sns = d.localstack("sns")
     sqs = d.localstack("sqs")
+    kms = d.localstack("kms")
     d.values["account"] = d.localstack("sts").get_caller_identity()["Account"]
-    alerts, _ = create_encrypted_topic(sns, d.localstack("kms"), f"{d.names.prefix}-alerts", d.values["account"])
+    alerts, _ = create_encrypted_topic(sns, kms, f"{d.names.prefix}-alerts", d.values["account"])
     d.values["alerts_topic"] = alerts
     d.values["alerts_queue"], _ = subscribe_queue(sns, sqs, alerts, f"{d.names.prefix}-alerts-inbox")
+    retrain, _ = create_encrypted_topic(sns, kms, f"{d.names.prefix}-retrain", d.values["account"])
+    d.values["retrain_queue"], d.values["retrain_subscription"] = subscribe_queue(
+        sns, sqs, retrain, f"{d.names.prefix}-retrain-delivery"
+    )
     # moto's DynamoDB: LocalStack's needs a download
     table = create_state_table(d.moto("dynamodb"), f"{d.names.prefix}-responder-state")
     d.values["state_table"] = table
+    alarms = _put_drift_alarms(d, alerts=alerts, retrain=retrain)
+    return f"alerts and retrain topics (KMS), state table; {alarms}"
+
+
+def _put_drift_alarms(d: Drill, *, alerts: str, retrain: str) -> str:
+    """One drift alarm per feature of the spec (alerts on-call) and the composite model-drift alarm over them
+    (alerts and retrains), wired as infra/monitoring/component.py wires them, from infra/alarms.py's specs."""
+    from infra.alarms import platform_feature_drift
+    from mlops.features import get_spec
+
+    spec = get_spec(d.names.feature_spec)
+    cloudwatch = d.localstack("cloudwatch")
+    arns = []
+    for feature in spec.feature_names:
+        request = alarm_request(
+            platform_feature_drift(d.names.model, feature, d.names.endpoint, MONITOR_PERIOD_SECONDS),
+            name=d.names.feature_drift_alarm(feature),
+            alarm_actions=[alerts],
+            ok_actions=[alerts],
+            period=EMULATOR_ALARM_PERIOD_SECONDS,
+        )
+        arns.append(put_alarm(cloudwatch, request))
+        d.values["drift_alarm_timeout"] = evaluation_timeout(request)
+    put_model_drift_alarm(
+        cloudwatch,
+        name=d.names.model_drift_alarm,
+        model=d.names.model,
+        feature_alarm_arns=arns,
+        alarm_actions=[alerts, retrain],
+        ok_actions=[alerts],
+    )
+    check(set(SHIFT) <= set(spec.feature_names), f"the drill shifts {sorted(SHIFT)}: not all features of {spec.name}")
+    return f"{len(arns)} feature drift alarms + {d.names.model_drift_alarm} ({EMULATOR_ALARM_PERIOD_SECONDS} s periods)"
 
 
 STEPS: tuple[tuple[str, Callable[[Drill], str]], ...] = (
@@ -557,6 +796,9 @@ STEPS: tuple[tuple[str, Callable[[Drill], str]], ...] = (
     ("approve", step_approve),
     ("event", step_event),
     ("dispatch", step_dispatch),
+    ("heartbeat", step_heartbeat),
+    ("capture", step_capture),
+    ("monitor", step_monitor),
     ("alarm", step_alarm),
     ("retrain", step_retrain),
     ("duplicate", step_duplicate),
@@ -573,7 +815,7 @@ def run_drill(endpoints: Endpoints, *, out: Any = sys.stdout, names: Names | Non
     """
     drill = Drill(endpoints=endpoints, names=names or Names(), out=out)
     with patched_environ(aws_environment(endpoints)):
-        if not drill.run_step("setup", lambda d: (_prepare_shared(d), "alerts topic, state table")[1]):
+        if not drill.run_step("setup", _prepare_shared):
             return drill.results
         for name, step in STEPS:
             if not drill.run_step(name, step):

@@ -5,9 +5,11 @@ Manager) runs from its own Python 3.13 virtual environment (``.venv-localstack``
 project's 3.11 one), started the way that needs neither Docker nor an account token::
 
     GATEWAY_LISTEN=127.0.0.1:<port> GATEWAY_SERVER=hypercorn DNS_ADDRESS=0 DISABLE_EVENTS=1 \\
-    SKIP_SSL_CERT_DOWNLOAD=1 FILESYSTEM_ROOT=<tmp> CONFIG_DIR=<tmp> python -m localstack.runtime.main
+    SKIP_SSL_CERT_DOWNLOAD=1 FILESYSTEM_ROOT=<tmp> CONFIG_DIR=<tmp> OVERRIDE_IN_DOCKER=0 \\
+    python -m localstack.runtime.main
 
-(hypercorn is what makes it honour the loopback address; ``DNS_ADDRESS=0`` keeps it off port 53). moto's
+(hypercorn is what makes it honour the loopback address; ``DNS_ADDRESS=0`` keeps it off port 53;
+``OVERRIDE_IN_DOCKER=0`` keeps its files under ``FILESYSTEM_ROOT`` when this machine is itself a container). moto's
 server (SageMaker, Glue, S3 for the lake, DynamoDB: LocalStack's downloads a JDK) runs from the project's venv: ``moto_server -H 127.0.0.1 -p <port>``.
 
 Each server gets a free port and a private temporary folder (its log and LocalStack's state), is
@@ -275,6 +277,31 @@ def _base_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
 
 
+def localstack_environment(state: Path, port: int) -> dict[str, str]:
+    """LocalStack's environment: loopback ``port`` only, every file it writes under ``state``, nothing sent out."""
+    env = _base_environment()
+    env.update(
+        {
+            "GATEWAY_LISTEN": f"{HOST}:{port}",
+            "GATEWAY_SERVER": "hypercorn",  # the default server binds 0.0.0.0 whatever GATEWAY_LISTEN says
+            "DNS_ADDRESS": "0",  # no DNS server on port 53
+            "DISABLE_EVENTS": "1",  # no analytics calls home
+            "SKIP_SSL_CERT_DOWNLOAD": "1",
+            "FILESYSTEM_ROOT": str(state / "filesystem"),
+            "CONFIG_DIR": str(state / "config"),
+            # Host mode even inside a container (CI runners, dev containers): LocalStack otherwise detects the
+            # container, ignores FILESYSTEM_ROOT and keeps its state in /tmp/localstack, shared by every instance
+            # on the machine and emptied by each one as it starts and stops (a second instance, such as the
+            # drill's beside the test session's, deletes the first one's CloudWatch metrics database).
+            "OVERRIDE_IN_DOCKER": "0",
+            "LOCALSTACK_HOST": f"{HOST}:{port}",  # URLs it returns point at this port
+            "SQS_ENDPOINT_STRATEGY": "path",  # queue URLs on 127.0.0.1, not a *.localstack.cloud name (DNS)
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
 def start_localstack(
     workdir: Path,
     *,
@@ -291,21 +318,7 @@ def start_localstack(
     state = workdir / "localstack"
     (state / "filesystem").mkdir(parents=True, exist_ok=True)
     (state / "config").mkdir(parents=True, exist_ok=True)
-    env = _base_environment()
-    env.update(
-        {
-            "GATEWAY_LISTEN": f"{HOST}:{port}",
-            "GATEWAY_SERVER": "hypercorn",  # the default server binds 0.0.0.0 whatever GATEWAY_LISTEN says
-            "DNS_ADDRESS": "0",  # no DNS server on port 53
-            "DISABLE_EVENTS": "1",  # no analytics calls home
-            "SKIP_SSL_CERT_DOWNLOAD": "1",
-            "FILESYSTEM_ROOT": str(state / "filesystem"),
-            "CONFIG_DIR": str(state / "config"),
-            "LOCALSTACK_HOST": f"{HOST}:{port}",  # URLs it returns point at this port
-            "SQS_ENDPOINT_STRATEGY": "path",  # queue URLs on 127.0.0.1, not a *.localstack.cloud name (DNS)
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
+    env = localstack_environment(state, port)
     emulator = _spawn("localstack", [str(python), "-m", "localstack.runtime.main"], env, workdir, port)
     try:
         wait_ready(emulator, LOCALSTACK_READY_PATH, timeout)

@@ -1,7 +1,7 @@
 """The feedback loop's test harness: AWS emulator clients, in-process responders, events, plumbing, a fake GitHub.
 
 What it is for: running the platform's own code against LocalStack and moto's server on 127.0.0.1
-(:mod:`tools.emulators`) without Lambda, CloudWatch's real alarm evaluation or GitHub:
+(:mod:`tools.emulators`), with Lambda and GitHub stood in for:
 
 - :func:`client`, :func:`aws_environment`, :func:`patched_environ`: boto3 clients and environment variables
   routed to an emulator, with the fake keys the emulators accept;
@@ -12,7 +12,22 @@ What it is for: running the platform's own code against LocalStack and moto's se
 - :func:`create_encrypted_topic`, :func:`subscribe_queue`, :func:`create_drift_alarm`, :func:`create_state_table`,
   :func:`route_rule_to_queue`, :func:`receive_matching`, ...: topics, queues, alarms, tables and EventBridge
   rules as the platform declares them, and a way to read what reached a queue;
-- :class:`FakeGitHub`: GitHub's ``workflow_dispatch`` endpoint on loopback, recording every request.
+- :class:`FakeGitHub`: GitHub's ``workflow_dispatch`` endpoint on loopback, recording every request;
+- the platform monitoring engine: seeded data-capture files in the monitoring bucket (:func:`put_capture`), the
+  drift job run as its monitoring pipeline's processing step runs it (:func:`run_monitoring_job`), and
+  CloudWatch alarms put from ``infra/alarms.py``'s :class:`~infra.alarms.AlarmSpec` (:func:`alarm_request`,
+  :func:`put_alarm`, :func:`put_model_drift_alarm`) and watched while LocalStack evaluates them
+  (:func:`wait_for_alarm`).
+
+How LocalStack (``localstack-core`` 2026.3.0, ``services/cloudwatch/alarm_scheduler.py``) evaluates a metric
+alarm, which the monitoring helpers are designed around: ``PutMetricAlarm`` schedules an evaluation at once and
+then every ``EvaluationPeriods x Period`` seconds (a fixed rate from the put). An evaluation reads
+``EvaluationPeriods + max(EvaluationPeriods // 3, 2)`` windows of ``Period`` seconds ending at that moment with
+``GetMetricData`` (the datapoints ``PutMetricData`` stored, whatever their storage resolution), treats missing
+windows as ``TreatMissingData`` says, and calls ``SetAlarmState`` only when the state changes, which fires the
+alarm's SNS actions and re-evaluates composite alarms (whose rules LocalStack resolves only as
+``ALARM("<alarm ARN>")`` terms joined by ``OR``). Only alarms on one metric with a plain ``Statistic`` are
+evaluated (no metric math, no percentiles). Periods of 10, 30 or a multiple of 60 seconds are accepted.
 
 Who uses it: the feedback-loop drill (:mod:`tools.drill`, ``make drill``) and the integration tier
 (``tests/integration``). It never runs inside the Pulumi program or the Lambda functions.
@@ -27,6 +42,7 @@ import importlib.util
 import io
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -34,11 +50,17 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
 from tools.emulators import Endpoints
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from infra.alarms import AlarmSpec
+    from pipelines.monitoring import MonitoringPipelineSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LAMBDAS_DIR = REPO_ROOT / "lambdas"
@@ -358,25 +380,14 @@ def create_state_table(dynamodb: Any, table: str) -> str:
 
 
 def create_drift_alarm(cloudwatch: Any, *, name: str, model: str, endpoint: str, topic_arn: str, ok_too: bool) -> str:
-    """A feature-drift alarm on Model Monitor's metric (as ``infra/alarms.py`` defines it) acting on ``topic_arn``."""
-    cloudwatch.put_metric_alarm(
-        AlarmName=name,
-        AlarmDescription=f"Feature drift of {model} (Model Monitor data-quality)",
-        Namespace="aws/sagemaker/Endpoints/data-metrics",
-        MetricName="feature_baseline_drift_sessions",
-        Dimensions=[
-            {"Name": "Endpoint", "Value": endpoint},
-            {"Name": "MonitoringSchedule", "Value": f"{endpoint}-data-quality"},
-        ],
-        Statistic="Maximum",
-        Period=3600,
-        EvaluationPeriods=1,
-        Threshold=0.2,
-        ComparisonOperator="GreaterThanThreshold",
-        TreatMissingData="notBreaching",
-        AlarmActions=[topic_arn],
-        OKActions=[topic_arn] if ok_too else [],
-    )
+    """The Model Monitor engine's drift alarm on feature ``sessions`` (:func:`infra.alarms.feature_drift`, threshold
+    0.2, its data-quality schedule ``<endpoint>-data-quality``) acting on ``topic_arn``; its hourly period is kept:
+    callers move it with ``SetAlarmState`` (Model Monitor does not run here)."""
+    from infra.alarms import feature_drift
+
+    spec = feature_drift(model, "sessions", 0.2, endpoint, f"{endpoint}-data-quality", 3600)
+    request = alarm_request(spec, name=name, alarm_actions=[topic_arn], ok_actions=[topic_arn] if ok_too else [])
+    put_alarm(cloudwatch, request)
     return name
 
 
@@ -534,3 +545,435 @@ class FakeGitHub:
             self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+
+# ---------------------------------------------------------------------------------------------
+# The platform monitoring engine: capture, the drift job as its pipeline runs it, alarms from their specs
+
+EMULATOR_ALARM_PERIOD_SECONDS = 10
+"""The period the monitoring alarms get on LocalStack, instead of their spec's (the monitor's schedule, an hour).
+
+LocalStack evaluates an alarm every ``EvaluationPeriods x Period`` seconds, so an hourly period would keep a test
+waiting for hours; 10 s is the shortest period CloudWatch accepts. (On AWS a period under 60 s needs
+high-resolution data, ``StorageResolution=1``; LocalStack evaluates whatever resolution was stored, and the drift
+job rightly publishes standard-resolution data for its hourly alarms.)"""
+ALARM_EVALUATION_MARGIN_SECONDS = 10.0
+"""Slack on top of one evaluation interval when waiting for an alarm (a loaded machine, SNS delivery)."""
+
+# AlarmSpec.metric keys (pulumi-aws MetricAlarm arguments) → PutMetricAlarm parameters. "dimensions" is converted
+# from a mapping to CloudWatch's list of Name/Value pairs; any other key (metric_queries: metric math) is refused.
+_ALARM_PARAMETERS = {
+    "namespace": "Namespace",
+    "metric_name": "MetricName",
+    "statistic": "Statistic",
+    "extended_statistic": "ExtendedStatistic",
+    "unit": "Unit",
+    "period": "Period",
+    "evaluation_periods": "EvaluationPeriods",
+    "datapoints_to_alarm": "DatapointsToAlarm",
+    "threshold": "Threshold",
+    "comparison_operator": "ComparisonOperator",
+    "treat_missing_data": "TreatMissingData",
+}
+
+
+def alarm_request(
+    spec: AlarmSpec,
+    *,
+    name: str,
+    alarm_actions: list[str] | tuple[str, ...] = (),
+    ok_actions: list[str] | tuple[str, ...] = (),
+    insufficient_data_actions: list[str] | tuple[str, ...] = (),
+    period: int | None = None,
+) -> dict[str, Any]:
+    """The ``PutMetricAlarm`` request of ``spec`` (an alarm of ``infra/alarms.py``) named ``name``.
+
+    Everything the alarm watches and how it decides (namespace, metric, dimensions, statistic, threshold,
+    comparison, evaluation periods, datapoints to alarm, missing data) comes from the spec; ``period`` replaces
+    the spec's period only (see :data:`EMULATOR_ALARM_PERIOD_SECONDS`). Raises ``ValueError`` for a spec this
+    function cannot express (metric math) and ``TypeError`` for a dimension value that is not a plain string
+    (a Pulumi output).
+    """
+    metric = dict(spec.metric)
+    unsupported = sorted(set(metric) - set(_ALARM_PARAMETERS) - {"dimensions"})
+    if unsupported:
+        raise ValueError(f"alarm {name}: spec keys {unsupported} have no PutMetricAlarm equivalent here")
+    dimensions = []
+    for key, value in (metric.get("dimensions") or {}).items():
+        if not isinstance(value, str):
+            raise TypeError(f"alarm {name}: dimension {key} is {value!r}, not a plain string")
+        dimensions.append({"Name": key, "Value": value})
+    request: dict[str, Any] = {
+        "AlarmName": name,
+        "AlarmDescription": spec.description,
+        "ActionsEnabled": True,
+        "AlarmActions": list(alarm_actions),
+        "OKActions": list(ok_actions),
+        "InsufficientDataActions": list(insufficient_data_actions),
+        "Dimensions": dimensions,
+    }
+    for key, parameter in _ALARM_PARAMETERS.items():
+        if metric.get(key) is not None:
+            request[parameter] = metric[key]
+    if period is not None:
+        request["Period"] = period
+    return request
+
+
+def put_alarm(cloudwatch: Any, request: Mapping[str, Any]) -> str:
+    """Put the metric alarm ``request`` describes (:func:`alarm_request`); returns its ARN."""
+    cloudwatch.put_metric_alarm(**request)
+    return describe_alarm(cloudwatch, request["AlarmName"])["AlarmArn"]
+
+
+def put_model_drift_alarm(
+    cloudwatch: Any,
+    *,
+    name: str,
+    model: str,
+    feature_alarm_arns: list[str],
+    alarm_actions: list[str],
+    ok_actions: list[str],
+) -> str:
+    """The composite "model drift" alarm over the feature alarms, ruled by :func:`infra.alarms.model_drift_rule`.
+
+    The stack builds the rule from the feature alarms' names; it is given their ARNs here, which AWS accepts
+    alike, because LocalStack looks a rule's alarms up by ARN only (a name leaves the composite unevaluated).
+    Returns the composite's ARN.
+    """
+    from infra import alarms
+
+    cloudwatch.put_composite_alarm(
+        AlarmName=name,
+        AlarmDescription=alarms.model_drift_description(model, retraining=True),
+        AlarmRule=alarms.model_drift_rule(feature_alarm_arns),
+        ActionsEnabled=True,
+        AlarmActions=alarm_actions,
+        OKActions=ok_actions,
+    )
+    return describe_alarm(cloudwatch, name)["AlarmArn"]
+
+
+def describe_alarm(cloudwatch: Any, name: str) -> dict[str, Any]:
+    """The metric or composite alarm ``name`` as ``DescribeAlarms`` returns it (``KeyError`` when absent)."""
+    response = cloudwatch.describe_alarms(AlarmNames=[name], AlarmTypes=["MetricAlarm", "CompositeAlarm"])
+    found = [*response.get("MetricAlarms", []), *response.get("CompositeAlarms", [])]
+    if not found:
+        raise KeyError(f"no alarm named {name}")
+    return found[0]
+
+
+def recent_datapoints(alarm: Mapping[str, Any]) -> list[float]:
+    """The datapoints the alarm's last state change was computed from (``StateReasonData.recentDatapoints``;
+    empty when it was set by hand or has never changed state)."""
+    try:
+        data = json.loads(alarm.get("StateReasonData") or "{}")
+    except ValueError:
+        return []
+    return [float(v) for v in data.get("recentDatapoints", [])] if isinstance(data, dict) else []
+
+
+def evaluation_timeout(request: Mapping[str, Any]) -> float:
+    """How long a datapoint published now may wait for the alarm of ``request`` to read it on LocalStack: one
+    evaluation interval (``EvaluationPeriods x Period``) plus :data:`ALARM_EVALUATION_MARGIN_SECONDS`."""
+    return request["EvaluationPeriods"] * request["Period"] + ALARM_EVALUATION_MARGIN_SECONDS
+
+
+def wait_for_alarm(
+    cloudwatch: Any,
+    name: str,
+    until: Callable[[dict[str, Any]], bool],
+    *,
+    timeout: float,
+    interval: float = 0.25,
+    reset_unread_after: float | None = None,
+) -> dict[str, Any]:
+    """Poll ``DescribeAlarms`` until alarm ``name`` satisfies ``until``; return it as described then.
+
+    ``reset_unread_after``: if the alarm still does not match after that many seconds and its last evaluation read
+    no datapoint, set it back to INSUFFICIENT_DATA once. LocalStack records a state's reason only when the state
+    changes: an alarm whose first evaluation ran before a just-published datapoint was readable (a race seen on a
+    loaded machine) stays in the same state with the old reason forever. The reset forces no outcome: the next
+    scheduled evaluation decides, from the datapoints.
+
+    Raises ``TimeoutError`` naming the last state, reason and datapoints seen if ``timeout`` seconds pass first.
+    """
+    started = time.monotonic()
+    deadline = started + timeout
+    reset = False
+    while True:
+        alarm = describe_alarm(cloudwatch, name)
+        if until(alarm):
+            return alarm
+        if (
+            reset_unread_after is not None
+            and not reset
+            and time.monotonic() - started > reset_unread_after
+            and not recent_datapoints(alarm)
+        ):
+            cloudwatch.set_alarm_state(
+                AlarmName=name, StateValue="INSUFFICIENT_DATA", StateReason="harness: re-evaluate from the datapoints"
+            )
+            reset = True
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"alarm {name} still {alarm['StateValue']} after {timeout:.0f}s "
+                f"(reason {alarm.get('StateReason')!r}, datapoints {recent_datapoints(alarm)})"
+            )
+        time.sleep(interval)
+
+
+def in_state(*states: str, evaluated: bool = False) -> Callable[[dict[str, Any]], bool]:
+    """Matches an alarm in one of ``states``; with ``evaluated``, only once its state was computed from datapoints
+    (LocalStack's initial INSUFFICIENT_DATA, or a state set by hand, has none)."""
+
+    def match(alarm: dict[str, Any]) -> bool:
+        return alarm["StateValue"] in states and (not evaluated or bool(recent_datapoints(alarm)))
+
+    return match
+
+
+def metric_values(
+    cloudwatch: Any, namespace: str, metric: str, dimensions: Mapping[str, str], *, minutes: int = 5
+) -> list[float]:
+    """The highest value of one metric per 10-second bucket over the last ``minutes``, newest first.
+
+    Give every dimension of the metric: LocalStack matches the dimensions given as a subset."""
+    now = dt.datetime.now(dt.UTC)
+    query = {
+        "Id": "m",
+        "MetricStat": {
+            "Metric": {
+                "Namespace": namespace,
+                "MetricName": metric,
+                "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
+            },
+            "Period": EMULATOR_ALARM_PERIOD_SECONDS,
+            "Stat": "Maximum",
+        },
+    }
+    result = cloudwatch.get_metric_data(
+        MetricDataQueries=[query], StartTime=now - dt.timedelta(minutes=minutes), EndTime=now + dt.timedelta(minutes=1)
+    )["MetricDataResults"][0]
+    return [float(v) for v in result["Values"]]
+
+
+def collect_messages(
+    sqs: Any, queue_url: str, until: Callable[[list[dict[str, Any]]], bool], *, timeout: float = 20.0
+) -> list[dict[str, Any]]:
+    """Every message body received on ``queue_url`` until the bodies so far satisfy ``until`` (deleted as read).
+
+    Raises ``TimeoutError`` with what did arrive if ``timeout`` seconds pass first.
+    """
+    bodies: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while not until(bodies):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{queue_url}: the {len(bodies)} message(s) received within {timeout:.0f}s: {bodies}")
+        wait = max(0, min(1, int(deadline - time.monotonic())))
+        for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait).get(
+            "Messages", []
+        ):
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            bodies.append(json.loads(message["Body"]))
+    return bodies
+
+
+def alarm_notifications(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The CloudWatch alarm notifications (the SNS envelopes' ``Message``, parsed) among queue ``bodies``."""
+    found = []
+    for body in bodies:
+        if body.get("Type") != "Notification":
+            continue
+        try:
+            message = json.loads(body.get("Message", ""))
+        except ValueError:
+            continue
+        if isinstance(message, dict) and "AlarmName" in message and "NewStateValue" in message:
+            found.append(message)
+    return found
+
+
+def seeded_requests(customers: int, seed: int, *, shift: Mapping[str, float] | None = None) -> pd.DataFrame:
+    """Raw ``customer_activity`` rows a client sends the endpoint (``customers`` x 3 days, seeded), with
+    ``shift`` added to numeric raw columns (``{"monthly_spend": 15.0}``: what drift looks like)."""
+    from pipelines.local_run import synthetic_customer_activity
+
+    rows = synthetic_customer_activity(customers=customers, days=3, seed=seed)
+    for column, delta in (shift or {}).items():
+        rows[column] = rows[column] + delta
+    return rows
+
+
+def put_capture(
+    s3: Any,
+    capture_uri: str,
+    *,
+    endpoint: str,
+    hour: dt.datetime,
+    rows: pd.DataFrame,
+    variant: str = "AllTraffic",
+    batch: int = 5,
+) -> str:
+    """Write ``rows`` as SageMaker data capture of ``endpoint``: one JSON line per request of ``batch`` rows
+    (:func:`tools.synthetic_capture.capture_lines`: the request as the client sent it, the predictions, the
+    event metadata), at ``<capture_uri><endpoint>/<variant>/yyyy/mm/dd/hh/`` for ``hour``. Returns the object's URI."""
+    from tools.synthetic_capture import capture_lines
+
+    bucket, _, prefix = capture_uri.removeprefix("s3://").partition("/")
+    prefix = prefix.rstrip("/") + "/" if prefix else ""
+    key = f"{prefix}{endpoint}/{variant}/{hour:%Y/%m/%d/%H}/{hour:%Y%m%dT%H}-{uuid.uuid4().hex[:8]}.jsonl"
+    stamp = hour.strftime("%Y-%m-%dT%H:%M:%SZ")
+    lines = capture_lines(rows, batch=batch, prefix=f"{endpoint}-{hour:%H}", inference_time=stamp)
+    s3.put_object(Bucket=bucket, Key=key, Body=("\n".join(lines) + "\n").encode())
+    return f"s3://{bucket}/{key}"
+
+
+def publish_code_bundle(s3: Any, code_uri: str) -> int:
+    """Publish the step code bundle (:func:`pipelines.bundle.code_bundle`) under ``code_uri``, as the training
+    layer does; returns the number of files."""
+    from pipelines.bundle import code_bundle
+
+    bucket, _, prefix = code_uri.removeprefix("s3://").partition("/")
+    bundle = code_bundle()
+    for key, data in sorted(bundle.items()):
+        s3.put_object(Bucket=bucket, Key=f"{prefix.rstrip('/')}/{key}", Body=data)
+    return len(bundle)
+
+
+@dataclass(frozen=True)
+class MonitoringRun:
+    """One run of the drift job: its command line, exit status and output, and the report it wrote to S3."""
+
+    arguments: list[str]
+    returncode: int
+    output: str
+    report_uri: str | None
+    report: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class MonitoringJob:
+    """The monitoring pipeline's processing step, staged under ``root`` and ready to run (:func:`run_monitoring_jobs`)."""
+
+    settings: MonitoringPipelineSettings
+    endpoints: Endpoints
+    root: Path
+    command: list[str]
+    arguments: list[str]
+    environment: dict[str, str]
+    reports_before: frozenset[str]
+
+
+def prepare_monitoring_job(
+    settings: MonitoringPipelineSettings, endpoints: Endpoints, *, execution_start: dt.datetime, workdir: Path
+) -> MonitoringJob:
+    """Stage the monitoring pipeline's one processing step here, as SageMaker would run it.
+
+    The step's ``CreateProcessingJob`` request is :func:`pipelines.monitoring.processing_arguments` of
+    ``settings``: its processing inputs (``monitor.py`` and the ``mlops`` package of the published code bundle)
+    are downloaded from S3 under ``workdir`` (standing for ``/opt/ml/processing``); its container arguments are
+    taken as they are, with the ``Execution.StartDateTime`` execution variable resolved to ``execution_start``;
+    its entrypoint will run in a clean interpreter (``sys.executable`` for ``python3``) with the step's
+    environment plus the emulators' routing. The job itself reads capture and baseline from S3 (moto), writes
+    its report there and publishes its metrics to CloudWatch (LocalStack).
+    """
+    from pipelines.monitoring import PROCESSING_ROOT, processing_arguments
+
+    request = processing_arguments(settings)
+    root = workdir.resolve()
+
+    def local(value: str) -> str:
+        return str(root) + value[len(PROCESSING_ROOT) :] if value.startswith(PROCESSING_ROOT) else value
+
+    s3 = client(endpoints.moto, "s3")
+    for item in request["ProcessingInputs"]:
+        source = item["S3Input"]
+        bucket, _, prefix = source["S3Uri"].removeprefix("s3://").partition("/")
+        keys = [uri.removeprefix(f"s3://{bucket}/") for uri in _keys(s3, source["S3Uri"])]
+        if not keys:
+            raise FileNotFoundError(f"processing input {item['InputName']}: nothing at {source['S3Uri']}")
+        for key in keys:
+            relative = key[len(prefix) :].lstrip("/") or key.rsplit("/", 1)[-1]
+            target = Path(local(source["LocalPath"])) / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+    specification = request["AppSpecification"]
+    variables = {"Execution.StartDateTime": execution_start.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    arguments = [variables[a["Get"]] if isinstance(a, dict) else str(a) for a in specification["ContainerArguments"]]
+    interpreter, script = specification["ContainerEntrypoint"]
+    if interpreter != "python3":
+        raise ValueError(f"unexpected entrypoint {specification['ContainerEntrypoint']}")
+    # Nothing of this process's environment that could change what the job imports or where it connects.
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PYTHON", "VIRTUAL_ENV", "MLOPS_"))}
+    environment.update(aws_environment(endpoints))
+    environment.update({k: local(v) for k, v in request["Environment"].items()})
+    return MonitoringJob(
+        settings=settings,
+        endpoints=endpoints,
+        root=root,
+        command=[sys.executable, local(script), *arguments],
+        arguments=arguments,
+        environment=environment,
+        reports_before=frozenset(_keys(s3, _report_partition(settings))),
+    )
+
+
+def run_monitoring_jobs(jobs: list[MonitoringJob], *, timeout: float = 300.0) -> list[MonitoringRun]:
+    """Run staged jobs side by side (one process each); their runs in the same order, each with the report it
+    wrote (the one new object under its model's report partition), if exactly one."""
+    processes = [
+        subprocess.Popen(  # noqa: S603 (each step's own entrypoint and arguments)
+            job.command,
+            cwd=job.root,
+            env=job.environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for job in jobs
+    ]
+    deadline = time.monotonic() + timeout
+    runs = []
+    for job, process in zip(jobs, processes, strict=True):
+        try:
+            output, _ = process.communicate(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+        s3 = client(job.endpoints.moto, "s3")
+        written = sorted(set(_keys(s3, _report_partition(job.settings))) - job.reports_before)
+        report = None
+        if len(written) == 1:
+            bucket, _, key = written[0].removeprefix("s3://").partition("/")
+            report = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        runs.append(
+            MonitoringRun(
+                arguments=job.arguments,
+                returncode=process.returncode,
+                output=output,
+                report_uri=written[0] if len(written) == 1 else None,
+                report=report,
+            )
+        )
+    return runs
+
+
+def run_monitoring_job(
+    settings: MonitoringPipelineSettings, endpoints: Endpoints, *, execution_start: dt.datetime, workdir: Path
+) -> MonitoringRun:
+    """:func:`prepare_monitoring_job`, then run it (:func:`run_monitoring_jobs`)."""
+    job = prepare_monitoring_job(settings, endpoints, execution_start=execution_start, workdir=workdir)
+    return run_monitoring_jobs([job])[0]
+
+
+def _report_partition(settings: MonitoringPipelineSettings) -> str:
+    """Where the job writes its model's reports: ``<reports_uri>model=<model>/`` (its ``--out`` and model name)."""
+    return f"{settings.reports_uri}model={settings.model_name}/"
+
+
+def _keys(s3: Any, uri: str) -> list[str]:
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return [f"s3://{bucket}/{o['Key']}" for page in pages for o in page.get("Contents", [])]

@@ -1,7 +1,7 @@
 """The drift command's contract, end to end, on capture files generated from the real feature spec.
 
 ``python -m mlops.monitoring.drift`` runs on folders of SageMaker data-capture lines built from seeded raw
-``customer_activity`` rows (:mod:`tests.support.drift_capture`), and on the same layout in S3 under moto, with
+``customer_activity`` rows (:mod:`tools.synthetic_capture`), and on the same layout in S3 under moto, with
 its CloudWatch metrics read back from moto. The training pipeline's preprocess step and the monitor step run
 from the published code bundle in a clean interpreter, as the processing jobs run them.
 """
@@ -33,7 +33,7 @@ from mlops.monitoring.drift.cli import main
 from mlops.monitoring.drift.profile import CHUNK
 from pipelines.bundle import write_code_bundle
 from pipelines.local_run import synthetic_customer_activity
-from tests.support.drift_capture import (
+from tools.synthetic_capture import (
     capture_line,
     capture_lines,
     churn_probability,

@@ -5,29 +5,62 @@ both servers on free loopback ports, yields their endpoints and always stops bot
 with the reason, only when no Python 3.13 exists to run LocalStack.
 
 Tests share the two servers, so each test names its resources with the ``unique`` suffix.
+
+Rigs: ``retrain_rig`` (an alarm moved by hand → SNS → the retraining responder) and ``platform_monitoring``
+(the platform engine's drift job, run on seeded capture, whose metrics LocalStack's alarms evaluate; built once
+per module, because waiting for LocalStack's alarm schedule is the slow part and every scenario shares it).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import json
+import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from infra import alarms
+from infra.alarms import PLATFORM_METRICS_NAMESPACE
+from infra.monitoring.reports import REPORTS_PREFIX
+from mlops.features import get_spec
+from mlops.monitoring.drift import BASELINE_FILE
+from mlops.monitoring.drift.baseline import baseline_from_raw
+from pipelines.monitoring import MonitoringPipelineSettings
 from tools.emulators import EmulatorUnavailableError, Endpoints, ensure_localstack_venv, running_emulators
 from tools.loop_harness import (
+    EMULATOR_ALARM_PERIOD_SECONDS,
+    REGION,
+    MonitoringRun,
+    alarm_notifications,
+    alarm_request,
     client,
+    collect_messages,
     create_drift_alarm,
     create_encrypted_topic,
     create_state_table,
+    describe_alarm,
+    evaluation_timeout,
+    in_state,
     is_alarm_notification,
     lambda_sns_event,
+    prepare_monitoring_job,
+    publish_code_bundle,
+    put_alarm,
+    put_capture,
+    put_model_drift_alarm,
     receive_matching,
     responder,
+    run_monitoring_jobs,
+    seeded_requests,
     subscribe_queue,
+    wait_for_alarm,
 )
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/acme-it-pipeline"
@@ -185,4 +218,240 @@ def retrain_rig(
         subscription_arn=subscription,
         alerts_topic_arn=alerts,
         state_table=table,
+    )
+
+
+# --- the platform monitoring engine ----------------------------------------------------------------------------
+
+SPEC_NAME = "customer-churn"
+MONITOR_PERIOD_SECONDS = 3600
+"""The alarms' spec period (an hourly monitor); LocalStack gets EMULATOR_ALARM_PERIOD_SECONDS instead."""
+SHIFT = {"monthly_spend": 15.0}
+"""The drifted scenario's capture: a raw column the spec passes through as the feature of the same name."""
+TRAINING_CUSTOMERS, TRAINING_SEED = 500, 1
+LIVE_CUSTOMERS = 100  # x 3 days: 300 captured rows per scenario
+
+
+@dataclass
+class MonitoringScenario:
+    """One model and endpoint of the platform engine, its monitor's run (``None``: it never ran) and its alarms."""
+
+    name: str
+    model: str
+    endpoint: str
+    run: MonitoringRun | None = None
+    feature_alarms: dict[str, str] = field(default_factory=dict)
+    """feature → drift alarm name (only for scenarios with capture)"""
+    model_drift_alarm: str | None = None
+    heartbeat_alarm: str = ""
+    alarms: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """alarm name → the alarm as DescribeAlarms returned it once LocalStack had evaluated it"""
+
+
+@dataclass
+class PlatformMonitoringRig:
+    """Four monitored endpoints, after their monitors ran and LocalStack evaluated their alarms.
+
+    - ``drifted``: an hour of capture with ``monthly_spend`` shifted; drift alarms put before the run;
+    - ``steady``: an hour of capture of the training distribution (another seed); drift alarms put before the run;
+    - ``idle``: nothing captured; the monitor ran over the empty window;
+    - ``silent``: the monitor never ran (no metric at all).
+
+    Drift alarms alert on-call; each model's composite model-drift alarm also notifies the retrain topic (as
+    ``infra/monitoring/component.py`` wires them). Heartbeat alarms notify the alerts topic.
+    """
+
+    endpoints: Endpoints
+    scenarios: dict[str, MonitoringScenario]
+    retrain_topic_arn: str
+    retrain_subscription_arn: str
+    alerts_topic_arn: str
+    state_table: str
+    pipeline: str
+    retrain_messages: list[dict[str, Any]]
+    """SNS envelopes the retrain topic's subscriber received (until the drifted composite's ALARM, and a second)"""
+    alert_messages: list[dict[str, Any]]
+    """SNS envelopes the alerts topic's subscriber received (until every expected heartbeat notification)"""
+
+    def localstack(self, service: str) -> Any:
+        return client(self.endpoints.localstack, service)
+
+    def moto(self, service: str) -> Any:
+        return client(self.endpoints.moto, service)
+
+
+def _monitoring_settings(
+    scenario: MonitoringScenario, *, bucket: str, code_uri: str, baseline_uri: str
+) -> MonitoringPipelineSettings:
+    """The monitoring pipeline settings of ``scenario``, as infra/monitoring/platform_monitor.py builds them."""
+    return MonitoringPipelineSettings(
+        model_name=scenario.model,
+        pipeline_name=f"{scenario.endpoint}-monitoring",
+        feature_spec=SPEC_NAME,
+        endpoint_name=scenario.endpoint,
+        region=REGION,
+        role_arn=f"arn:aws:iam::123456789012:role/{scenario.endpoint}-monitoring-job",
+        kms_key_arn=f"arn:aws:kms:{REGION}:123456789012:key/00000000-0000-4000-8000-000000000000",
+        code_uri=code_uri,
+        baseline_uri=baseline_uri,
+        capture_uri=f"s3://{bucket}/{scenario.model}/data-capture",
+        reports_uri=f"s3://{bucket}/{REPORTS_PREFIX}",
+        window_hours=1,
+        metrics_namespace=PLATFORM_METRICS_NAMESPACE,
+    )
+
+
+def _put_drift_alarms(cloudwatch: Any, scenario: MonitoringScenario, *, alerts: str, retrain: str) -> float:
+    """The scenario's drift alarms, wired as infra/monitoring/component.py wires them: one per feature of the spec
+    (alerts on-call) and the composite model-drift alarm over them (alerts and retrains). Returns how long a
+    published datapoint may wait for their evaluation."""
+    arns, timeout = [], 0.0
+    for feature in get_spec(SPEC_NAME).feature_names:
+        request = alarm_request(
+            alarms.platform_feature_drift(scenario.model, feature, scenario.endpoint, MONITOR_PERIOD_SECONDS),
+            name=f"{scenario.model}-drift-{feature}",
+            alarm_actions=[alerts],
+            ok_actions=[alerts],
+            period=EMULATOR_ALARM_PERIOD_SECONDS,
+        )
+        arns.append(put_alarm(cloudwatch, request))
+        scenario.feature_alarms[feature] = request["AlarmName"]
+        timeout = evaluation_timeout(request)
+    scenario.model_drift_alarm = f"{scenario.model}-model-drift"
+    put_model_drift_alarm(
+        cloudwatch,
+        name=scenario.model_drift_alarm,
+        model=scenario.model,
+        feature_alarm_arns=arns,
+        alarm_actions=[alerts, retrain],
+        ok_actions=[alerts],
+    )
+    return timeout
+
+
+def _put_heartbeat_alarm(cloudwatch: Any, scenario: MonitoringScenario, *, alerts: str) -> float:
+    """The scenario's "monitor not reporting" alarm (alerts on-call); returns how long its evaluation may take."""
+    scenario.heartbeat_alarm = f"{scenario.model}-monitor-not-reporting"
+    request = alarm_request(
+        alarms.monitor_heartbeat(scenario.model, scenario.endpoint, MONITOR_PERIOD_SECONDS),
+        name=scenario.heartbeat_alarm,
+        alarm_actions=[alerts],
+        ok_actions=[alerts],
+        period=EMULATOR_ALARM_PERIOD_SECONDS,
+    )
+    put_alarm(cloudwatch, request)
+    return evaluation_timeout(request)
+
+
+def _notified(alarm: str | None, state: str) -> Callable[[list[dict[str, Any]]], bool]:
+    """Whether queue bodies hold the notification of ``alarm`` entering ``state``."""
+    return lambda bodies: any(
+        (m["AlarmName"], m["NewStateValue"]) == (alarm, state) for m in alarm_notifications(bodies)
+    )
+
+
+@pytest.fixture(scope="module")
+def platform_monitoring(emulators: Endpoints, training_pipeline_definition: str) -> PlatformMonitoringRig:
+    """Seeded capture in the monitoring bucket (moto) → the drift job, run as its pipeline runs it → metrics in
+    LocalStack's CloudWatch → alarms put from infra/alarms.py's specs, evaluated by LocalStack on their schedule.
+
+    Drift alarms are put before the runs, as the stack deploys them, and reach their verdict at LocalStack's next
+    scheduled evaluation (at most 2 x 10 s later). Heartbeat alarms are put after the runs: LocalStack evaluates
+    an alarm when it is put, and a heartbeat put before would already be in ALARM from missing data (treated as
+    breaching), so its first evaluation is made to read what the runs published instead (or, for ``silent``,
+    that nothing was).
+    """
+    localstack = functools.partial(client, emulators.localstack)
+    moto = functools.partial(client, emulators.moto)
+    unique = uuid.uuid4().hex[:8]
+    sns, sqs, kms = localstack("sns"), localstack("sqs"), localstack("kms")
+    cloudwatch, s3 = localstack("cloudwatch"), moto("s3")
+    account = localstack("sts").get_caller_identity()["Account"]
+    retrain_topic, _ = create_encrypted_topic(sns, kms, f"acme-it-{unique}-retrain", account)
+    retrain_queue, retrain_subscription = subscribe_queue(sns, sqs, retrain_topic, f"acme-it-{unique}-retrain")
+    alerts_topic, _ = create_encrypted_topic(sns, kms, f"acme-it-{unique}-alerts", account)
+    alerts_queue, _ = subscribe_queue(sns, sqs, alerts_topic, f"acme-it-{unique}-alerts")
+
+    bucket = f"acme-it-{unique}-monitoring"
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    code_uri = f"s3://{bucket}/code/{unique}"
+    publish_code_bundle(s3, code_uri)
+    training = seeded_requests(TRAINING_CUSTOMERS, TRAINING_SEED)
+    baseline = baseline_from_raw(get_spec(SPEC_NAME), training, source=f"seeded training rows, seed {TRAINING_SEED}")
+    baseline_key = f"baselines/{unique}/{BASELINE_FILE}"
+    s3.put_object(Bucket=bucket, Key=baseline_key, Body=json.dumps(baseline).encode())
+
+    scenarios = {
+        name: MonitoringScenario(name=name, model=f"churn-{unique}-{name}", endpoint=f"acme-it-{unique}-{name}")
+        for name in ("drifted", "steady", "idle", "silent")
+    }
+    drifted, steady, idle, silent = scenarios.values()
+    drift_timeout = max(
+        _put_drift_alarms(cloudwatch, s, alerts=alerts_topic, retrain=retrain_topic) for s in (drifted, steady)
+    )
+
+    execution_start = dt.datetime.now(dt.UTC)
+    window_hour = execution_start.replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=1)
+    settings = {
+        s.name: _monitoring_settings(s, bucket=bucket, code_uri=code_uri, baseline_uri=f"s3://{bucket}/{baseline_key}")
+        for s in (drifted, steady, idle)
+    }
+    captures = {
+        "drifted": seeded_requests(LIVE_CUSTOMERS, 2, shift=SHIFT),
+        "steady": seeded_requests(LIVE_CUSTOMERS, 3),
+    }
+    for name, rows in captures.items():
+        put_capture(s3, settings[name].capture_uri, endpoint=scenarios[name].endpoint, hour=window_hour, rows=rows)
+    with tempfile.TemporaryDirectory(prefix="it-monitor-") as workdir:
+        jobs = [
+            prepare_monitoring_job(job, emulators, execution_start=execution_start, workdir=Path(workdir) / name)
+            for name, job in settings.items()
+        ]
+        # Side by side, as each model's own schedule would start them.
+        for name, finished in zip(settings, run_monitoring_jobs(jobs), strict=True):
+            assert finished.returncode == 0, f"{name}: the drift job exited {finished.returncode}:\n{finished.output}"
+            scenarios[name].run = finished
+
+    heartbeat_timeout = max(_put_heartbeat_alarm(cloudwatch, s, alerts=alerts_topic) for s in (steady, idle, silent))
+    # Each alarm is awaited in the state its datapoints call for, computed by an evaluation (the silent
+    # heartbeat's has no datapoint to show: its ALARM can only come from missing data).
+    awaited = [
+        *(
+            (s, alarm, in_state("ALARM" if s is drifted and f in SHIFT else "OK", evaluated=True), drift_timeout)
+            for s in (drifted, steady)
+            for f, alarm in s.feature_alarms.items()
+        ),
+        (steady, steady.heartbeat_alarm, in_state("OK", evaluated=True), heartbeat_timeout),
+        (idle, idle.heartbeat_alarm, in_state("ALARM", evaluated=True), heartbeat_timeout),
+        (silent, silent.heartbeat_alarm, in_state("ALARM"), heartbeat_timeout),
+    ]
+    for scenario, alarm, until, timeout in awaited:
+        # An alarm that must be read from datapoints may have been evaluated once before they were readable.
+        reset = 2.0 if until is not None and scenario is not silent else None
+        scenario.alarms[alarm] = wait_for_alarm(cloudwatch, alarm, until, timeout=2 * timeout, reset_unread_after=reset)
+    for scenario in (drifted, steady):
+        composite = str(scenario.model_drift_alarm)
+        scenario.alarms[composite] = describe_alarm(cloudwatch, composite)
+
+    retrain_messages = collect_messages(sqs, retrain_queue, _notified(drifted.model_drift_alarm, "ALARM"))
+    # A second longer: another notification (the steady model's composite, say) would arrive by then.
+    deadline = time.monotonic() + 1.0
+    retrain_messages += collect_messages(sqs, retrain_queue, lambda _: time.monotonic() > deadline)
+    expected = [(idle.heartbeat_alarm, "ALARM"), (silent.heartbeat_alarm, "ALARM"), (steady.heartbeat_alarm, "OK")]
+    alert_messages = collect_messages(sqs, alerts_queue, lambda b: all(_notified(a, s)(b) for a, s in expected))
+
+    pipeline = f"acme-it-{unique}-churn"
+    moto("sagemaker").create_pipeline(
+        PipelineName=pipeline, PipelineDefinition=training_pipeline_definition, RoleArn=ROLE_ARN
+    )
+    return PlatformMonitoringRig(
+        endpoints=emulators,
+        scenarios=scenarios,
+        retrain_topic_arn=retrain_topic,
+        retrain_subscription_arn=retrain_subscription,
+        alerts_topic_arn=alerts_topic,
+        state_table=create_state_table(moto("dynamodb"), f"acme-it-{unique}-responder-state"),
+        pipeline=pipeline,
+        retrain_messages=retrain_messages,
+        alert_messages=alert_messages,
     )

@@ -15,7 +15,7 @@ from tools.drill import STEPS
 pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-STEP_LINE = re.compile(r"^(?P<mark>[✓✗]) (?P<name>\S+)\s+(?P<seconds>\d+\.\d\d)s  ")
+STEP_LINE = re.compile(r"^(?P<mark>[✓✗]) (?P<name>\S+)\s+(?P<seconds>\d+\.\d\d)s  (?P<detail>.*)$")
 
 
 @pytest.fixture(scope="module")
@@ -46,3 +46,31 @@ def test_drill_passes_every_step_in_order(drill_run: subprocess.CompletedProcess
 def test_drill_summary_counts_every_step(drill_run: subprocess.CompletedProcess[str]) -> None:
     total = len(STEPS) + 1
     assert f"{total}/{total} steps passed, 0 failed" in drill_run.stdout
+
+
+def step_details(run: subprocess.CompletedProcess[str]) -> dict[str, str]:
+    """Each step's one-line summary, by step name."""
+    return {m["name"]: m["detail"] for m in map(STEP_LINE.match, run.stdout.splitlines()) if m}
+
+
+def test_drill_monitors_before_it_retrains() -> None:
+    # Retraining must be the consequence of the monitor's verdict: its steps come first, in the loop's order.
+    names = [name for name, _ in STEPS]
+    order = ["dispatch", "heartbeat", "capture", "monitor", "alarm", "retrain"]
+    assert [names.index(name) for name in order] == sorted(names.index(name) for name in order)
+
+
+def test_drill_heartbeat_fires_on_the_empty_windows_published_zero(
+    drill_run: subprocess.CompletedProcess[str],
+) -> None:
+    detail = step_details(drill_run)["heartbeat"]
+    assert "RecordsAnalyzed=0 published" in detail
+    assert "→ ALARM" in detail and "alerts topic" in detail
+
+
+def test_drill_drift_alarm_is_evaluated_from_the_published_metric(drill_run: subprocess.CompletedProcess[str]) -> None:
+    details = step_details(drill_run)
+    assert "drifted ['monthly_spend']" in details["monitor"]
+    # LocalStack's evaluation sets "Threshold Crossed"; the drill never forces this alarm's state.
+    assert "→ ALARM on the published FeatureDriftRatio" in details["alarm"]
+    assert "(Threshold Crossed)" in details["alarm"]

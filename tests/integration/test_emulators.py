@@ -1,4 +1,5 @@
-"""The emulator harness: servers listen on loopback only, and stopping them ends their processes."""
+"""The emulator harness: servers listen on loopback only, keep their state to themselves, and stopping them ends
+their processes."""
 
 from __future__ import annotations
 
@@ -10,7 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from tools.emulators import Emulator, EmulatorStartError, Endpoints, start_moto, stop, wait_ready
+from tools.emulators import (
+    Emulator,
+    EmulatorStartError,
+    Endpoints,
+    free_port,
+    localstack_environment,
+    localstack_python,
+    start_moto,
+    stop,
+    wait_ready,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -51,6 +62,23 @@ def test_stop_ends_the_server_and_frees_its_port(tmp_path: Path) -> None:
     assert emulator.process.poll() is not None
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_localstack_keeps_its_files_in_its_own_folder(emulators: Endpoints, tmp_path: Path) -> None:
+    # Inside a container LocalStack defaults to /tmp/localstack, shared by every instance on the machine and
+    # emptied by each as it starts and stops: the drill's instance would delete the test session's metrics.
+    del emulators  # only for its check that LocalStack's environment exists
+    probe = "from localstack import config; print(config.dirs.tmp); print(config.dirs.data)"
+    finished = subprocess.run(
+        [str(localstack_python()), "-c", probe],
+        env=localstack_environment(tmp_path, free_port()),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    folders = [Path(line) for line in finished.stdout.splitlines()]
+    assert len(folders) == 2 and all(folder.is_relative_to(tmp_path) for folder in folders), folders
 
 
 def test_server_that_exits_while_starting_reports_its_log(tmp_path: Path) -> None:

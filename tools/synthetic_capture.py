@@ -1,4 +1,4 @@
-"""SageMaker data-capture and ground-truth lines built from raw ``customer_activity`` rows (drift job tests).
+"""SageMaker data-capture and ground-truth lines built from raw ``customer_activity`` rows: what the drift job reads.
 
 Rows come from :func:`pipelines.local_run.synthetic_customer_activity`, the seeded generator of the real
 ``customer-churn`` raw columns. A line is what SageMaker writes for one invocation: the request as the client
