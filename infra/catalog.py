@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import pulumi
 import pulumi_aws as aws
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from infra import iam
 from infra.datalake import INGESTION_STAGING_PREFIX
@@ -30,8 +30,17 @@ from infra.monitoring.reports import (
     TEXT_OUTPUT_FORMAT,
     projection_parameters,
 )
-from infra.naming import Kind
-from infra.types import ZONE_NAMES, CronExpression, KeyPrefix, Section, Zone
+from infra.naming import Kind, Naming, NamingError
+from infra.types import (
+    ZONE_NAMES,
+    CronExpression,
+    KeyedValueError,
+    KeyPrefix,
+    Section,
+    Zone,
+    glue_comment_text,
+    glue_description_text,
+)
 
 if TYPE_CHECKING:
     from infra.config import PlatformConfig
@@ -48,6 +57,10 @@ _GLUE_TYPE = re.compile(rf"^({_GLUE_PRIMITIVES}|array<({_GLUE_PRIMITIVES})>)$")
 
 
 GlueType = Annotated[str, StringConstraints(pattern=_GLUE_TYPE.pattern)]
+# Glue's API model (CreateTable): Column.Comment is a CommentString of at most 255 characters without line breaks,
+# TableInput.Description a DescriptionString of at most 2048.
+GlueComment = Annotated[str, StringConstraints(max_length=255), AfterValidator(glue_comment_text)]
+GlueDescription = Annotated[str, StringConstraints(max_length=2048), AfterValidator(glue_description_text)]
 
 
 def _crawler_exclusions(zone: str, reporting: bool) -> list[str] | None:
@@ -67,7 +80,9 @@ class ColumnSpec(Section):
     type: GlueType = Field(
         description="Hive type: string, int, bigint, double, boolean, date, timestamp, decimal(p,s), array<...>."
     )
-    comment: str = Field(default="", description="Column comment in the catalog.")
+    comment: GlueComment = Field(
+        default="", description="Column comment in the catalog (at most 255 characters, one line)."
+    )
 
 
 class TableSpec(Section):
@@ -78,7 +93,9 @@ class TableSpec(Section):
     prefix: KeyPrefix | None = Field(
         default=None, description="S3 key prefix of the table's files, ending with '/'; default '<name>/'."
     )
-    description: str = Field(default="", description="Table description in the catalog.")
+    description: GlueDescription = Field(
+        default="", description="Table description in the catalog (at most 2048 characters)."
+    )
     columns: tuple[ColumnSpec, ...] = Field(min_length=1, description="Data columns, in file order.")
     partition_keys: tuple[ColumnSpec, ...] = Field(
         default=(), description="Partition columns (Hive-style key=value folders)."
@@ -125,6 +142,35 @@ class CatalogSettings(Section):
         if dupes:
             raise ValueError(f"tables declared twice: {dupes}")
         return self
+
+
+def table_collisions(config: PlatformConfig) -> list[KeyedValueError]:
+    """Declared tables (``catalog.tables``) that would take the name of a table another layer creates in the same
+    database: a feature group's offline-store table (features zone) or the drift reports table (monitoring zone).
+    Glue refuses the second CreateTable (AlreadyExistsException); the mocks would not."""
+    from mlops.features import get_spec  # each model's spec was resolved when its settings were validated
+
+    owners: dict[tuple[str, str], str] = {}
+    naming = Naming(project=config.project, environment=config.environment)
+    for model in config.models:
+        if not model.feature_store.offline_store:
+            continue
+        try:
+            table = naming.model_names(model.name, get_spec(model.feature_spec).version).offline_table
+        except NamingError:
+            continue  # the name itself is refused when the feature store layer asks for it
+        owners[("features", table)] = f"the offline-store table of the feature group of model '{model.name}'"
+    if drift_report_models(config):
+        owners[("monitoring", REPORTS_TABLE)] = "the drift reports table the platform's monitors write"
+    return [
+        KeyedValueError(
+            ("catalog", "tables", index),
+            f"table {spec.zone}.{spec.name} is {owners[(spec.zone, spec.name)]}; give the declared table another "
+            "name or zone",
+        )
+        for index, spec in enumerate(config.catalog.tables)
+        if (spec.zone, spec.name) in owners
+    ]
 
 
 PARQUET_INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"

@@ -8,27 +8,75 @@ instead of the deployment. :meth:`Naming.tags` is the one common tag set.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Annotated
 
 from pydantic import AfterValidator
 
+# --- tags ----------------------------------------------------------------------------------------------------
+# AWS's tag rules, as most services' guides state them ("Tag restrictions"): at most 50 user tags per resource;
+# keys of 1-128 and values of 0-256 Unicode characters; letters, numbers, spaces and + - = . _ : / @ (the IAM,
+# SageMaker, Lambda and CloudWatch Logs API models carry it as [\p{L}\p{Z}\p{N}_.:/=+\-@]); the aws: prefix, in any
+# case, reserved for keys and values. The platform tags every resource, so the strictest service's rule applies.
+
+AWS_MAX_TAGS = 50
+"""User tags one AWS resource may carry."""
 REQUIRED_TAG_KEYS: tuple[str, ...] = ("Project", "Environment", "Owner", "CostCenter", "ManagedBy")
 """Tags on every taggable resource (the policy pack enforces the same set)."""
+RESOURCE_TAG_KEYS: tuple[str, ...] = ("Container", "FeatureSpec", "Model", "Responder", "Topic", "Variant", "Zone")
+"""Tags the layers add to some of their resources (``Naming.tags(Model=...)``)."""
+MAX_RESOURCE_TAGS = 2
+"""Most tags a layer adds to one resource beside the common ones (Model and Variant on a variant's alarms)."""
+MAX_STACK_TAGS = AWS_MAX_TAGS - len(REQUIRED_TAG_KEYS) - MAX_RESOURCE_TAGS
+"""Most tags a stack may add: what AWS's limit leaves after the platform's own."""
+_TAG_SYMBOLS = frozenset(" +-=._:/@")
+_TAG_CHARACTERS = "letters, digits, spaces and + - = . _ : / @"
+
+
+def _tag_text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a tag key or value on every AWS service (None when it can)."""
+    for char in text:
+        if not (unicodedata.category(char)[0] in "LNZ" or char in _TAG_SYMBOLS):
+            return f"{char!r} is not allowed; allowed: {_TAG_CHARACTERS}"
+    if text.lower().startswith("aws:"):
+        return "uses the reserved 'aws:' prefix (AWS keeps it, in any case, for its own tags)"
+    return None
+
+
+def _tag_value(value: str) -> str:
+    if len(value) > 256:
+        raise ValueError(f"a tag value takes at most 256 characters (is {len(value)})")
+    problem = _tag_text_problem(value)
+    if problem:
+        raise ValueError(f"becomes a tag value, and {problem}")
+    return value
+
+
+TagValue = Annotated[str, AfterValidator(_tag_value)]
+"""A string that becomes a tag value on every resource (``owner``, ``costCenter``)."""
 
 
 def _extra_tags(tags: dict[str, str]) -> dict[str, str]:
     """A stack's own tags: AWS's limits, and none of the keys the platform sets itself."""
+    if len(tags) > MAX_STACK_TAGS:
+        raise ValueError(
+            f"{len(tags)} tags; allowed: at most {MAX_STACK_TAGS} (AWS allows {AWS_MAX_TAGS} per resource, and the "
+            f"platform sets {len(REQUIRED_TAG_KEYS)} common tags plus up to {MAX_RESOURCE_TAGS} of its own)"
+        )
+    platform_keys = sorted({*REQUIRED_TAG_KEYS, *RESOURCE_TAG_KEYS})
     for key, value in tags.items():
-        if key.lower().startswith("aws:"):
-            raise ValueError(f"tag key '{key}' uses the reserved 'aws:' prefix")
-        if key in REQUIRED_TAG_KEYS:
-            raise ValueError(
-                f"tag key '{key}' is set by the platform; allowed: any key except {sorted(REQUIRED_TAG_KEYS)}"
-            )
-        if not 1 <= len(key) <= 128 or len(value) > 256:
-            raise ValueError(f"tag '{key}': keys take 1-128 characters and values at most 256")
+        if not 1 <= len(key) <= 128:
+            raise ValueError(f"tag key {key!r} has {len(key)} characters; allowed: 1-128 characters")
+        if len(value) > 256:
+            raise ValueError(f"tag {key!r} value has {len(value)} characters; allowed: at most 256 characters")
+        if key in platform_keys:
+            raise ValueError(f"tag key {key!r} is set by the platform; allowed: any key except {platform_keys}")
+        for what, text in ((f"tag key {key!r}", key), (f"tag {key!r} value {value!r}", value)):
+            problem = _tag_text_problem(text)
+            if problem:
+                raise ValueError(f"{what}: {problem}")
     return tags
 
 
@@ -38,6 +86,12 @@ ExtraTags = Annotated[dict[str, str], AfterValidator(_extra_tags)]
 
 class NamingError(ValueError):
     """A derived physical name breaks the AWS limits of its resource type."""
+
+
+# S3's "General purpose bucket naming rules": prefixes and suffixes reserved for S3's own names (sthree-configurator
+# is covered by sthree-).
+S3_RESERVED_PREFIXES: tuple[str, ...] = ("xn--", "sthree-", "amzn-s3-demo-")
+S3_RESERVED_SUFFIXES: tuple[str, ...] = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 
 
 @dataclass(frozen=True)
@@ -105,13 +159,25 @@ class Naming:
             )
         if not re.match(rule.pattern, candidate):
             raise NamingError(f"{kind.name} name '{candidate}' may only contain {rule.allowed}")
-        if kind is Kind.S3_BUCKET and (candidate.startswith("xn--") or candidate.endswith(("-s3alias", "--ol-s3"))):
-            raise NamingError(f"S3_BUCKET name '{candidate}' uses a form S3 reserves")
+        if kind is Kind.S3_BUCKET and (
+            candidate.startswith(S3_RESERVED_PREFIXES) or candidate.endswith(S3_RESERVED_SUFFIXES)
+        ):
+            raise NamingError(
+                f"S3_BUCKET name '{candidate}' uses a form S3 reserves: no prefix {', '.join(S3_RESERVED_PREFIXES)} "
+                f"and no suffix {', '.join(S3_RESERVED_SUFFIXES)}"
+            )
         return candidate
 
     def tags(self, **extra: str) -> dict[str, str]:
-        """The common tag set (plus ``extra`` tags for one resource)."""
-        return {
+        """The common tag set (plus ``extra`` tags for one resource).
+
+        Raises :class:`NamingError` when a resource's own tag would overwrite one of the stack's, or when the set
+        exceeds AWS's limit per resource (the config keeps the stack's tags within :data:`MAX_STACK_TAGS`).
+        """
+        overwritten = sorted(set(extra) & set(self.extra_tags))
+        if overwritten:
+            raise NamingError(f"resource tag(s) {overwritten} would overwrite the stack's tags of the same key")
+        tags = {
             "Project": self.project,
             "Environment": self.environment,
             "Owner": self.owner,
@@ -120,6 +186,9 @@ class Naming:
             **self.extra_tags,
             **extra,
         }
+        if len(tags) > AWS_MAX_TAGS:
+            raise NamingError(f"{len(tags)} tags on one resource; AWS allows at most {AWS_MAX_TAGS}")
+        return tags
 
     def model_names(self, model: str, spec_version: int) -> ModelNames:
         """The physical names of ``model``'s resources (its feature spec at ``spec_version``)."""

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import pulumi
 import pulumi_aws as aws
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, field_validator
 
 from infra.naming import Kind
 from infra.types import Section
@@ -37,6 +37,17 @@ class AlertSettings(Section):
     email_addresses: tuple[Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")], ...] = Field(
         default=(), description="Email subscriptions of the alerts topic (each must confirm by email)."
     )
+
+    @field_validator("email_addresses")
+    @classmethod
+    def _each_address_once(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # Each address is one subscription named after the lowercased address (subscription_suffix): two spellings
+        # of one address would be two resources with one name (Pulumi refuses the duplicate URN).
+        lowered = [a.lower() for a in value]
+        twice = sorted({a for a in lowered if lowered.count(a) > 1})
+        if twice:
+            raise ValueError(f"lists {twice} more than once (addresses compare case-insensitively); give each once")
+        return value
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,24 +1,36 @@
-"""Generate the config reference (README table) and the published JSON Schema from the config model.
+"""Generate the config reference (README table) and the stack files' JSON Schema from the config model.
 
 python tools/config_docs.py          # rewrite README.md's reference block and docs/config.schema.json
 python tools/config_docs.py --check  # exit 1 if either is out of date (the tests do the same)
+
+``docs/config.schema.json`` describes a whole stack settings file (``stacks/Pulumi.<stack>.yaml``) as Pulumi
+reads it: the top-level keys Pulumi writes, and a ``config`` map of ``mlops:<key>`` (one per top-level field of
+:class:`~infra.config.PlatformConfig`, unknown ones refused), ``aws:<key>`` and the other providers' keys.
+Editors use it through the YAML language server's ``# yaml-language-server: $schema=...`` comment; the tests
+run check-jsonschema with it over every stack file. It checks each key's shape, types, ranges and allowed
+values; rules across keys (``lake.forceDestroy`` against ``protectStatefulResources``, rollout timings, ...)
+are the config loader's alone (``make plan``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
 from pydantic.alias_generators import to_camel
-from pydantic_core import PydanticUndefined
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import PydanticUndefined, core_schema
 
-from infra.config import CONFIG_NAMESPACE, PlatformConfig, json_schema, nested_model
+from infra import types as config_types
+from infra.config import CONFIG_NAMESPACE, PROVIDER_NAMESPACES, PlatformConfig, nested_model, sagemaker_regions
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -94,8 +106,136 @@ def reference_markdown() -> str:
     return "\n".join(header + _rows(PlatformConfig, "", set()))
 
 
+# --- the stack files' JSON Schema -------------------------------------------------------------------
+
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+PULUMI_SETTINGS_KEYS: dict[str, JsonSchemaValue] = {
+    # Pulumi's stack settings file (ProjectStack in pulumi/sdk/go/common/workspace/project.go).
+    "secretsprovider": {"type": "string", "description": "Pulumi: the secrets provider of the stack's secrets."},
+    "encryptedkey": {"type": "string", "description": "Pulumi: the data key of a cloud secrets provider, encrypted."},
+    "encryptionsalt": {"type": "string", "description": "Pulumi: the salt of the passphrase secrets provider."},
+    "environment": {
+        "description": "Pulumi ESC: the environments the stack imports (a list of names, or an inline definition).",
+        "anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "object"}],
+    },
+}
+AWS_KEYS: dict[str, JsonSchemaValue] = {
+    # The pulumi-aws provider keys the stack files use besides aws:region (the model's `region`, below); any other
+    # aws:* key is the provider's to check.
+    "aws:endpoints": {
+        "type": "array",
+        "items": {"type": "object", "additionalProperties": {"type": "string"}},
+        "description": "Custom service endpoints (service name → URL); the program's own AWS calls use them too.",
+    },
+    **{
+        f"aws:{flag}": {"type": ["boolean", "string"], "enum": [True, False, "true", "false"]}
+        for flag in ("skipCredentialsValidation", "skipRequestingAccountId", "skipMetadataApiCheck", "s3UsePathStyle")
+    },
+}
+assert all(re.fullmatch(r"[a-z][a-z-]*", n) for n in PROVIDER_NAMESPACES)  # plain words: no escaping in a pattern
+PROVIDER_KEY = rf"^({'|'.join(PROVIDER_NAMESPACES)}):\S+$"
+"""A ``namespace:key`` of a provider the program uses (the loader refuses other namespaces); any value: it is the
+provider's to check."""
+
+
+def _after_validators(alias: Any) -> list[Callable[..., Any]]:
+    return [m.func for m in get_args(alias)[1:] if isinstance(m, AfterValidator)]
+
+
+# Constrained types whose rule is a validator function, which pydantic cannot turn into JSON Schema.
+_VALIDATOR_RULES: dict[Callable[..., Any], JsonSchemaValue] = {
+    func: rule
+    for alias, rule in ((config_types.LogRetentionDays, {"enum": list(config_types.LOG_RETENTION_DAYS)}),)
+    for func in _after_validators(alias)
+}
+
+
+class _SectionSchema(GenerateJsonSchema):
+    """Pydantic's schema, plus the validator-enforced allowed sets and patterns, without per-field titles, and
+    ``X | None`` without ``anyOf`` (``"type": ["string", "null"]``; a section: if null, else the section), so
+    validators' messages name the rule that failed."""
+
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False  # "Emailaddresses": the description says it better
+
+    def nullable_schema(self, schema: core_schema.NullableSchema) -> JsonSchemaValue:
+        generated = super().nullable_schema(schema)
+        match generated.get("anyOf"):
+            case [{"type": str(kind)} as plain, {"type": "null"}] if not {"$ref", "enum", "const"} & plain.keys():
+                return {**plain, "type": [kind, "null"]}
+            case [{"$ref": str(ref)} as section, {"type": "null"}] if len(section) == 1:
+                # not anyOf: a bad key inside the section is then reported as itself, not as "not null"
+                return {"if": {"type": "null"}, "else": {"$ref": ref}}
+            case _:
+                return generated
+
+    def function_after_schema(self, schema: core_schema.AfterValidatorFunctionSchema) -> JsonSchemaValue:
+        generated = super().function_after_schema(schema)
+        rule = _VALIDATOR_RULES.get(schema["function"]["function"])
+        return {**generated, **rule} if rule else generated
+
+
+def _as_pulumi_writes(field_schema: JsonSchemaValue) -> JsonSchemaValue:
+    """A top-level key's schema, also accepting the string `pulumi config set` writes for a boolean or integer.
+
+    Pulumi stores a top-level value set on the command line as a string (``mlops:production: "true"``) and hands
+    every top-level value to the program as a string; the loader parses non-string fields as JSON. One schema
+    with two types (rather than ``anyOf``) keeps validators' messages plain: "15 is not one of [...]".
+    """
+    kind = field_schema.get("type")
+    if kind == "boolean":
+        return {**field_schema, "type": ["boolean", "string"], "enum": [True, False, "true", "false"]}
+    if kind == "integer" and "enum" in field_schema:
+        allowed = field_schema["enum"]
+        return {**field_schema, "type": ["integer", "string"], "enum": [*allowed, *(str(v) for v in allowed)]}
+    if kind == "integer":  # minimum/maximum apply to the number only, the pattern to the string only
+        return {**field_schema, "type": ["integer", "string"], "pattern": r"^-?[0-9]+$"}
+    return field_schema
+
+
+def stack_schema() -> dict[str, Any]:
+    """The JSON Schema of a stack settings file, ``stacks/Pulumi.<stack>.yaml``, as written.
+
+    Each ``mlops:<key>`` takes the schema of that :class:`PlatformConfig` field (nested sections in ``$defs``);
+    ``aws:region`` one of the regions with SageMaker; other providers' keys any value; unknown ``mlops:`` keys,
+    namespaces and top-level keys are refused. The
+    keys the platform requires are required unless the stack imports Pulumi ESC environments (which may set them).
+    """
+    model = PlatformConfig.model_json_schema(by_alias=True, schema_generator=_SectionSchema)
+    fields: dict[str, JsonSchemaValue] = dict(model["properties"])
+    region = fields.pop("region")  # the loader reads it from aws:region and refuses mlops:region
+    # the loader's allowed set (regions with SageMaker, per the pinned botocore) makes the pattern redundant
+    region = {**{k: v for k, v in region.items() if k != "pattern"}, "enum": sorted(sagemaker_regions())}
+    mlops = {f"{CONFIG_NAMESPACE}:{key}": _as_pulumi_writes(sub) for key, sub in fields.items()}
+    required = ["aws:region"] + [f"{CONFIG_NAMESPACE}:{key}" for key in model["required"] if key != "region"]
+    config = {
+        "type": "object",
+        "description": f"Stack configuration: `{CONFIG_NAMESPACE}:<key>` (the platform), `aws:<key>` (the AWS "
+        "provider), other providers' keys.",
+        "properties": {"aws:region": region, **AWS_KEYS, **mlops},
+        # An mlops: key must be one of the model's ("'mlops:ownr' is not one of [...]" names them all).
+        "propertyNames": {
+            "if": {"pattern": f"^{CONFIG_NAMESPACE}:"},
+            "then": {"enum": sorted(mlops)},
+            "else": {"pattern": PROVIDER_KEY},
+        },
+    }
+    return {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "title": "Stack settings file of the mlops platform (stacks/Pulumi.<stack>.yaml)",
+        "description": "Generated from infra/config.py PlatformConfig by tools/config_docs.py (make docs).",
+        "type": "object",
+        "properties": {**PULUMI_SETTINGS_KEYS, "config": {"$ref": "#/$defs/StackConfig"}},
+        "additionalProperties": False,
+        # Without ESC environments, the stack file alone must give every required key.
+        "if": {"not": {"required": ["environment"]}},
+        "then": {"required": ["config"], "properties": {"config": {"required": required}}},
+        "$defs": {**model["$defs"], "StackConfig": config},
+    }
+
+
 def schema_text() -> str:
-    return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+    return json.dumps(stack_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def readme_with_reference(readme: str) -> str:
@@ -123,9 +263,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"out of date: {', '.join(stale)}; run: python tools/config_docs.py", file=sys.stderr)
             return 1
         return 0
-    README.write_text(wanted_readme)
     SCHEMA.parent.mkdir(exist_ok=True)
-    SCHEMA.write_text(wanted_schema)
+    for path, want in ((README, wanted_readme), (SCHEMA, wanted_schema)):
+        if not path.exists() or path.read_text() != want:  # leave an up-to-date file untouched
+            path.write_text(want)
     return 0
 
 

@@ -9,6 +9,7 @@ program (``infra.platform.program``). The mocks return the computed attributes A
 from __future__ import annotations
 
 import asyncio
+import datetime
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
@@ -24,7 +25,7 @@ from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from infra.config import CONFIG_NAMESPACE, PlatformConfig, parse_stack_config
+from infra.config import CONFIG_NAMESPACE, ConfigError, PlatformConfig, parse_stack_config, plain_string_keys
 from infra.images.registry import ImageSource, OfflineImages
 from infra.model_versions import ModelVersionSource, OfflineVersions
 from infra.serving.fleet import FleetSource, NoFleet
@@ -41,15 +42,246 @@ def stack_names() -> list[str]:
 
 
 def read_stack_values(stack: str, path: Path | None = None) -> dict[str, str]:
-    """A stack file's ``config:`` block in the form Pulumi hands it to the program (strings, JSON for objects)."""
+    """A stack file's ``config:`` block in the form Pulumi hands it to the program (strings, JSON for objects).
+
+    Raises ``FileNotFoundError`` when the file does not exist, and :class:`infra.config.ConfigError` naming the file
+    or the key when it cannot be used: not UTF-8, not YAML, not a mapping with a ``config`` mapping, a key given
+    twice, aliases expanding beyond :data:`MAX_EXPANDED_NODES` (a "billion laughs" file), nesting deeper than
+    :data:`MAX_DEPTH`, or a value YAML reads as something no key takes (a date, a boolean where a string belongs).
+    """
     path = path or STACKS_DIR / f"Pulumi.{stack}.yaml"
     if not path.exists():
         raise FileNotFoundError(f"no stack file {path}; stacks: {', '.join(stack_names())}")
-    document = yaml.safe_load(path.read_text()) or {}
-    raw = document.get("config") or {}
+    try:
+        root, document = _load_stack_file(path)
+    except _UnusableFileError as error:
+        raise ConfigError(stack, [f"{path}: {error}"]) from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ConfigError(stack, [f"{path}: the document must be a mapping with a 'config' key, got {_kind(document)}"])
+    raw = document.get("config")
+    if raw is None:
+        return {}
     if not isinstance(raw, dict):
-        raise ValueError(f"{path}: 'config' must be a mapping")
-    return {key: to_pulumi_string(value) for key, value in raw.items()}
+        raise ConfigError(
+            stack, [f"{path}: 'config' must be a mapping of <namespace>:<key> to values, got {_kind(raw)}"]
+        )
+    problems: list[str] = []
+    values: dict[str, str] = {}
+    strings = plain_string_keys()
+    for key, value in raw.items():
+        if not isinstance(key, str):
+            problems.append(f"{path}: config key {_shown(key)} is not a string; quote it")
+        elif key in strings and not isinstance(value, str):
+            text = _source_text(root, key)
+            if _reads_as_written(value, text):
+                values[key] = str(text)  # costCenter: 4711 is the string Pulumi passes, "4711"
+            else:
+                problems.append(_not_a_string(key, value, text))
+        else:
+            values[key] = to_pulumi_string(_plain(value, key if key.strip() else json.dumps(key), problems))
+    if problems:
+        raise ConfigError(stack, problems)
+    return values
+
+
+MAX_STACK_FILE_BYTES = 1 << 20
+"""Largest stack file read (the example stacks hold a few kilobytes)."""
+MAX_EXPANDED_NODES = 50_000
+"""Most YAML values a stack file may hold once its aliases are expanded (the example stacks hold a few hundred):
+a few lines of nested aliases otherwise expand to gigabytes when the values are handed on as JSON."""
+MAX_DEPTH = 64
+"""Deepest nesting of a stack file's values (the config model nests about ten levels)."""
+
+
+class _UnusableFileError(Exception):
+    """The file cannot be a stack file (the message says why, without the path)."""
+
+
+class _StackFileLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (Pulumi refuses it; PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[tuple[str, str], int] = {}
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                line = key_node.start_mark.line + 1
+                identity = (key_node.tag, key_node.value)
+                if identity in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"{key_node.value}: given twice (lines {seen[identity]} and {line})",
+                        key_node.start_mark,
+                    )
+                seen[identity] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _load_stack_file(path: Path) -> tuple[yaml.Node | None, Any]:
+    """The file's YAML node graph and document, once the graph is known to be small, acyclic and shallow."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_STACK_FILE_BYTES + 1)
+    except IsADirectoryError:
+        raise _UnusableFileError("is a directory, not a stack file") from None
+    except OSError as error:
+        raise _UnusableFileError(f"cannot be read: {error.strerror or error}") from None
+    if len(data) > MAX_STACK_FILE_BYTES:
+        raise _UnusableFileError(f"larger than {MAX_STACK_FILE_BYTES} bytes: not a stack file")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        byte = data[error.start : error.start + 1]
+        raise _UnusableFileError(
+            f"not UTF-8 text (byte {error.start} is {byte!r}; UTF-16 or binary?): save it as UTF-8"
+        ) from None
+    loader: _StackFileLoader | None = None
+    try:
+        loader = _StackFileLoader(text)  # refuses non-printable characters at once
+        root = loader.get_single_node()
+        if root is None:
+            return None, None
+        _check_expansion(root)
+        return root, loader.construct_document(root)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise _UnusableFileError(f"not valid YAML: {error.problem or error.context}{where}") from None
+    except yaml.YAMLError as error:
+        raise _UnusableFileError(f"not valid YAML: {error}") from None
+    except (ValueError, OverflowError) as error:  # a scalar PyYAML cannot construct, e.g. an integer of 5,000 digits
+        raise _UnusableFileError(f"not valid YAML: {error}") from None
+    except RecursionError:
+        raise _UnusableFileError(f"nested too deeply (allowed: {MAX_DEPTH} levels)") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Refuse a node graph that is cyclic, deeper than MAX_DEPTH or larger than MAX_EXPANDED_NODES once every alias
+    is expanded. Iterative, and each node is sized once, so a hostile file costs no more than its own size."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    pending: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
+    while pending:
+        node, depth, finished = pending.pop()
+        children = _children(node)
+        line = node.start_mark.line + 1
+        if finished:
+            on_path.discard(id(node))
+            sizes[id(node)] = 1 + sum(sizes[id(child)] for child in children)
+            if sizes[id(node)] > MAX_EXPANDED_NODES:
+                raise _UnusableFileError(
+                    f"its aliases expand to more than {MAX_EXPANDED_NODES} values (line {line}); a stack file holds "
+                    "a few hundred: write the values out, or use fewer nested aliases"
+                )
+        elif id(node) in on_path:
+            raise _UnusableFileError(f"an alias refers to a value that contains it (line {line})")
+        elif depth > MAX_DEPTH:
+            raise _UnusableFileError(f"nested deeper than {MAX_DEPTH} levels (line {line})")
+        elif id(node) not in sizes:
+            on_path.add(id(node))
+            pending.append((node, depth, True))
+            pending.extend((child, depth + 1, False) for child in children if id(child) not in sizes)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _source_text(root: yaml.Node | None, key: str) -> str | None:
+    """The text a top-level config key's value has in the file (``on``, ``2024-01-01``), for messages."""
+    if not isinstance(root, yaml.MappingNode):
+        return None
+    config = next((v for k, v in root.value if isinstance(k, yaml.ScalarNode) and k.value == "config"), None)
+    if not isinstance(config, yaml.MappingNode):
+        return None
+    found = next((v for k, v in config.value if isinstance(k, yaml.ScalarNode) and k.value == key), None)
+    return found.value if isinstance(found, yaml.ScalarNode) else None
+
+
+def _kind(value: Any) -> str:
+    """What YAML made of a value, for messages: ``the YAML boolean true``, ``a list``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"the YAML boolean {json.dumps(value)}"
+    if isinstance(value, datetime.datetime):
+        return f"the YAML timestamp {value.isoformat(sep=' ')}"
+    if isinstance(value, datetime.date):
+        return f"the YAML date {value.isoformat()}"
+    if isinstance(value, int | float):
+        return f"the YAML number {json.dumps(value)}"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, bytes):
+        return "YAML binary data"
+    if isinstance(value, set | frozenset):
+        return "a YAML set"
+    return f"a {type(value).__name__}"
+
+
+def _shown(value: Any) -> str:
+    return json.dumps(value, default=str)
+
+
+def _reads_as_written(value: Any, text: str | None) -> bool:
+    """True for a number YAML reads exactly as it is written (``4711``), which Pulumi passes as that string; not for
+    the ones YAML 1.1 reinterprets (``0755`` is octal, ``1_000`` is 1000, ``1.0e+3`` is 1000.0)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and text == to_pulumi_string(value)
+
+
+def _not_a_string(key: str, value: Any, text: str | None) -> str:
+    """A top-level key that takes a string got another YAML value: say what YAML read, and how to quote it."""
+    if isinstance(value, dict | list | tuple):
+        return f"{key}: got {_kind(value)}; expected a string"
+    if value is None and not text:
+        return f"{key}: got null (the value is empty); expected a string"
+    quoted = f"'{text}'" if text is not None else "the value"
+    if value is None:
+        return (
+            f"{key}: got null; expected a string (YAML reads null and ~ as null): quote {quoted} if you mean the word"
+        )
+    return (
+        f"{key}: got {_kind(value)}; expected a string: YAML 1.1 reads unquoted yes/no/on/off/true/false as booleans, "
+        f"numbers and dates as such: quote it, {quoted}"
+    )
+
+
+def _plain(value: Any, where: str, problems: list[str]) -> Any:
+    """``value`` as JSON can hold it; YAML dates, binary data, sets and non-string keys become problems at
+    ``where`` (``mlops:models.0.description``)."""
+    if isinstance(value, dict):
+        plain: dict[str, Any] = {}
+        for key, item in value.items():
+            if isinstance(key, str):
+                plain[key] = _plain(item, f"{where}.{key}", problems)
+            else:
+                problems.append(
+                    f"{where}: key {_shown(key)} is not a string ({_kind(key)}); quote it, e.g. '{_shown(key)}'"
+                )
+        return plain
+    if isinstance(value, list | tuple):
+        return [_plain(item, f"{where}.{index}", problems) for index, item in enumerate(value)]
+    if isinstance(value, datetime.date):  # and datetime
+        text = value.isoformat(sep=" ") if isinstance(value, datetime.datetime) else value.isoformat()
+        problems.append(f"{where}: got {_kind(value)}; if it is a string, quote it: '{text}'")
+        return None
+    if isinstance(value, bytes | set | frozenset):
+        problems.append(f"{where}: got {_kind(value)}; no key takes it (write a string or a list)")
+        return None
+    return value
 
 
 def to_pulumi_string(value: Any) -> str:

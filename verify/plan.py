@@ -2,9 +2,17 @@
 
 No Pulumi CLI, no credentials, no network. Prints the resources grouped by component with counts per
 type, the policy pack's results, then the AWS contract check (every resource's inputs against AWS's own API
-models, every IAM policy against IAM's action catalogue: :mod:`verify.aws_contract`). Exit codes: 0 plan fine,
-1 a mandatory policy failed or an input breaks AWS's contract, 2 invalid configuration (the error names the
-key, the value and what is allowed).
+models, every IAM policy against IAM's action catalogue: :mod:`verify.aws_contract`).
+
+Exit codes (a contract CI relies on; with ``--all``, the highest of the stacks'):
+
+  0 every stack planned, no mandatory policy failed and no input breaks AWS's contract;
+  1 a plan was made and a check failed on it: a mandatory policy, or the AWS contract check (the reasons are in
+    the printed plan, on stdout);
+  2 no plan could be made, whatever the reason: the stack file is missing, unreadable, not UTF-8, not YAML or not
+    a stack file; the configuration is invalid; or the program failed on it. Each problem is one line on stderr,
+    ``error: stack '<name>': <key or file>: <what is wrong and what is allowed>``, and no traceback (``--traceback``
+    prints one for a failure inside the program).
 
     python -m verify.plan --stack prod
     python -m verify.plan --all
@@ -17,13 +25,15 @@ import argparse
 import gc
 import os
 import sys
+import traceback
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import NoReturn
 
 # The program must never reach AWS from here: no credentials lookups, no metadata endpoint.
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 
-from infra.config import ConfigError
+from infra.config import ConfigError, one_line
 from infra.naming import NamingError
 from verify.mock_engine import OfflinePlan, read_stack_values, run_program, stack_names
 
@@ -82,8 +92,15 @@ def render_contract(plan: OfflinePlan) -> tuple[str, bool]:
     return "\n".join(lines), not report.violations
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are unusable input too: exit code 2 with one line (argparse's own prints the usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, one_line(f"error: {message} (see --help)") + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").strip().splitlines()[0])
+    parser = _Parser(description=(__doc__ or "").strip().splitlines()[0])
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
         "--stack", default=os.environ.get("STACK", "dev"), help="stack name (stacks/Pulumi.<stack>.yaml)"
@@ -94,31 +111,51 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-contract", action="store_true", help="skip the AWS contract check (API models, IAM actions)"
     )
+    parser.add_argument(
+        "--traceback", action="store_true", help="print the traceback of a failure inside the program (exit code 2)"
+    )
     args = parser.parse_args(argv)
 
     stacks = stack_names() if args.all else [args.stack]
     status = 0
     for stack in stacks:
         try:
-            values = read_stack_values(stack, args.stack_file)
-            plan = run_program(stack, values=values)
+            output, ok = _plan_stack(stack, args)
         except (ConfigError, NamingError, FileNotFoundError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            problems = exc.problems if isinstance(exc, ConfigError) else [str(exc)]
+            for problem in problems:
+                print(one_line(f"error: stack '{stack}': {problem}"), file=sys.stderr)
             status = max(status, 2)
             continue
-        print(render_plan(plan))
-        if not args.no_policies:
-            text, ok = render_policies(plan)
-            print(text)
-            if not ok:
-                status = max(status, 1)
-        if not args.no_contract:
-            text, ok = render_contract(plan)
-            print(text)
-            if not ok:
-                status = max(status, 1)
-        print()
+        except Exception as exc:  # no plan, and no verdict: say what failed in one line (exit code 2)
+            if args.traceback:
+                traceback.print_exc()
+            message = " ".join(str(exc).split())
+            line = f"error: stack '{stack}': the plan failed: {type(exc).__name__}: {message}"
+            print(one_line(line), file=sys.stderr)
+            status = max(status, 2)
+            continue
+        print(output)
+        if not ok:
+            status = max(status, 1)
     return status
+
+
+def _plan_stack(stack: str, args: argparse.Namespace) -> tuple[str, bool]:
+    """The printed plan of ``stack`` and whether every check passed; raises when no plan can be made."""
+    values = read_stack_values(stack, args.stack_file)
+    plan = run_program(stack, values=values)
+    sections = [render_plan(plan)]
+    ok = True
+    if not args.no_policies:
+        text, passed = render_policies(plan)
+        sections.append(text)
+        ok = ok and passed
+    if not args.no_contract:
+        text, passed = render_contract(plan)
+        sections.append(text)
+        ok = ok and passed
+    return "\n".join(sections) + "\n", ok
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from infra.monitoring.cadence import DAY, HOUR, CadenceError, describe, period_seconds
-from infra.types import CronExpression, InstanceType, KeyPrefix, Section
+from infra.types import CronExpression, InstanceType, KeyPrefix, ScheduleExpression, Section
 
 if TYPE_CHECKING:
     from infra.serving.settings import ServingSettings
@@ -90,6 +90,16 @@ class DataQualityMonitorSettings(Section):
     @classmethod
     def _model_monitor_schedule(cls, value: str) -> str:
         return _model_monitor_cadence(value)
+
+    @field_validator("drift_alarm_features")
+    @classmethod
+    def _each_feature_once(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # One alarm per feature, named after it: a feature listed twice is two resources with one name, which
+        # Pulumi refuses (duplicate URN) and the mocks do not notice.
+        twice = sorted({f for f in value if value.count(f) > 1})
+        if twice:
+            raise ValueError(f"lists feature(s) {twice} more than once; give each feature once")
+        return value
 
     @model_validator(mode="after")
     def _runtime_within_period(self) -> DataQualityMonitorSettings:
@@ -174,7 +184,7 @@ class DriftThreshold(Section):
 class PlatformMonitorSettings(Section):
     """engine=platform: the platform's drift and quality job, one SageMaker pipeline run per period."""
 
-    schedule: str = Field(
+    schedule: ScheduleExpression = Field(
         default="cron(0 * ? * * *)",
         description="EventBridge Scheduler expression starting the job: rate(N minutes|hours|days), "
         "cron(M * ? * * *) hourly, cron(M H ? * * *) daily or cron(M H/K ? * * *) every K hours "

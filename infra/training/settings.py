@@ -2,14 +2,67 @@
 
 from __future__ import annotations
 
-import re
+import math
+from dataclasses import dataclass
+from typing import Any
 
 from pydantic import Field, field_validator
 
-from infra.types import AccountId, CronExpression, InstanceType, Section
+from infra.types import AccountId, CronExpression, InstanceType, KeyedValueError, Section
 from pipelines.settings import ApprovalStatus, HyperparameterValue, MetricName
 
-_HYPERPARAMETER_KEY = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+@dataclass(frozen=True)
+class HyperparameterRule:
+    """What ``train.py`` accepts for one hyperparameter: its type and the estimator's lower bound."""
+
+    kind: type[int] | type[float]
+    minimum: float
+    exclusive: bool = False
+    """True when the bound itself is refused (``learning_rate`` > 0)."""
+
+    def problem(self, value: int | float) -> str | None:
+        """Why ``value`` (already of the right type) is out of range, or None."""
+        if not math.isfinite(value):
+            return "expected a finite number"
+        if self.exclusive and value <= self.minimum:
+            return f"must be greater than {self.minimum:g}"
+        if value < self.minimum:
+            return f"must be at least {self.minimum:g}"
+        return None
+
+
+HYPERPARAMETER_RULES: dict[str, HyperparameterRule] = {
+    "learning_rate": HyperparameterRule(float, 0, exclusive=True),
+    "max_iter": HyperparameterRule(int, 1),
+    "max_leaf_nodes": HyperparameterRule(int, 2),
+    "min_samples_leaf": HyperparameterRule(int, 1),
+    "l2_regularization": HyperparameterRule(float, 0),
+}
+"""The hyperparameters ``pipelines/steps/train.py`` passes to its HistGradientBoostingClassifier (its
+``HYPERPARAMETERS``, with the defaults in ``pipelines.settings.DEFAULT_HYPERPARAMETERS``), and the estimator's own
+bounds (scikit-learn's parameter constraints, checked at fit time). A unit test holds the three in step."""
+
+
+def _hyperparameter(name: str, value: Any) -> int | float:
+    """``value`` as train.py takes it (an integer given for a float hyperparameter becomes a float: the pipeline
+    parameter's type follows the value's), or :class:`KeyedValueError` naming the hyperparameter, the value and what
+    is allowed."""
+    rule = HYPERPARAMETER_RULES.get(name)
+    if rule is None:
+        raise KeyedValueError(
+            (name,), f"not a hyperparameter train.py reads; allowed: {', '.join(sorted(HYPERPARAMETER_RULES))}", value
+        )
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    if rule.kind is int and not (numeric and isinstance(value, int)):
+        raise KeyedValueError((name,), "expected an integer (train.py reads it with int())", value)
+    if rule.kind is float and not numeric:
+        raise KeyedValueError((name,), "expected a number (train.py reads it with float())", value)
+    typed = rule.kind(value)
+    problem = rule.problem(typed)
+    if problem:
+        raise KeyedValueError((name,), problem, value)
+    return typed
 
 
 class TrainingSettings(Section):
@@ -27,8 +80,9 @@ class TrainingSettings(Section):
     )
     hyperparameters: dict[str, HyperparameterValue] = Field(
         default_factory=dict,
-        description="Overrides of train.py's default hyperparameters (snake_case key: int, float or string); "
-        "each becomes a pipeline parameter.",
+        description="Overrides of train.py's default hyperparameters: learning_rate (> 0), max_iter (integer >= 1), "
+        "max_leaf_nodes (integer >= 2), min_samples_leaf (integer >= 1), l2_regularization (>= 0); each becomes a "
+        "pipeline parameter.",
     )
     metric_name: MetricName = Field(
         default="auc", description="Evaluation metric the pipeline's condition step compares with metricThreshold."
@@ -53,13 +107,13 @@ class TrainingSettings(Section):
         description="EventBridge cron expression that starts the pipeline on a schedule; null: run on demand only.",
     )
 
-    @field_validator("hyperparameters")
+    @field_validator("hyperparameters", mode="before")
     @classmethod
-    def _hyperparameter_keys(cls, value: dict[str, HyperparameterValue]) -> dict[str, HyperparameterValue]:
-        for key in value:
-            if not _HYPERPARAMETER_KEY.match(key):
-                raise ValueError(f"hyperparameter '{key}' must match {_HYPERPARAMETER_KEY.pattern} (snake_case)")
-        return value
+    def _hyperparameters_train_py_accepts(cls, value: Any) -> Any:
+        """Names, types and ranges checked now, not hours later when the training job starts."""
+        if not isinstance(value, dict):
+            return value  # the field's own type check says what is expected
+        return {name: _hyperparameter(name, item) for name, item in value.items()}
 
     @field_validator("registry_account_ids")
     @classmethod

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -438,6 +439,26 @@ def trickle_until_closed(sock: socket.socket, data: bytes, interval: float, wait
     return received, time.monotonic() - started
 
 
+def read_response(sock: socket.socket) -> bytes:
+    """One whole HTTP response (head, then Content-Length bytes of body): a single recv may return only part
+    of it when the server writes head and body separately, which a loaded machine makes likely."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return received
+        received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    match = re.search(rb"(?im)^content-length:\s*(\d+)\s*$", head)
+    length = int(match.group(1)) if match else 0
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
 def status_of(response: bytes) -> int:
     return int(response.split(b" ", 2)[1]) if response.startswith(b"HTTP/1.1 ") else 0
 
@@ -488,7 +509,7 @@ def test_body_is_not_counted_as_headers_when_the_blank_line_straddles_two_reads(
         sock.sendall(head[:-1])  # ends in "\r\n\r"
         time.sleep(0.2)  # a separate read on the server
         sock.sendall(head[-1:] + body)
-        response = sock.recv(65536)
+        response = read_response(sock)
     assert status_of(response) == 200, response
 
 
@@ -534,7 +555,7 @@ def test_kept_alive_connection_gets_a_fresh_header_deadline_per_request(limited:
     with connection(limited) as sock:
         for _ in range(2):
             sock.sendall(request_head("GET", "/ping"))
-            response = sock.recv(65536)
+            response = read_response(sock)
             assert status_of(response) == 200, response
             time.sleep(HEADER_TIMEOUT * 1.5)
 
@@ -560,7 +581,7 @@ def test_chunked_body_is_read_like_any_other(limited: Server, model) -> None:
     chunked = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:7], body[7:])) + b"0\r\n\r\n"
     with connection(limited) as sock:
         sock.sendall(head + b"Transfer-Encoding: chunked\r\n\r\n" + chunked)
-        response = sock.recv(65536)
+        response = read_response(sock)
     assert status_of(response) == 200, response
     np.testing.assert_allclose(json_body(response)["predictions"], expected(model, [record]), rtol=0, atol=1e-9)
 
@@ -571,7 +592,7 @@ def test_connections_over_the_cap_get_a_503_and_are_closed(limited: Server) -> N
         held = [stack.enter_context(connection(limited)) for _ in range(MAX_CONNECTIONS)]
         for sock in held:  # each served: the cap counts them, it does not refuse them
             sock.sendall(request_head("GET", "/ping"))
-            assert status_of(sock.recv(65536)) == 200
+            assert status_of(read_response(sock)) == 200
         with connection(limited) as extra:
             extra.sendall(request_head("GET", "/ping"))
             response, _ = until_closed(extra, SLACK)

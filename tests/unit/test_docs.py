@@ -28,6 +28,14 @@ def test_every_key_is_documented_with_a_description() -> None:
     assert rows and not undocumented, f"keys without a description: {undocumented}"
 
 
-def test_schema_refuses_unknown_keys() -> None:
+def test_schema_refuses_unknown_keys_in_every_section() -> None:
     schema = json.loads((ROOT / "docs" / "config.schema.json").read_text())
+    sections = {name: d for name, d in schema["$defs"].items() if d.get("type") == "object" and name != "StackConfig"}
     assert schema["additionalProperties"] is False
+    assert sections and {name for name, d in sections.items() if d.get("additionalProperties") is not False} == set()
+
+
+def test_schema_describes_the_stack_file_not_the_inner_object() -> None:
+    schema = json.loads((ROOT / "docs" / "config.schema.json").read_text())
+    assert schema["properties"]["config"] == {"$ref": "#/$defs/StackConfig"}
+    assert "aws:region" in schema["$defs"]["StackConfig"]["properties"]

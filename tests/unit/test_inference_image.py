@@ -335,8 +335,9 @@ def test_dockerfile_passes_hadolint_with_every_rule(tmp_path: Path) -> None:
 def pins(path: Path) -> dict[str, str]:
     """``name -> version`` of a pip requirements/constraints file (names canonicalised)."""
     found: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
+    # The lock is hash-checked: a pin spans continuation lines ("pkg==1.0 \\", "    --hash=sha256:...").
+    for line in path.read_text().replace("\\\n", " ").splitlines():
+        line = line.split("#", 1)[0].split(" --hash=", 1)[0].strip()
         if line:
             requirement = Requirement(line)
             specifiers = list(requirement.specifier)

@@ -3,6 +3,7 @@ alarms, the reports table, the responder's wiring and what a broken monitor does
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import re
@@ -488,6 +489,8 @@ def test_the_contract_check_reads_the_schedule(stack_plans: dict[str, OfflinePla
 
 
 def test_the_platform_engine_without_the_code_bundle_is_refused() -> None:
+    # Outputs need an event loop; under pytest-xdist this test may run first in its worker, before any plan made one.
+    asyncio.set_event_loop(asyncio.new_event_loop())
     config = parse_stack_config(read_stack_values("staging"), "staging")
     (model,) = config.models
     ctx = StackContext.from_config(config, OfflineVersions(region=config.region, account_id=MOCK_ACCOUNT_ID))
