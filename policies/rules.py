@@ -742,13 +742,21 @@ def _pipeline_monitored_endpoints(definition: Any) -> list[str]:
     return found
 
 
+START_PIPELINE_TARGET = "arn:aws:scheduler:::aws-sdk:sagemaker:startPipelineExecution"
+"""EventBridge Scheduler's universal target for StartPipelineExecution: the pipeline is named in its input."""
+
+
 def _scheduled_targets(args: StackValidationArgs, unknowns: _Unknowns) -> set[str]:
-    """ARNs that a schedule starts: EventBridge Scheduler schedules' and EventBridge rules' targets."""
+    """What a schedule starts: the ARNs of EventBridge rules' and templated Scheduler targets, and the pipeline
+    names of Scheduler's universal StartPipelineExecution targets."""
     targets: set[str] = set()
     for resource in args.resources:
         with unknowns.guard():
             if resource.resource_type == SCHEDULER_SCHEDULE:
                 arn = _path(resource.props, "target", "arn")
+                if arn == START_PIPELINE_TARGET:
+                    request = _document(_path(resource.props, "target", "input"))
+                    arn = request.get("PipelineName") if request is not None else None
             elif resource.resource_type == EVENT_TARGET:
                 arn = _get(resource.props, "arn")
             else:
@@ -787,7 +795,7 @@ def validate_prod_monitoring_schedule(args: StackValidationArgs, report: ReportV
         if resource.resource_type != SAGEMAKER_PIPELINE:
             continue
         with unknowns.guard():
-            if _get(resource.props, "arn") in started:
+            if _get(resource.props, "arn") in started or _get(resource.props, "pipelineName") in started:
                 scheduled.update(_pipeline_monitored_endpoints(_get(resource.props, "pipelineDefinition")))
     for endpoint in (r for r in args.resources if r.resource_type == ENDPOINT):
         with unknowns.guard():

@@ -4,7 +4,9 @@
   a lifecycle policy (keep the newest ``keepImages`` tagged images, expire untagged ones after
   ``untaggedExpireDays``) and, when models share their registry with other accounts
   (``training.registryAccountIds``), a repository policy that lets those accounts pull and nothing else.
-  Stateful (protected and retained as the stack says): it holds every image a model version names.
+  Stateful (protected and retained as the stack says): it holds the images model versions name (the lifecycle
+  keeps the newest ``keepImages`` builds: set it to cover every version the registry may roll back to). Its
+  encryption is fixed at creation (a new key means a new repository, which a protected stack refuses).
 - Build (``pulumi-docker-build``, buildx): ``containers/<name>/Dockerfile`` with the repository root as
   context, for the configured platforms, tagged with the content hash of the files the ignore file admits
   (:mod:`infra.images.context`), pushed with a login token from ECR's ``GetAuthorizationToken`` for the

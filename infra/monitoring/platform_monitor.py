@@ -72,6 +72,10 @@ class PlatformMonitor:
     schedule_name: str
 
 
+START_PIPELINE_TARGET_ARN = "arn:aws:scheduler:::aws-sdk:sagemaker:startPipelineExecution"
+"""EventBridge Scheduler's universal target for SageMaker's StartPipelineExecution (the role needs that action)."""
+
+
 def monitoring_image(settings: MonitoringSettings, region: str) -> str:
     """The drift job's image: the training pipeline's scikit-learn image for the job's instance type."""
     return image_uri("sklearn", region, FRAMEWORK_VERSION, settings.platform.instance_type)
@@ -177,9 +181,16 @@ def platform_monitor(args: PlatformMonitorArgs) -> PlatformMonitor:
         flexible_time_window=aws.scheduler.ScheduleFlexibleTimeWindowArgs(mode="OFF"),
         state="ENABLED",
         target=aws.scheduler.ScheduleTargetArgs(
-            arn=pipeline.arn,
+            # The universal target (SageMaker's StartPipelineExecution), not the templated one: a templated
+            # SageMaker target must carry SageMakerPipelineParameters (CreateSchedule refuses it otherwise), the
+            # provider drops an empty list (terraform-provider-aws#33526), and this pipeline takes no parameters.
+            arn=START_PIPELINE_TARGET_ARN,
             role_arn=schedule_role.arn,
-            # A templated target: the pipeline's ARN means StartPipelineExecution; the pipeline takes no parameters.
+            # Scheduler fills <aws.scheduler.execution-id> per scheduled run, the same on its retries: a retried
+            # start of one run is one execution (ClientRequestToken), not two.
+            input=pulumi.Output.json_dumps(
+                {"PipelineName": pipeline.pipeline_name, "ClientRequestToken": "<aws.scheduler.execution-id>"}
+            ),
             retry_policy=aws.scheduler.ScheduleTargetRetryPolicyArgs(
                 maximum_retry_attempts=SCHEDULE_RETRY_ATTEMPTS,
                 maximum_event_age_in_seconds=min(SCHEDULE_MAX_EVENT_AGE_SECONDS, platform.period_seconds),

@@ -288,7 +288,13 @@ def test_the_schedule_starts_the_pipeline_at_the_configured_cadence(plan: Offlin
         assert schedule.inputs["scheduleExpression"] == model.monitoring.platform.schedule
         assert schedule.inputs["state"] == "ENABLED"
         assert schedule.inputs["flexibleTimeWindow"] == {"mode": "OFF"}
-        assert schedule.inputs["target"]["arn"] == pipeline.state["arn"]
+        # The universal target: a templated SageMaker target without pipeline parameters is refused by CreateSchedule.
+        assert schedule.inputs["target"]["arn"] == "arn:aws:scheduler:::aws-sdk:sagemaker:startPipelineExecution"
+        request = json.loads(schedule.inputs["target"]["input"])
+        assert request == {
+            "PipelineName": pipeline.inputs["pipelineName"],
+            "ClientRequestToken": "<aws.scheduler.execution-id>",
+        }
 
 
 def test_the_schedules_role_may_only_start_this_pipeline(plan: OfflinePlan) -> None:
