@@ -186,11 +186,10 @@ def platform_monitor(args: PlatformMonitorArgs) -> PlatformMonitor:
             # provider drops an empty list (terraform-provider-aws#33526), and this pipeline takes no parameters.
             arn=START_PIPELINE_TARGET_ARN,
             role_arn=schedule_role.arn,
-            # Scheduler fills <aws.scheduler.execution-id> per scheduled run, the same on its retries: a retried
-            # start of one run is one execution (ClientRequestToken), not two.
-            input=pulumi.Output.json_dumps(
-                {"PipelineName": pipeline.pipeline_name, "ClientRequestToken": "<aws.scheduler.execution-id>"}
-            ),
+            # No ClientRequestToken: Scheduler's <aws.scheduler.execution-id> changes with every attempt and has 16
+            # characters, while StartPipelineExecution wants 32-128 (botocore's model). A retried start may run the
+            # window twice: two identical reports and metrics, no harm.
+            input=pulumi.Output.json_dumps({"PipelineName": pipeline.pipeline_name}),
             retry_policy=aws.scheduler.ScheduleTargetRetryPolicyArgs(
                 maximum_retry_attempts=SCHEDULE_RETRY_ATTEMPTS,
                 maximum_event_age_in_seconds=min(SCHEDULE_MAX_EVENT_AGE_SECONDS, platform.period_seconds),

@@ -293,7 +293,6 @@ def test_the_schedule_starts_the_pipeline_at_the_configured_cadence(plan: Offlin
         request = json.loads(schedule.inputs["target"]["input"])
         assert request == {
             "PipelineName": pipeline.inputs["pipelineName"],
-            "ClientRequestToken": "<aws.scheduler.execution-id>",
         }
 
 
