@@ -168,7 +168,10 @@ class RolloutSettings(Section):
 class DataCaptureSettings(Section):
     """Capture of requests and responses into the lake's monitoring zone (KMS-encrypted)."""
 
-    enabled: bool = Field(default=True, description="Capture requests and responses (needed by Model Monitor).")
+    enabled: bool = Field(
+        default=True,
+        description="Capture requests and responses (what drift and quality monitoring read, with either engine).",
+    )
     sampling_percent: int = Field(default=100, ge=1, le=100, description="Percent of requests captured.")
 
 
