@@ -6,7 +6,7 @@ import json
 from collections import defaultdict
 from typing import Any
 
-from infra.config import ModelSettings
+from infra.config import ModelSettings, PlatformConfig
 from tests.support.plans import prefix, served
 from tests.support.types import ALARM, COMPOSITE, MONITORING, PIPELINE, ROLE, ROLE_POLICY
 from verify.mock_engine import OfflinePlan, PlannedResource, read_stack_values
@@ -93,3 +93,57 @@ def to_model_monitor(model: dict[str, Any]) -> None:
         "driftThreshold": 0.1,
     }
     monitoring["modelQuality"] = {**monitoring.get("modelQuality", {}), "schedule": "cron(0 0 ? * * *)"}
+
+
+def build_monitoring_directly(config: PlatformConfig) -> None:
+    """Build the only model's ``ModelMonitoring`` of ``config`` outside the platform program, with a stand-in
+    foundation and no code bundle or aws-native provider: what a component test of its own checks refuses."""
+    import asyncio
+
+    import pulumi
+
+    from infra import monitoring
+    from infra.context import StackContext
+    from infra.foundation import Bucket, Foundation
+    from infra.model_versions import OfflineVersions
+    from infra.serving.component import ServedEndpoint
+    from infra.training import QualityGate
+    from mlops.features import get_spec
+    from verify.mock_engine import MOCK_ACCOUNT_ID, PlatformMocks
+
+    # Outputs need an event loop; under pytest-xdist the calling test may run first in its worker.
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    (model,) = config.models
+    ctx = StackContext.from_config(config, OfflineVersions(region=config.region, account_id=MOCK_ACCOUNT_ID))
+    pulumi.runtime.set_mocks(PlatformMocks(config.region), project="mlops", stack="staging", preview=False)
+    spec = get_spec(model.feature_spec)
+    output = pulumi.Output.from_input
+    foundation = Foundation(
+        region=config.region,
+        account_id=output(MOCK_ACCOUNT_ID),
+        key_arn=output("arn:aws:kms:eu-west-1:123456789012:key/k"),
+        buckets={"monitoring": Bucket(name=output("bucket"), arn=output("arn:aws:s3:::bucket"))},
+        databases={},
+        access_log_bucket=output("logs"),
+        alerts_topic_arn=output("arn:aws:sns:eu-west-1:123456789012:alerts"),
+        retrain_topic_arn=output("arn:aws:sns:eu-west-1:123456789012:retrain"),
+    )
+    monitoring.ModelMonitoring(
+        "direct",
+        monitoring.ModelMonitoringArgs(
+            context=ctx,
+            foundation=foundation,
+            names=ctx.naming.model_names(model.name, spec.version),
+            settings=model.monitoring,
+            spec=spec,
+            endpoint=ServedEndpoint(
+                name=output("endpoint"),
+                variant_names=("current",),
+                data_capture_uri=output("s3://bucket/customer-churn/data-capture"),
+                served_version_arn=None,
+                latency_p99_ms_threshold=500,
+                error_rate_percent_threshold=1.0,
+            ),
+            quality_gate=QualityGate(metric_name="auc", threshold=0.75),
+        ),
+    )

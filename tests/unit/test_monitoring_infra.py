@@ -10,20 +10,16 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pulumi
 import pytest
 
 from infra import alarms as alarm_defs
 from infra import monitoring
 from infra.config import ModelSettings, parse_stack_config
-from infra.context import StackContext
-from infra.foundation import Bucket, Foundation
 from infra.model_versions import OfflineVersions
-from infra.serving import SERVERLESS_VARIANT, ServedEndpoint
-from infra.training import QualityGate
+from infra.serving import SERVERLESS_VARIANT
 from mlops.features import get_spec
 from mlops.monitoring import build_record_preprocessor
-from tests.support.monitoring import to_model_monitor
+from tests.support.monitoring import build_monitoring_directly, to_model_monitor
 from tests.support.plans import prefix, served, topic_arn
 from tests.support.types import (
     ALARM,
@@ -45,7 +41,6 @@ from verify.mock_engine import (
     MOCK_ACCOUNT_ID,
     OfflinePlan,
     PlannedResource,
-    PlatformMocks,
     read_stack_values,
     run_program,
 )
@@ -602,41 +597,8 @@ def test_model_quality_without_the_native_provider_is_refused() -> None:
         **{f"mlops:{k}": json.dumps(v) for k, v in models_with("staging", model_monitor_engine).items()},
     }
     config = parse_stack_config(values, "staging")
-    (model,) = config.models
-    ctx = StackContext.from_config(config, OfflineVersions(region=config.region, account_id=MOCK_ACCOUNT_ID))
-    pulumi.runtime.set_mocks(PlatformMocks(config.region), project="mlops", stack="staging", preview=False)
-    spec = get_spec(model.feature_spec)
-    output = pulumi.Output.from_input
-    foundation = Foundation(
-        region=config.region,
-        account_id=output(MOCK_ACCOUNT_ID),
-        key_arn=output("arn:aws:kms:eu-west-1:123456789012:key/k"),
-        buckets={"monitoring": Bucket(name=output("bucket"), arn=output("arn:aws:s3:::bucket"))},
-        databases={},
-        access_log_bucket=output("logs"),
-        alerts_topic_arn=output("arn:aws:sns:eu-west-1:123456789012:alerts"),
-        retrain_topic_arn=output("arn:aws:sns:eu-west-1:123456789012:retrain"),
-    )
     with pytest.raises(ValueError) as error:
-        monitoring.ModelMonitoring(
-            "direct",
-            monitoring.ModelMonitoringArgs(
-                context=ctx,
-                foundation=foundation,
-                names=ctx.naming.model_names(model.name, spec.version),
-                settings=model.monitoring,
-                spec=spec,
-                endpoint=ServedEndpoint(
-                    name=output("endpoint"),
-                    variant_names=("current",),
-                    data_capture_uri=output("s3://bucket/customer-churn/data-capture"),
-                    served_version_arn=None,
-                    latency_p99_ms_threshold=500,
-                    error_rate_percent_threshold=1.0,
-                ),
-                quality_gate=QualityGate(metric_name="auc", threshold=0.75),
-            ),
-        )
+        build_monitoring_directly(config)
     assert str(error.value) == (
         "model 'customer-churn': monitoring.modelQuality.enabled=true needs the aws-native provider "
         "(ModelMonitoringArgs.native_provider)"

@@ -3,29 +3,23 @@ alarms, the reports table, the responder's wiring and what a broken monitor does
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import re
 from typing import Any
 
-import pulumi
 import pytest
 
 from infra import alarms as alarm_defs
-from infra import monitoring
 from infra.config import ModelSettings, parse_stack_config
-from infra.context import StackContext
-from infra.foundation import Bucket, Foundation
 from infra.model_versions import DeployableVersion, OfflineVersions
 from infra.monitoring.reports import REPORT_COLUMNS
 from infra.responders import RETRAIN
-from infra.serving import ServedEndpoint
-from infra.training import QualityGate
 from mlops.features import get_spec
 from tests.support.monitoring import (
     SCHEDULER_SCHEDULE,
     alarm_name,
+    build_monitoring_directly,
     cli,
     monitoring_pipeline,
     of_model,
@@ -55,7 +49,6 @@ from verify.mock_engine import (
     MOCK_ACCOUNT_ID,
     OfflinePlan,
     PlannedResource,
-    PlatformMocks,
     read_stack_values,
     run_program,
 )
@@ -494,44 +487,9 @@ def test_the_contract_check_reads_the_schedule(stack_plans: dict[str, OfflinePla
 
 
 def test_the_platform_engine_without_the_code_bundle_is_refused() -> None:
-    # Outputs need an event loop; under pytest-xdist this test may run first in its worker, before any plan made one.
-    asyncio.set_event_loop(asyncio.new_event_loop())
     config = parse_stack_config(read_stack_values("staging"), "staging")
-    (model,) = config.models
-    ctx = StackContext.from_config(config, OfflineVersions(region=config.region, account_id=MOCK_ACCOUNT_ID))
-    pulumi.runtime.set_mocks(PlatformMocks(config.region), project="mlops", stack="staging", preview=False)
-    spec = get_spec(model.feature_spec)
-    output = pulumi.Output.from_input
-    foundation = Foundation(
-        region=config.region,
-        account_id=output(MOCK_ACCOUNT_ID),
-        key_arn=output("arn:aws:kms:eu-west-1:123456789012:key/k"),
-        buckets={"monitoring": Bucket(name=output("bucket"), arn=output("arn:aws:s3:::bucket"))},
-        databases={},
-        access_log_bucket=output("logs"),
-        alerts_topic_arn=output("arn:aws:sns:eu-west-1:123456789012:alerts"),
-        retrain_topic_arn=output("arn:aws:sns:eu-west-1:123456789012:retrain"),
-    )
     with pytest.raises(ValueError) as error:
-        monitoring.ModelMonitoring(
-            "direct",
-            monitoring.ModelMonitoringArgs(
-                context=ctx,
-                foundation=foundation,
-                names=ctx.naming.model_names(model.name, spec.version),
-                settings=model.monitoring,
-                spec=spec,
-                endpoint=ServedEndpoint(
-                    name=output("endpoint"),
-                    variant_names=("current",),
-                    data_capture_uri=output("s3://bucket/customer-churn/data-capture"),
-                    served_version_arn=None,
-                    latency_p99_ms_threshold=500,
-                    error_rate_percent_threshold=1.0,
-                ),
-                quality_gate=QualityGate(metric_name="auc", threshold=0.75),
-            ),
-        )
+        build_monitoring_directly(config)
     assert str(error.value) == (
         "model 'customer-churn': monitoring.engine=platform needs the training pipeline's code bundle "
         "(ModelMonitoringArgs.code_uri)"
