@@ -118,6 +118,11 @@ class ModelSettings(Section):
     feature_spec: str = Field(
         description="Name of the registered feature specification (mlops.features) that feeds this model."
     )
+    source_table: str | None = Field(
+        default=None,
+        description="Name of the catalog table (catalog.tables) holding the model's raw records: its stream updates "
+        "the model's online features, and new curated data in it can retrain the model. null: none.",
+    )
     feature_store: FeatureStoreSettings = Field(
         default_factory=lambda: FeatureStoreSettings(),
         description="The model's feature group: online and offline stores, online TTL, offline table format.",
@@ -223,6 +228,15 @@ class PlatformConfig(Section):
         collisions = table_collisions(self)
         if collisions:
             raise collisions[0]
+        declared = sorted({t.name for t in self.catalog.tables})
+        for index, m in enumerate(self.models):
+            if m.source_table is not None and m.source_table not in declared:
+                raise KeyedValueError(
+                    ("models", index, "sourceTable"),
+                    f"'{m.source_table}' is not a table declared in catalog.tables; declared: "
+                    f"{', '.join(declared) or '(none)'}",
+                    m.source_table,
+                )
         if self.production:
             for m in self.models:
                 if m.serving is not None and not m.serving.rollout.rollback_alarms:

@@ -153,3 +153,17 @@ def test_features_zone_is_not_crawled() -> None:
     catalog = json.loads(base_values()["mlops:catalog"]) | {"crawledZones": ["raw", "features"]}
     [problem] = problems_for(base_values() | {"mlops:catalog": json.dumps(catalog)})
     assert "crawledZones must not include 'features'" in problem
+
+
+def test_source_table_must_be_a_declared_table() -> None:
+    values = base_values()
+    models = json.loads(values["mlops:models"])
+    models[0]["sourceTable"] = "customer_activty"
+    [problem] = problems_for(values | {"mlops:models": json.dumps(models)})
+    assert problem.startswith('mlops:models.0.sourceTable: got "customer_activty"')
+    assert "declared: customer_activity" in problem
+
+
+def test_source_table_names_the_model_table() -> None:
+    config = parse_stack_config(base_values(), "dev")
+    assert config.models[0].source_table == "customer_activity"
