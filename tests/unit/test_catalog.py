@@ -293,7 +293,8 @@ def test_a_table_declared_in_another_zone_lives_in_that_zone() -> None:
         "prefix": "landing/events/",
         "columns": [{"name": "payload", "type": "string"}, {"name": "amount", "type": "decimal(10,2)"}],
     }
-    plan = run_program("dev", overrides={"catalog": _catalog_with("dev", tables=[events])})
+    declared = json.loads(read_stack_values("dev")["mlops:catalog"])["tables"]
+    plan = run_program("dev", overrides={"catalog": _catalog_with("dev", tables=[*declared, events])})
     table = _table(plan, "raw", "raw_events")
     assert table.inputs["storageDescriptor"]["location"] == f"s3://{_bucket(plan, 'raw')}/landing/events/"
     assert not table.inputs.get("partitionKeys")

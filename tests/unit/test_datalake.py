@@ -188,8 +188,8 @@ def test_eventbridge_gets_awss_documented_statement_for_encrypted_queues(plan: O
     assert sorted(events["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
 
 
-def test_no_administrators_statement_without_administrators() -> None:
-    plan = run_program("dev")
+def test_no_administrators_statement_without_administrators(stack_plans: dict[str, OfflinePlan]) -> None:
+    plan = stack_plans["dev"]
     [key] = plan.of_type("aws:kms/key:Key")
     assert "KeyAdministrators" not in {s["Sid"] for s in json.loads(key.inputs["policy"])["Statement"]}
 

@@ -25,7 +25,7 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown
 
 from infra.naming import REQUIRED_TAG_KEYS
 from policies import rules
-from verify.mock_engine import OfflinePlan, PlannedResource, run_program
+from verify.mock_engine import OfflinePlan, PlannedResource
 from verify.policy_check import PolicyResult, check_plan, check_resources
 
 ACCOUNT = "123456789012"
@@ -385,8 +385,10 @@ def test_every_policy_is_mandatory(plan: OfflinePlan) -> None:
     assert {r.enforcement for r in check_plan(plan)} == {"mandatory"}
 
 
-def test_dropping_a_public_access_block_is_reported_for_exactly_that_bucket() -> None:
-    plan = run_program("dev")
+def test_dropping_a_public_access_block_is_reported_for_exactly_that_bucket(
+    stack_plans: dict[str, OfflinePlan],
+) -> None:
+    plan = stack_plans["dev"]
     [raw] = [b for b in plan.of_type(rules.BUCKET) if b.state["bucket"].endswith("-raw")]
     mutated = dataclasses.replace(
         plan,
@@ -399,8 +401,8 @@ def test_dropping_a_public_access_block_is_reported_for_exactly_that_bucket() ->
     assert [name for name, r in results.items() if not r.passed] == ["s3-public-access-blocked"]
 
 
-def test_a_wildcard_added_to_a_real_role_policy_is_reported() -> None:
-    plan = run_program("dev")
+def test_a_wildcard_added_to_a_real_role_policy_is_reported(stack_plans: dict[str, OfflinePlan]) -> None:
+    plan = stack_plans["dev"]
     target = plan.of_type(rules.IAM_ROLE_POLICY)[0]
     document = json.loads(target.inputs["policy"])
     document["Statement"][0]["Action"] = ["s3:Get*"]
@@ -518,8 +520,8 @@ def engine_diagnostics(resources: tuple[PlannedResource, ...]) -> set[tuple[str,
     return found
 
 
-def test_adapter_matches_the_engine_servicer_on_a_broken_stack() -> None:
-    plan = run_program("dev")
+def test_adapter_matches_the_engine_servicer_on_a_broken_stack(stack_plans: dict[str, OfflinePlan]) -> None:
+    plan = stack_plans["dev"]
     [raw] = [b for b in plan.of_type(rules.BUCKET) if b.state["bucket"].endswith("-raw")]
     untagged = {k: v for k, v in raw.inputs["tags"].items() if k != "Owner"}
     broken = tuple(
