@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 
 LAMBDAS_DIR = Path(__file__).resolve().parent
-FUNCTIONS = ("retrain_on_alarm", "notify_pipeline", "dispatch_deployment")
+FUNCTIONS = ("retrain_on_alarm", "notify_pipeline", "dispatch_deployment", "update_online_features")
 
 
 def import_app(function: str) -> ModuleType:

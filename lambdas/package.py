@@ -7,6 +7,13 @@ An archive holds, at its root, the function's folder (``app.py``, handler ``app.
 ``__pycache__`` or ``.pyc`` files, so the zip's bytes, and the ``sha256_base64`` Pulumi compares
 (``source_code_hash``), change only when code changes: previews show no spurious Lambda updates.
 
+A function that computes features (``update_online_features``) also carries the pure-Python part of the runtime
+library it imports (:data:`LIBRARY_CODE`): ``mlops/features/`` and the record validation of
+``mlops/featurestore/``. That package's own ``__init__`` imports ingestion and training-set code, which need numpy
+and pandas (the Lambda runtime has neither), so the archive holds a docstring-only ``__init__`` in its place
+(:data:`LIBRARY_STUBS`); the modules the function imports never import pandas or numpy at import time, which the
+packaging test checks by importing the handler from the extracted archive with only the runtime's libraries.
+
 Archives are cached by the hash of their contents: ``<out_dir>/<function>-<content hash>.zip`` is written once
 (atomically, so concurrent test runs do not collide) and reused by every later program run.
 """
@@ -28,8 +35,25 @@ REPO_ROOT = LAMBDAS_DIR.parent
 DEFAULT_OUT_DIR = REPO_ROOT / "build" / "lambdas"
 """Where the infrastructure writes archives (gitignored)."""
 
-FUNCTIONS = ("retrain_on_alarm", "notify_pipeline", "dispatch_deployment")
+FUNCTIONS = ("retrain_on_alarm", "notify_pipeline", "dispatch_deployment", "update_online_features")
 SHARED_PACKAGE = "responder_common"
+LIBRARY_CODE: dict[str, tuple[str, ...]] = {
+    "update_online_features": (
+        "mlops/__init__.py",
+        "mlops/features",
+        "mlops/featurestore/errors.py",
+        "mlops/featurestore/records.py",
+    ),
+}
+"""Files and folders of the runtime library (paths from the repository root) a function's archive carries."""
+LIBRARY_STUBS: dict[str, bytes] = {
+    "mlops/featurestore/__init__.py": (
+        b'"""Feature Store runtime, as packaged into a Lambda archive: the pure modules only (``errors``,\n'
+        b"``records``); ingestion, training sets and online lookup need numpy or pandas and are not packaged.\n"
+        b'"""\n'
+    ),
+}
+"""Archive entries written from these bytes instead of the repository's file (see the module docstring)."""
 VENDORED_PACKAGES = ("aws_lambda_powertools",)
 VENDORED_MODULES = ("typing_extensions",)
 
@@ -73,16 +97,30 @@ def _installed(name: str) -> Path:
     return origin.parent if origin.name == "__init__.py" else origin
 
 
-def archive_entries(function: str) -> list[tuple[str, Path]]:
-    """Every (archive name, source file) of ``function``'s archive, sorted by name.
+Source = Path | bytes
+"""An archive entry's content: a file, or the bytes of a stub."""
+
+
+def archive_entries(function: str) -> list[tuple[str, Source]]:
+    """Every (archive name, source file or bytes) of ``function``'s archive, sorted by name.
 
     Raises :class:`PackagingError` for an unknown function or a missing vendored package.
     """
     folder = LAMBDAS_DIR / function
     if function not in FUNCTIONS or not (folder / "app.py").is_file():
         raise PackagingError(f"unknown responder {function!r}; expected one of {', '.join(FUNCTIONS)}")
-    entries = dict(_walk(folder, ""))
+    entries: dict[str, Source] = dict(_walk(folder, ""))
     entries.update(_walk(LAMBDAS_DIR / SHARED_PACKAGE, SHARED_PACKAGE))
+    for relative in LIBRARY_CODE.get(function, ()):
+        source = REPO_ROOT / relative
+        if source.is_dir():
+            entries.update(_walk(source, relative))
+        elif source.is_file():
+            entries[relative] = source
+        else:
+            raise PackagingError(f"{relative} (runtime library code of {function}) does not exist")
+    if function in LIBRARY_CODE:
+        entries.update(LIBRARY_STUBS)
     for package in VENDORED_PACKAGES:
         entries.update(_walk(_installed(package), package))
     for module in VENDORED_MODULES:
@@ -91,24 +129,28 @@ def archive_entries(function: str) -> list[tuple[str, Path]]:
     return sorted(entries.items())
 
 
-def _content_hash(entries: list[tuple[str, Path]]) -> str:
+def _read(source: Source) -> bytes:
+    return source if isinstance(source, bytes) else source.read_bytes()
+
+
+def _content_hash(entries: list[tuple[str, Source]]) -> str:
     digest = hashlib.sha256()
-    for name, path in entries:
-        data = path.read_bytes()
+    for name, source in entries:
+        data = _read(source)
         digest.update(name.encode())
         digest.update(len(data).to_bytes(8, "big"))
         digest.update(data)
     return digest.hexdigest()
 
 
-def _write_zip(entries: list[tuple[str, Path]], target: Path) -> None:
+def _write_zip(entries: list[tuple[str, Source]], target: Path) -> None:
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
-        for name, path in entries:
+        for name, source in entries:
             info = zipfile.ZipInfo(name, date_time=FIXED_DATE)
             info.create_system = 3  # unix, so external_attr carries the mode whatever the build OS
             info.external_attr = FILE_MODE << 16
             info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, path.read_bytes(), compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+            archive.writestr(info, _read(source), compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
 
 
 def build_archive(function: str, out_dir: Path) -> LambdaArchive:

@@ -3,6 +3,7 @@ libraries only (stdlib + boto3 and its dependencies)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -102,3 +103,92 @@ def test_handler_imports_inside_the_archive_with_only_the_runtimes_libraries(
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(code / "app.py")
+
+
+# ------------------------------------------------------------------------------- update_online_features
+STREAM_FUNCTION = "update_online_features"
+
+
+def run_in_extracted_archive(archive: LambdaArchive, script: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` with ``-I -S`` and a ``sys.path`` of the extracted archive plus the runtime's libraries only."""
+    code, runtime = tmp_path / "task", tmp_path / "runtime"
+    zipfile.ZipFile(archive.path).extractall(code)
+    runtime.mkdir()
+    for module in RUNTIME_MODULES:
+        source = Path(module.__file__ or "")
+        source = source.parent if source.name == "__init__.py" else source
+        (runtime / source.name).symlink_to(source)
+    env = {"PATH": os.environ.get("PATH", ""), "AWS_DEFAULT_REGION": "eu-west-1", "AWS_EC2_METADATA_DISABLED": "true"}
+    prelude = "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]\n"
+    return subprocess.run(
+        [sys.executable, "-I", "-S", "-c", prelude + script, str(code), str(runtime)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_stream_consumer_archive_carries_the_pure_feature_code_only(archives: dict[str, LambdaArchive]) -> None:
+    names = set(zipfile.ZipFile(archives[STREAM_FUNCTION].path).namelist())
+    assert {
+        "mlops/__init__.py",
+        "mlops/features/__init__.py",
+        "mlops/features/spec.py",
+        "mlops/features/registry.py",
+        "mlops/features/customer_churn.py",
+        "mlops/featurestore/__init__.py",
+        "mlops/featurestore/errors.py",
+        "mlops/featurestore/records.py",
+    } <= names
+    # ingestion (numpy), training sets and online lookup are not packaged; nor is any other part of mlops.
+    assert not {"mlops/featurestore/ingest.py", "mlops/featurestore/offline.py", "mlops/featurestore/online.py"} & names
+    assert not [
+        n
+        for n in names
+        if n.startswith("mlops/")
+        and not n.startswith(("mlops/features/", "mlops/featurestore/"))
+        and n != "mlops/__init__.py"
+    ]
+
+
+def test_the_responders_archives_carry_no_library_code(archives: dict[str, LambdaArchive]) -> None:
+    for function in ("retrain_on_alarm", "notify_pipeline", "dispatch_deployment"):
+        assert not [n for n in zipfile.ZipFile(archives[function].path).namelist() if n.startswith("mlops/")]
+
+
+def test_stream_consumer_computes_features_inside_the_archive_without_pandas_or_numpy(
+    archives: dict[str, LambdaArchive], tmp_path: Path
+) -> None:
+    from mlops.features import get_spec
+    from mlops.features.spec import feature_record
+    from mlops.featurestore.records import to_put_record_payload, validate_record
+
+    row = {
+        "customer_id": "c-1",
+        "event_time": "2024-05-01T12:00:00Z",
+        "sessions": 4,
+        "minutes_active": 30.5,
+        "support_tickets": 1,
+        "plan": "premium",
+        "monthly_spend": 49.99,
+        "churned": 0,
+    }
+    script = (
+        "import json\n"
+        "import app\n"
+        "targets = app.Settings.from_env({'FEATURE_TARGETS': json.dumps([{'model': 'churn', "
+        "'featureGroupName': 'g', 'featureSpec': 'customer-churn'}]), 'FAILURE_QUEUE_URL': 'q'}).targets\n"
+        f"row = json.loads({json.dumps(json.dumps(row))})\n"
+        "print(json.dumps(app.to_put_record_payload(targets[0].spec, app.features(targets[0], row))))\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in {'numpy', 'pandas', 'pyarrow', 'lambdas', 'infra'})\n"
+        "assert not heavy, heavy\n"
+        "assert 'mlops.featurestore.ingest' not in sys.modules\n"
+    )
+    result = run_in_extracted_archive(archives[STREAM_FUNCTION], script, tmp_path)
+    assert result.returncode == 0, result.stderr
+    spec = get_spec("customer-churn")
+    expected = to_put_record_payload(spec, validate_record(spec, feature_record(spec, row)))
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == expected
