@@ -127,6 +127,8 @@ bench: setup  ## benchmarks, printed as tables (install Debian's wrk for the inf
 	$(PY) benchmarks/inference_bench.py
 	$(PY) benchmarks/drift_bench.py
 	$(PY) benchmarks/ingest_bench.py
+	$(PY) benchmarks/stream_consumer_bench.py
+	$(PY) benchmarks/entity_mode_bench.py
 
 INFERENCE_IMAGE ?= mlops-inference:local
 image:  ## build the inference image locally (Docker with buildx, or Podman): make image INFERENCE_IMAGE=name:tag

@@ -19,7 +19,7 @@ import pulumi_aws as aws
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from infra import iam
-from infra.datalake import INGESTION_STAGING_PREFIX
+from infra.datalake import INGESTION_COMMITS_PREFIX, INGESTION_STAGING_PREFIX
 from infra.monitoring.reports import (
     JSON_SERDE,
     PARTITION_KEYS,
@@ -31,6 +31,7 @@ from infra.monitoring.reports import (
     projection_parameters,
 )
 from infra.naming import Kind, Naming, NamingError
+from infra.streaming.settings import StreamingSettings, streamed_raw_prefixes
 from infra.types import (
     ZONE_NAMES,
     CronExpression,
@@ -63,13 +64,16 @@ GlueComment = Annotated[str, StringConstraints(max_length=255), AfterValidator(g
 GlueDescription = Annotated[str, StringConstraints(max_length=2048), AfterValidator(glue_description_text)]
 
 
-def _crawler_exclusions(zone: str, reporting: bool) -> list[str] | None:
+def _crawler_exclusions(zone: str, reporting: bool, streamed: Sequence[str] = ()) -> list[str] | None:
     """What a zone's crawler must not catalogue: the drift reports (they have their own table with partition
-    projection) and the ingestion's staging area (half-written batches, never a table)."""
+    projection), the ingestion's staging area (half-written batches, never a table) and, in the raw zone, what the
+    streams deliver (``streamed``: their data has a Pulumi-managed table, their error files are no table)."""
     if zone == "monitoring" and reporting:
         return [f"{REPORTS_PREFIX}**"]
-    if zone == "curated":
-        return [f"{INGESTION_STAGING_PREFIX}**"]
+    if zone == "curated":  # ingestion's staging area and its commit markers (JSON, one per batch)
+        return [f"{INGESTION_STAGING_PREFIX}**", f"{INGESTION_COMMITS_PREFIX}**"]
+    if zone == "raw" and streamed:
+        return [f"{prefix}**" for prefix in streamed]
     return None
 
 
@@ -99,6 +103,12 @@ class TableSpec(Section):
     columns: tuple[ColumnSpec, ...] = Field(min_length=1, description="Data columns, in file order.")
     partition_keys: tuple[ColumnSpec, ...] = Field(
         default=(), description="Partition columns (Hive-style key=value folders)."
+    )
+    streaming: StreamingSettings | None = Field(
+        default=None,
+        description="Real-time ingestion: a KMS-encrypted Kinesis stream delivered by Firehose into the raw zone as "
+        "Parquet (partition dt, the event date), and the online-feature consumer of the models reading this table; "
+        "null: batch only.",
     )
 
     @model_validator(mode="after")
@@ -351,7 +361,9 @@ class Catalog(pulumi.ComponentResource):
                 s3_targets=[
                     aws.glue.CrawlerS3TargetArgs(
                         path=pulumi.Output.concat("s3://", args.bucket_names[zone], "/"),
-                        exclusions=_crawler_exclusions(zone, bool(reporting)),
+                        exclusions=_crawler_exclusions(
+                            zone, bool(reporting), streamed_raw_prefixes(cfg.catalog.tables)
+                        ),
                     )
                 ],
                 schema_change_policy=aws.glue.CrawlerSchemaChangePolicyArgs(

@@ -32,8 +32,9 @@ from infra.naming import S3_RESERVED_PREFIXES, ExtraTags, TagValue
 from infra.notifications import AlertSettings
 from infra.responders.settings import DeploymentHookSettings
 from infra.security import KmsSettings
-from infra.serving.settings import ServingSettings, serving_problems
-from infra.training.settings import TrainingSettings
+from infra.serving.settings import ServingSettings, entity_mode_problems, serving_problems
+from infra.streaming.settings import streaming_problems
+from infra.training.settings import TrainingSettings, new_data_problem
 from infra.types import LOG_RETENTION_DAYS, KeyedValueError, LogRetentionDays, Section, sagemaker_text, to_camel
 
 CONFIG_NAMESPACE = "mlops"
@@ -152,6 +153,7 @@ class ModelSettings(Section):
             [
                 *monitoring_problems(self.name, self.feature_spec, self.monitoring, self.serving, feature_names),
                 *(serving_problems(self.name, self.serving) if self.serving is not None else []),
+                *entity_mode_problems(self.name, self.serving, self.feature_store, self.monitoring),
             ],
         ):
             if problems:
@@ -225,9 +227,7 @@ class PlatformConfig(Section):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"models declared twice: {dupes}")
-        collisions = table_collisions(self)
-        if collisions:
-            raise collisions[0]
+        # A model's sourceTable first: the streaming and new-data checks below read the table it names.
         declared = sorted({t.name for t in self.catalog.tables})
         for index, m in enumerate(self.models):
             if m.source_table is not None and m.source_table not in declared:
@@ -237,6 +237,13 @@ class PlatformConfig(Section):
                     f"{', '.join(declared) or '(none)'}",
                     m.source_table,
                 )
+        collisions = table_collisions(self) or streaming_problems(self)
+        if collisions:
+            raise collisions[0]
+        for index, m in enumerate(self.models):
+            problem = new_data_problem(index, m.source_table, m.training.retrain_on_new_data, self.catalog.tables)
+            if problem is not None:
+                raise problem
         if self.production:
             for m in self.models:
                 if m.serving is not None and not m.serving.rollout.rollback_alarms:

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 INGESTION_STAGING_PREFIX = "_staging/"
 """Where ``mlops.ingestion`` stages a curated batch before committing it (its ``STAGING_PREFIX``)."""
 INGESTION_STAGING_EXPIRE_DAYS = 7
+INGESTION_COMMITS_PREFIX = "_commits/"
+"""Where ``mlops.ingestion`` writes one marker per committed batch (its ``COMMITS_PREFIX``): never a table."""
+EVENTBRIDGE_ZONES: tuple[Zone, ...] = ("curated",)
+"""Zones whose buckets may send their events to EventBridge (new curated data retrains models)."""
 
 
 class ZoneSettings(Section):
@@ -168,13 +172,17 @@ class DataLake(pulumi.ComponentResource):
     Every zone bucket: SSE-KMS with the platform key and bucket keys, versioning, config-driven
     lifecycle, all four public-access blocks, bucket-owner-enforced ownership, a TLS-only policy that
     also refuses uploads asking for another encryption, and server access logs to the log bucket.
-    Outputs: ``buckets``, ``bucket_names`` and ``bucket_arns`` keyed by zone, ``log_bucket``.
+    The curated bucket also sends its events to EventBridge when a model retrains on new data
+    (``models[].training.retrainOnNewData.enabled``): :meth:`_eventbridge_notification`.
+    Outputs: ``buckets``, ``bucket_names`` and ``bucket_arns`` keyed by zone, ``log_bucket``,
+    ``notifications`` (zone → its bucket's one notification configuration).
     """
 
     buckets: dict[str, aws.s3.Bucket]
     bucket_names: dict[str, pulumi.Output[str]]
     bucket_arns: dict[str, pulumi.Output[str]]
     log_bucket: aws.s3.Bucket
+    notifications: dict[str, aws.s3.BucketNotification]
 
     def __init__(self, name: str, args: DataLakeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlops:lake:DataLake", name, None, opts)
@@ -226,6 +234,10 @@ class DataLake(pulumi.ComponentResource):
             )
             self.buckets[zone] = bucket
 
+        self.notifications = {}
+        if any(m.training.retrain_on_new_data.enabled for m in ctx.config.models):
+            for zone in EVENTBRIDGE_ZONES:
+                self._eventbridge_notification(f"{name}-{zone}", zone)
         self._log_delivery_policy(name, args, log_guard)
         self.bucket_names = {zone: b.bucket for zone, b in self.buckets.items()}
         self.bucket_arns = {zone: b.arn for zone, b in self.buckets.items()}
@@ -236,6 +248,24 @@ class DataLake(pulumi.ComponentResource):
                 "log_bucket": self.log_bucket.bucket,
             }
         )
+
+    def _eventbridge_notification(self, resource_name: str, zone: str) -> aws.s3.BucketNotification:
+        """Send every event of the zone's bucket to EventBridge's default bus (rules there pick what they need).
+
+        S3 keeps ONE notification configuration per bucket (PutBucketNotificationConfiguration replaces it
+        whole), so a second BucketNotification for the same bucket would overwrite this one at every `up` (the
+        terraform provider documents the perpetual diff): this is the only one, and refused twice. A consumer
+        that needs the bucket's events adds an EventBridge rule rather than another notification.
+        """
+        if zone in self.notifications:
+            raise ValueError(f"the {zone} bucket already has its notification configuration (S3 keeps one per bucket)")
+        self.notifications[zone] = aws.s3.BucketNotification(
+            f"{resource_name}-notification",
+            bucket=self.buckets[zone].id,
+            eventbridge=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return self.notifications[zone]
 
     def _bucket(self, resource_name: str, thing: str, ctx: StackContext) -> aws.s3.Bucket:
         return aws.s3.Bucket(

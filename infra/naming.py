@@ -25,7 +25,9 @@ AWS_MAX_TAGS = 50
 """User tags one AWS resource may carry."""
 REQUIRED_TAG_KEYS: tuple[str, ...] = ("Project", "Environment", "Owner", "CostCenter", "ManagedBy")
 """Tags on every taggable resource (the policy pack enforces the same set)."""
-RESOURCE_TAG_KEYS: tuple[str, ...] = ("Container", "FeatureSpec", "Model", "Responder", "Topic", "Variant", "Zone")
+RESOURCE_TAG_KEYS: tuple[str, ...] = (
+    "Container", "FeatureSpec", "Model", "Responder", "Table", "Topic", "Variant", "Zone",
+)  # fmt: skip
 """Tags the layers add to some of their resources (``Naming.tags(Model=...)``)."""
 MAX_RESOURCE_TAGS = 2
 """Most tags a layer adds to one resource beside the common ones (Model and Variant on a variant's alarms)."""
@@ -121,6 +123,9 @@ class Kind(Enum):
     ALARM = _Rule(255, r"^[ -~]+$", "printable ASCII")
     DASHBOARD = _Rule(255, r"^[a-zA-Z0-9_-]+$", "letters, digits, '_' and '-'")
     LOG_GROUP = _Rule(512, r"^[\w#/.-]+$", "letters, digits and #/._-")
+    # Kinesis CreateStream StreamName and Firehose CreateDeliveryStream DeliveryStreamName: [a-zA-Z0-9_.-]+.
+    KINESIS_STREAM = _Rule(128, r"^[a-zA-Z0-9_.-]+$", "letters, digits and _.-")
+    FIREHOSE = _Rule(64, r"^[a-zA-Z0-9_.-]+$", "letters, digits and _.-")
     SECRET = _Rule(512, r"^[\w/+=.@-]+$", "letters, digits and /_+=.@-")
     ECR_REPOSITORY = _Rule(
         256,

@@ -28,6 +28,8 @@ from infra.responders import ResponderModel, Responders, RespondersArgs
 from infra.security import SecurityBase, SecurityBaseArgs
 from infra.serving import Serving, ServingArgs
 from infra.serving.fleet import FleetSource
+from infra.streaming.component import OnlineFeatureTarget, StreamingTable, StreamingTableArgs
+from infra.streaming.settings import stream_plans
 from infra.training import TrainingPipeline, TrainingPipelineArgs, output_prefix
 from mlops.features import get_spec
 
@@ -142,6 +144,32 @@ def build_model(
     return features, training, serving, monitoring
 
 
+def build_streaming(
+    ctx: StackContext, foundation: Foundation, features: Mapping[str, FeatureStore]
+) -> list[StreamingTable]:
+    """A stream per table with ``streaming`` (into the raw zone), with the online-feature consumer of every model
+    whose ``sourceTable`` it is and whose feature group has an online store. After the feature store: a consumer
+    writes its model's feature group."""
+    tables = []
+    for plan in stream_plans(ctx.config):
+        targets = tuple(
+            OnlineFeatureTarget(
+                model=model,
+                feature_spec=ctx.config.model(model).feature_spec,
+                feature_group_name=features[model].feature_group_name,
+                feature_group_arn=features[model].feature_group_arn,
+            )
+            for model in plan.models
+        )
+        tables.append(
+            StreamingTable(
+                f"{ctx.naming.prefix}-{plan.table.name}",
+                StreamingTableArgs(context=ctx, foundation=foundation, plan=plan, targets=targets),
+            )
+        )
+    return tables
+
+
 def watches_model_quality(config: PlatformConfig) -> bool:
     """True when a model's endpoint has a Model Monitor model-quality monitor (it needs the aws-native provider)."""
     return any(
@@ -175,8 +203,10 @@ def build_platform(
         key: {} for key in ("featureGroups", "trainingPipelines", "modelPackageGroups", "endpoints", "endpointConfigs")
     }
     responder_models = []
+    feature_stores: dict[str, FeatureStore] = {}
     for model in config.models:
         features, training, serving, monitoring = build_model(ctx, foundation, model, names[model.name], native, image)
+        feature_stores[model.name] = features
         outputs["featureGroups"][model.name] = features.feature_group_name
         outputs["trainingPipelines"][model.name] = training.pipeline_name
         outputs["modelPackageGroups"][model.name] = training.model_package_group_name
@@ -194,6 +224,7 @@ def build_platform(
                 retraining_alarm_names=tuple(monitoring.retraining_alarm_names) if monitoring else (),
             )
         )
+    streams = build_streaming(ctx, foundation, feature_stores)
     responders = Responders(
         f"{ctx.naming.prefix}-responders",
         RespondersArgs(context=ctx, foundation=foundation, models=tuple(responder_models)),
@@ -207,6 +238,9 @@ def build_platform(
         "retrainTopicArn": foundation.retrain_topic_arn,
         "inferenceImage": image.image_uri,
         **outputs,
+        "streams": {t.table_name: t.stream_name for t in streams},
+        "deliveryStreams": {t.table_name: t.delivery_stream_name for t in streams},
+        "streamConsumers": {model: fn for t in streams for model, fn in t.consumer_function_names.items()},
         "responderFunctions": responders.function_arns,
         "responderDeadLetterQueues": responders.dead_letter_queue_urls,
         "responderStateTable": responders.state_table_name,

@@ -28,7 +28,11 @@ given that S3 has no atomic rename and Glue no transaction spanning S3:
    ``overwrite_partitions`` mode every other file of the batch's partitions), so a reader may briefly
    see old and new rows, never neither;
 4. the Glue table is created if missing and the partitions added if missing (both idempotent);
-5. the batch's staging prefix is emptied, leftovers of earlier failed attempts included.
+5. the batch's *commit marker* is written: ``_commits/<table prefix><batch id>.json`` (a small JSON manifest:
+   table, batch id, mode, rows, files, partitions), outside every table's location. It appears once the batch is
+   in place and catalogued, one object per load, so it is what announces the load (S3 → EventBridge → the
+   retraining responder, ``training.retrainOnNewData``) however many files the load has. A re-run rewrites it;
+6. the batch's staging prefix is emptied, leftovers of earlier failed attempts included.
 
 A re-run under the same batch id replaces the batch's files in the partitions it writes; a corrected
 batch that no longer has rows in a partition leaves its old file there (use ``overwrite_partitions``
@@ -44,6 +48,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import hashlib
+import json
 import math
 import re
 import uuid
@@ -104,7 +109,8 @@ class TableDeclaration(Protocol):
 
 @dataclass(frozen=True)
 class IngestionReport:
-    """What one call wrote: the table, its location, the row count, files, partition prefixes and batch id."""
+    """What one call wrote: the table, its location, the row count, files, partition prefixes, batch id and the
+    batch's commit marker."""
 
     database: str
     table: str
@@ -114,6 +120,7 @@ class IngestionReport:
     files: tuple[str, ...]
     partitions: tuple[str, ...]
     batch_id: str
+    commit_marker: str = ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -464,6 +471,8 @@ def check_catalog(existing: dict[str, Any] | None, table: TableDeclaration, loca
 
 STAGING_PREFIX = "_staging/"
 """Where a batch's files are written before they are committed into the table (outside every table's location)."""
+COMMITS_PREFIX = "_commits/"
+"""Where each committed batch's marker is written (outside every table's location; readers skip '_' paths)."""
 
 _BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _PARQUET_SUFFIX = ".snappy.parquet"
@@ -584,8 +593,9 @@ def write_curated_dataset(
         raise ValueError(f"mode {mode!r} is not one of {list(WRITE_MODES)}")
     if batch_id is not None:
         _check_batch_id(batch_id)
-    if table.location_prefix.startswith(STAGING_PREFIX):
-        raise ValueError(f"table '{table.name}' lives under {STAGING_PREFIX!r}, which ingestion uses for staging")
+    for reserved in (STAGING_PREFIX, COMMITS_PREFIX):
+        if table.location_prefix.startswith(reserved):
+            raise ValueError(f"table '{table.name}' lives under {reserved!r}, which ingestion uses for itself")
     frame = validate_frame(df, table)
     batch = batch_id or batch_id_of(frame, table)
     location = table_location(bucket, table)
@@ -671,11 +681,7 @@ def write_curated_dataset(
             boto3_session=session,
         )
 
-    # 5. Clean the staging area of this batch: this attempt's files and any an earlier, failed attempt
-    #    left. Until this succeeds, leftovers sit outside the table and a re-run removes them.
-    _delete_keys(s3, bucket, _list_keys(s3, bucket, batch_staging))
-
-    return IngestionReport(
+    report = IngestionReport(
         database=database,
         table=table.name,
         location=location,
@@ -684,4 +690,42 @@ def write_curated_dataset(
         files=tuple(f"s3://{bucket}/{item.final_key}" for item in plan),
         partitions=tuple(sorted(partitions_values)) if partitions_types else (),
         batch_id=batch,
+        commit_marker=f"s3://{bucket}/{commit_marker_key(table, batch)}",
+    )
+
+    # 5. Announce the load: one marker object, once the batch is in place and catalogued (what the retraining
+    #    responder matches: one event per load, however many files it has). A re-run writes the same key.
+    s3.put_object(
+        Bucket=bucket,
+        Key=commit_marker_key(table, batch),
+        Body=commit_manifest(report).encode(),
+        ContentType="application/json",
+        **(sse or {}),
+    )
+
+    # 6. Clean the staging area of this batch: this attempt's files and any an earlier, failed attempt
+    #    left. Until this succeeds, leftovers sit outside the table and a re-run removes them.
+    _delete_keys(s3, bucket, _list_keys(s3, bucket, batch_staging))
+    return report
+
+
+def commit_marker_key(table: TableDeclaration, batch_id: str) -> str:
+    """The key of a batch's commit marker: ``_commits/<table prefix><batch id>.json``."""
+    return f"{COMMITS_PREFIX}{table.location_prefix}{batch_id}.json"
+
+
+def commit_manifest(report: IngestionReport) -> str:
+    """The marker's body: what the batch committed (deterministic JSON: a re-run writes the same bytes)."""
+    return json.dumps(
+        {
+            "table": report.table,
+            "database": report.database,
+            "location": report.location,
+            "batchId": report.batch_id,
+            "mode": report.mode,
+            "rows": report.rows,
+            "files": list(report.files),
+            "partitions": list(report.partitions),
+        },
+        sort_keys=True,
     )

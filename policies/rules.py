@@ -24,7 +24,7 @@ import fnmatch
 import itertools
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from pulumi_policy import (
@@ -57,6 +57,10 @@ KMS_KEY = "aws:kms/key:Key"
 IAM_ROLE = "aws:iam/role:Role"
 IAM_ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 IAM_POLICY = "aws:iam/policy:Policy"
+KINESIS_STREAM = "aws:kinesis/stream:Stream"
+FIREHOSE_DELIVERY_STREAM = "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream"
+AWS_MANAGED_KINESIS_KEY = "alias/aws/kinesis"
+"""The AWS-managed key Kinesis uses when a stream names no key of its own: not a customer-managed key."""
 
 PUBLIC_ACCESS_FLAGS: tuple[str, ...] = (
     "blockPublicAcls",
@@ -104,6 +108,8 @@ TAGGABLE_TYPES: frozenset[str] = frozenset(
         "aws:lambda/function:Function",
         "aws:ecr/repository:Repository",
         "aws:lambda/eventSourceMapping:EventSourceMapping",
+        "aws:kinesis/stream:Stream",
+        "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream",
         "aws:sqs/queue:Queue",
         "aws:sns/topic:Topic",
         "aws:cloudwatch/metricAlarm:MetricAlarm",
@@ -331,8 +337,88 @@ def _check_bucket_encryption(
                 )
 
 
+def _customer_key(key: Any) -> bool:
+    """A key ARN or id that names a customer-managed key (not empty, not the AWS-managed ``alias/aws/...``)."""
+    return isinstance(key, str) and bool(key.strip()) and ":alias/aws/" not in key and not key.startswith("alias/aws/")
+
+
+def _stream_encryption_gap(stream: PolicyResource) -> str | None:
+    """Why a Kinesis data stream is not encrypted with a customer-managed key (None when it is, or when its key is
+    another resource's output not known yet)."""
+    encryption = _get(stream.props, "encryptionType")
+    if encryption != "KMS":
+        return f"has encryptionType={encryption!r}; it must be 'KMS' with a customer-managed key"
+    try:
+        key = _get(stream.props, "kmsKeyId")
+    except UnknownValueError:
+        return None  # the platform key's ARN: known at update time
+    if not _customer_key(key):
+        return (
+            f"is encrypted with kmsKeyId={key!r}; it must name a customer-managed key (not {AWS_MANAGED_KINESIS_KEY})"
+        )
+    return None
+
+
+def _source_stream(delivery: PolicyResource, streams: Sequence[PolicyResource]) -> PolicyResource | None:
+    """The stack's Kinesis stream a delivery stream reads: by property dependency, else by ARN."""
+    for dependency in delivery.property_dependencies.get("kinesisSourceConfiguration", []):
+        if dependency.resource_type == KINESIS_STREAM:
+            return dependency
+    arn = _get(_get(delivery.props, "kinesisSourceConfiguration"), "kinesisStreamArn")
+    for stream in streams:
+        with suppress(UnknownValueError):  # a stream whose ARN is not known yet is not this one's source
+            if isinstance(arn, str) and _get(stream.props, "arn") == arn:
+                return stream
+    return None
+
+
+def _check_delivery_stream(
+    delivery: PolicyResource, streams: Sequence[PolicyResource], report: ReportViolation
+) -> None:
+    """A Kinesis-sourced delivery stream is encrypted exactly when its source stream is (AWS refuses server-side
+    encryption of its own: CreateDeliveryStream takes DeliveryStreamEncryptionConfigurationInput only for DirectPut);
+    a direct-put one needs server-side encryption with a customer-managed key; an S3 destination needs a key."""
+    label = f"Firehose delivery stream '{delivery.name}'"
+    props = delivery.props
+    sse = _get(props, "serverSideEncryption")
+    sse_on = _get(sse, "enabled") is True
+    if _get(props, "kinesisSourceConfiguration") is not None:
+        if sse_on:
+            report(
+                f"{label} reads a Kinesis stream and enables serverSideEncryption, which AWS refuses for a Kinesis "
+                "source: the source stream's encryption applies; remove serverSideEncryption",
+                delivery.urn,
+            )
+        source = _source_stream(delivery, streams)
+        if source is None:
+            report(
+                f"{label} reads a Kinesis stream this stack does not create: its encryption cannot be verified",
+                delivery.urn,
+            )
+        elif _stream_encryption_gap(source) is not None:
+            report(
+                f"{label} reads Kinesis stream '{source.name}', which is not encrypted with a customer-managed key, so "
+                "neither are the records it holds",
+                delivery.urn,
+            )
+    elif not sse_on or _get(sse, "keyType") != "CUSTOMER_MANAGED_CMK" or not _set_or_unknown(sse, "keyArn"):
+        report(
+            f"{label} is a direct-put delivery stream: set serverSideEncryption enabled=true, "
+            "keyType=CUSTOMER_MANAGED_CMK and keyArn (the platform key)",
+            delivery.urn,
+        )
+    destination = _get(props, "extendedS3Configuration")
+    if destination is not None and not _set_or_unknown(destination, "kmsKeyArn"):
+        report(
+            f"{label} writes to S3 without extendedS3Configuration.kmsKeyArn: objects must be SSE-KMS with the "
+            "platform key",
+            delivery.urn,
+        )
+
+
 def validate_kms_encryption(args: StackValidationArgs, report: ReportViolation) -> None:
-    """Every bucket is SSE-KMS with a named (customer-managed) key; keys rotate."""
+    """Every bucket is SSE-KMS with a named (customer-managed) key; keys rotate; Kinesis streams and Firehose
+    delivery streams are encrypted with a customer-managed key."""
     unknowns = _Unknowns()
     buckets = _Buckets(args.resources, unknowns)
     configs = buckets.attachments(BUCKET_SSE)
@@ -344,6 +430,15 @@ def validate_kms_encryption(args: StackValidationArgs, report: ReportViolation) 
             rotation = _get(key.props, "enableKeyRotation")
             if rotation is not True:
                 report(f"KMS key '{key.name}' has enableKeyRotation={rotation!r}; it must be true", key.urn)
+    streams = [r for r in args.resources if r.resource_type == KINESIS_STREAM]
+    for stream in streams:
+        with unknowns.guard():
+            gap = _stream_encryption_gap(stream)
+            if gap is not None:
+                report(f"Kinesis stream '{stream.name}' {gap}", stream.urn)
+    for delivery in (r for r in args.resources if r.resource_type == FIREHOSE_DELIVERY_STREAM):
+        with unknowns.guard():
+            _check_delivery_stream(delivery, streams, report)
     unknowns.raise_first()
 
 
@@ -958,7 +1053,8 @@ KMS_ENCRYPTION_AT_REST = StackValidationPolicy(
     name="kms-encryption-at-rest",
     description=(
         "S3 buckets (access-log buckets included) are encrypted with SSE-KMS and a customer-managed key; "
-        "KMS keys rotate."
+        "KMS keys rotate; Kinesis streams use KMS with a customer-managed key; Firehose delivery streams are "
+        "encrypted through their Kinesis source or with a customer-managed key, and write SSE-KMS objects."
     ),
     validate=validate_kms_encryption,
 )

@@ -9,11 +9,20 @@ emulators and exits 0 only if every step passed (1 if one failed, 2 if the emula
     features    the curated rows become feature records through the model's FeatureSpec, are written
                 offline-store shaped to the features zone, the feature group is created (moto), and a
                 point-in-time training set is built from them (mlops.featurestore)
+    stream      seeded customer_activity rows (an invalid one among them) go on the table's KMS-encrypted Kinesis
+                stream (LocalStack), are read back with GetShardIterator/GetRecords and delivered per shard to the
+                update_online_features consumer, then a late, older row of one customer: the online store (the
+                local feature store runtime, tools.featurestore_emulator) holds each customer's newest features,
+                the invalid row is in the KMS-encrypted failure queue with its reason, the late row changed nothing
     pipeline    the training pipeline's real definition (pipelines.factory) is created and started (moto)
-    register    a model version is registered, pending manual approval (what the pipeline's RegisterModel does)
+    register    the pipeline's step code trains on the lake's batch (pipelines.local_run) and its model.tar.gz is
+                put at ModelDataUrl; the version is registered, pending manual approval (the pipeline's RegisterModel)
     approve     pipelines.registry.approve; it becomes the group's latest approved version
     event       a "SageMaker Model Package State Change" event crosses an EventBridge rule into SQS (LocalStack)
     dispatch    the dispatch_deployment responder gets it and POSTs a workflow_dispatch to a fake GitHub API
+    serve       the approved version's model.tar.gz is extracted as SageMaker does and the inference image's `serve`
+                runs (staged from its Dockerfile; SAGEMAKER_BIND_TO_PORT) in entity request mode on the feature
+                group: a streamed customer's id is scored exactly as its raw row is in rows mode; an unknown id is 404
     heartbeat   the training set's drift baseline is written where the preprocess step writes it; the drift
                 job, run as the monitoring pipeline runs it, finds the endpoint's capture still empty:
                 RecordsAnalyzed=0 in CloudWatch; the "monitor not reporting" alarm (infra/alarms.py's spec) goes
@@ -35,9 +44,12 @@ them: the ``alarm`` step waits at most one evaluation interval (2 x 10 s) for it
 its step, right after the run it judges (why: in ``step_heartbeat``). No alarm state is set by hand, except the
 forced flap of ``storm``.
 
-The responders run in this process, as Lambda would run them: each handler module is loaded fresh
-(cold start) with its contract environment and ``AWS_ENDPOINT_URL_<SERVICE>`` variables that route its
-boto3 clients to the right emulator. Lambda itself cannot run here (it needs Docker).
+The responders and the stream consumer run in this process, as Lambda would run them: each handler module is
+loaded fresh (cold start) with its contract environment and ``AWS_ENDPOINT_URL_<SERVICE>`` variables that route its
+boto3 clients to the right emulator (the consumer's Feature Store runtime client to the local store's HTTP front,
+``AWS_ENDPOINT_URL_SAGEMAKER_FEATURESTORE_RUNTIME``). Lambda itself cannot run here (it needs Docker), nor can
+SageMaker's Feature Store runtime or endpoints: the store is :mod:`tools.featurestore_emulator`, started by
+``stream`` and kept until the drill ends; the endpoint is the inference server's process.
 
 The responders, events, topics, queues, alarms and the fake GitHub API come from :mod:`tools.loop_harness`,
 which the integration tests use too; this module holds only the drill's steps, its output and its CLI.
@@ -50,12 +62,13 @@ import datetime as dt
 import io
 import json
 import logging
+import math
 import sys
 import tempfile
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -75,14 +88,19 @@ from tools.loop_harness import (
     REGION,
     FakeGitHub,
     MonitoringRun,
+    ShardReader,
+    activate_encrypted_stream,
     alarm_request,
     aws_environment,
     client,
     create_encrypted_topic,
     create_state_table,
+    create_stream,
     describe_alarm,
     evaluation_timeout,
+    http_request,
     in_state,
+    inference_server,
     is_alarm_notification,
     lambda_sns_event,
     metric_values,
@@ -93,11 +111,13 @@ from tools.loop_harness import (
     put_alarm,
     put_capture,
     put_model_drift_alarm,
+    put_rows,
     receive_matching,
     recent_datapoints,
     responder,
     route_rule_to_queue,
     run_monitoring_job,
+    score_rows_in_process,
     seeded_requests,
     subscribe_queue,
     wait_for_alarm,
@@ -116,6 +136,9 @@ SHIFT = {"monthly_spend": 15.0}
 column the customer-churn spec passes through as the feature of the same name)."""
 CAPTURE_CUSTOMERS = 100
 CAPTURE_SEED = 12
+STREAM_CUSTOMERS = 6
+STREAM_SEED = 21
+"""The stream's seeded customer_activity rows: 6 customers x 2 days, the days after the lake's batch."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,6 +203,21 @@ class Names:
     def token_secret(self) -> str:
         return f"{self.prefix}/github-deploy-token"
 
+    @property
+    def stream(self) -> str:
+        """The source table's Kinesis stream (``<prefix>-customer-activity``, as the streaming layer names it)."""
+        return f"{self.prefix}-{self.table.replace('_', '-')}"
+
+    @property
+    def online_consumer(self) -> str:
+        """The model's ``update_online_features`` function (``<prefix>-<model>-online``)."""
+        return f"{self.prefix}-{self.model}-online"
+
+    @property
+    def online_failures(self) -> str:
+        """The consumer's failure queue."""
+        return f"{self.online_consumer}-failures"
+
 
 @dataclass
 class StepResult:
@@ -210,6 +248,8 @@ class Drill:
     out: Any = field(default=sys.stdout)
     results: list[StepResult] = field(default_factory=list)
     values: dict[str, Any] = field(default_factory=dict)
+    resources: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    """What steps start for later steps (the local feature store's HTTP front): closed when the drill ends."""
 
     def moto(self, service: str) -> Any:
         return client(self.endpoints.moto, service)
@@ -296,6 +336,7 @@ def step_lake(d: Drill) -> str:
     check(len(catalogued) == 3, f"expected 3 daily partitions in Glue, found {len(catalogued)}")
     d.values["curated_location"] = report.location
     d.values["table"] = table
+    d.values["raw_batch"] = raw
     return f"{report.rows} rows landed in s3://{d.names.bucket('raw')}/{landing}, curated to {report.location} ({len(report.files)} files, {len(catalogued)} Glue partitions)"
 
 
@@ -355,6 +396,142 @@ def step_features(d: Drill) -> str:
     )
 
 
+def _stream_rows() -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """The stream's seeded customer_activity rows (the day after the lake's batch, in event-time order), an invalid
+    row (a newer row of the first customer without ``monthly_spend``) and a late row (an older row of the second
+    customer, with other values, sent after the others were applied)."""
+    import pandas as pd
+
+    from pipelines.local_run import synthetic_customer_activity
+
+    frame = synthetic_customer_activity(customers=STREAM_CUSTOMERS, days=2, seed=STREAM_SEED)
+    times = pd.to_datetime(frame["event_time"], utc=True) + pd.Timedelta(days=3)
+    frame["event_time"] = times.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    ordered = frame.sort_values(["event_time", "customer_id"])
+    rows: list[dict[str, Any]] = json.loads(str(ordered.to_json(orient="records")))  # plain JSON values
+    first, second = sorted({row["customer_id"] for row in rows})[:2]
+    newest_first = max((r for r in rows if r["customer_id"] == first), key=lambda r: r["event_time"])
+    invalid = {k: v for k, v in newest_first.items() if k != "monthly_spend"}
+    invalid["event_time"] = _shift_time(newest_first["event_time"], hours=6)
+    newest_second = max((r for r in rows if r["customer_id"] == second), key=lambda r: r["event_time"])
+    late = {**newest_second, "event_time": _shift_time(newest_second["event_time"], hours=-6), "sessions": 0}
+    return rows, invalid, late
+
+
+def _shift_time(stamp: str, *, hours: int) -> str:
+    moment = dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ") + dt.timedelta(hours=hours)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _online_record(spec: Any, row: Mapping[str, Any]) -> dict[str, str]:
+    """The online record the training path's functions give for a raw row (what the store must hold)."""
+    from mlops.features.spec import feature_record
+    from mlops.featurestore.records import to_put_record_payload, validate_record
+
+    payload = to_put_record_payload(spec, validate_record(spec, feature_record(spec, row)))
+    return {item["FeatureName"]: item["ValueAsString"] for item in payload}
+
+
+def step_stream(d: Drill) -> str:
+    from mlops.features import get_spec
+    from tools.featurestore_emulator import FeatureStoreFake, FeatureStoreHttp, add_described_group
+    from tools.kinesis_events import event_from_get_records
+
+    spec = get_spec(d.names.feature_spec)
+    kinesis, sqs = d.localstack("kinesis"), d.localstack("sqs")
+    settings = d.values["streaming"]
+    summary = activate_encrypted_stream(
+        kinesis, d.names.stream, d.values["platform_key"], retention_hours=settings.retention_hours
+    )
+    check(summary["EncryptionType"] == "KMS", f"stream encryption {summary.get('EncryptionType')}")
+    check(summary["KeyId"] == d.values["platform_key"], f"stream key {summary.get('KeyId')}")
+
+    # The online store of the feature group the features step created (moto's control plane), served on loopback.
+    store = FeatureStoreFake()
+    described = d.moto("sagemaker").describe_feature_group(FeatureGroupName=d.names.feature_group)
+    # The features step created it with EnableOnlineStore; moto's DescribeFeatureGroup leaves that out.
+    add_described_group(store, described, online=True)
+    front = d.resources.enter_context(FeatureStoreHttp(store))
+    d.values["online_store"] = front
+
+    rows, invalid, late = _stream_rows()
+    placed = put_rows(kinesis, d.names.stream, [*rows, invalid])
+    reader = ShardReader.open(kinesis, d.names.stream)
+    environment = {
+        "FEATURE_TARGETS": json.dumps(
+            [{"model": d.names.model, "featureGroupName": d.names.feature_group, "featureSpec": spec.name}]
+        ),
+        "FAILURE_QUEUE_URL": d.values["failure_queue"],
+        "POWERTOOLS_METRICS_NAMESPACE": "MLOps/Streaming",
+        "AWS_ENDPOINT_URL_SAGEMAKER_FEATURESTORE_RUNTIME": front.url,
+    }
+    stream_arn = summary["StreamARN"]
+    invocations = 0
+    with responder("update_online_features", environment, d.endpoints) as invoke:
+        # One invocation per shard with records, as the event source mapping delivers them (batch size 100).
+        batches = reader.read(len(placed))
+        for shard, records in sorted(batches.items()):
+            event = event_from_get_records(records, stream_arn=stream_arn, shard_id=shard, region=REGION)
+            result = invoke(event)
+            invocations += 1
+            check(result == {"batchItemFailures": []}, f"{shard}: {result}")
+        # The late row arrives after its entity's newer row was applied.
+        late_placed = put_rows(kinesis, d.names.stream, [late])[0]
+        (shard, records), *_ = reader.read(1).items()
+        check(shard == late_placed["ShardId"], f"the late row was read from {shard}, put on {late_placed['ShardId']}")
+        result = invoke(event_from_get_records(records, stream_arn=stream_arn, shard_id=shard, region=REGION))
+        invocations += 1
+        check(result == {"batchItemFailures": []}, f"late row: {result}")
+    check(
+        all(r.get("EncryptionType") == "KMS" for b in batches.values() for r in b),
+        "records read back are not KMS-encrypted",
+    )
+
+    newest: dict[str, dict[str, Any]] = {}
+    for row in rows:  # in event-time order: the last one of an entity is its newest
+        newest[row["customer_id"]] = row
+    wrong = {
+        entity: store.online_record(d.names.feature_group, entity)
+        for entity, row in newest.items()
+        if store.online_record(d.names.feature_group, entity) != _online_record(spec, row)
+    }
+    check(not wrong, f"online records that are not the entity's newest features: {wrong}")
+    late_calls = [
+        c
+        for c in store.calls
+        if any(f["FeatureName"] == spec.event_time and f["ValueAsString"] == late["event_time"] for f in c.record)
+    ]
+    check([c.outcome for c in late_calls] == ["historic"], f"the late row's PutRecord: {late_calls}")
+
+    messages = []
+    deadline = time.monotonic() + 15
+    while not messages and time.monotonic() < deadline:
+        response = sqs.receive_message(
+            QueueUrl=d.values["failure_queue"], MaxNumberOfMessages=10, WaitTimeSeconds=1, MessageAttributeNames=["All"]
+        )
+        messages = [json.loads(m["Body"]) for m in response.get("Messages", [])]
+    invalid_sequence = placed[-1]["SequenceNumber"]
+    check(len(messages) == 1, f"failure queue holds {len(messages)} message(s), expected the invalid row's: {messages}")
+    rejected = messages[0]
+    check(
+        (rejected["reason"], rejected["source"]["sequenceNumber"]) == ("InvalidRecord", invalid_sequence),
+        f"failure message {rejected['reason']} for {rejected['source']['sequenceNumber']}, expected InvalidRecord for {invalid_sequence}",
+    )
+    check("monthly_spend" in rejected["detail"], f"the reason does not name monthly_spend: {rejected['detail']}")
+
+    served = sorted(newest)[-1]  # an entity with nothing but plain updates: the serve step scores it
+    d.values["served_entity"] = served
+    d.values["served_row"] = newest[served]
+    shards = len(reader.iterators)
+    return (
+        f"{len(placed) + 1} rows on {d.names.stream} (KMS, {settings.capacity_mode}, {shards} shards) → "
+        f"update_online_features x{invocations}: {len(newest)} entities' newest features online; "
+        f"late row of {late['customer_id']} ({late['event_time']}) did not overwrite; "
+        f"failure queue (KMS): {rejected['reason']} (field {rejected['field']}, seq …{invalid_sequence[-6:]}): "
+        f"{rejected['detail'][:160]}"
+    )
+
+
 def step_pipeline(d: Drill) -> str:
     from pipelines.bundle import code_bundle
     from pipelines.factory import pipeline_definition
@@ -398,6 +575,21 @@ def step_pipeline(d: Drill) -> str:
 
 
 def step_register(d: Drill) -> str:
+    from pipelines.local_run import run_local
+
+    # The training job's output: moto runs no pipeline step, so the pipeline's own step code (preprocess, train,
+    # evaluate, each run as SageMaker runs it: pipelines.local_run) trains on the lake's batch here, and its
+    # model.tar.gz goes where the training step's output would be, the version's ModelDataUrl.
+    model_key = f"pipelines/{d.names.pipeline}/model.tar.gz"
+    with tempfile.TemporaryDirectory(prefix="drill-train-") as workdir:
+        with contextlib.redirect_stdout(io.StringIO()):
+            trained = run_local(
+                Path(workdir), d.values["raw_batch"], data_version="2024-05-04", code_version="drill0001"
+            )
+        d.moto("s3").put_object(
+            Bucket=d.names.bucket("artifacts"), Key=model_key, Body=trained.model_archive.read_bytes()
+        )
+        auc = trained.metric("auc")
     sagemaker = d.moto("sagemaker")
     sagemaker.create_model_package_group(
         ModelPackageGroupName=d.names.group, ModelPackageGroupDescription="drill: customer churn"
@@ -409,7 +601,7 @@ def step_register(d: Drill) -> str:
             "Containers": [
                 {
                     "Image": f"141502667606.dkr.ecr.{REGION}.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3",
-                    "ModelDataUrl": f"s3://{d.names.bucket('artifacts')}/pipelines/{d.names.pipeline}/model.tar.gz",
+                    "ModelDataUrl": f"s3://{d.names.bucket('artifacts')}/{model_key}",
                 }
             ],
             "SupportedContentTypes": ["text/csv", "application/json"],
@@ -420,7 +612,10 @@ def step_register(d: Drill) -> str:
     status = sagemaker.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"]
     check(status == "PendingManualApproval", f"new version is {status}")
     d.values["package_arn"] = arn
-    return f"{arn.rsplit('/', 2)[-2]} v{arn.rsplit('/', 1)[-1]} registered, {status}"
+    return (
+        f"{arn.rsplit('/', 2)[-2]} v{arn.rsplit('/', 1)[-1]} registered, {status}; its model.tar.gz trained by the "
+        f"pipeline's step code on the lake's batch (test auc {auc:.3f})"
+    )
 
 
 def step_approve(d: Drill) -> str:
@@ -488,6 +683,59 @@ def step_dispatch(d: Drill) -> str:
     inputs = request.body.get("inputs", {}) if isinstance(request.body, dict) else {}
     check(inputs.get("stack") == "dev", f"dispatched inputs {inputs}: the approval's own stack (dev) expected")
     return f"workflow_dispatch POST {request.path} ref=main inputs={sorted(inputs)}; metrics {invoke.metrics}"
+
+
+def step_serve(d: Drill) -> str:
+    import tarfile
+
+    from pipelines import registry
+
+    # What SageMaker does for the approved version's endpoint: its ModelDataUrl extracted to /opt/ml/model, the
+    # image's `serve` started with SAGEMAKER_BIND_TO_PORT; the container environment is entity request mode on the
+    # model's feature group (the stack's requestMode: entity), its store the one the stream step filled.
+    sagemaker = d.moto("sagemaker")
+    latest = registry.latest_approved(sagemaker, d.names.group)
+    package = sagemaker.describe_model_package(ModelPackageName=latest.arn)
+    model_url = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    bucket, _, key = model_url.removeprefix("s3://").partition("/")
+    entity, row = d.values["served_entity"], d.values["served_row"]
+    front = d.values["online_store"]
+    environment = {
+        "INFERENCE_REQUEST_MODE": "entity",
+        "INFERENCE_FEATURE_GROUP": d.names.feature_group,
+        "INFERENCE_ONLINE_REGION": REGION,
+        "AWS_ENDPOINT_URL_SAGEMAKER_FEATURESTORE_RUNTIME": front.url,
+        # 300 ms by default; a busy 2-core machine running the emulators may need longer for one lookup.
+        "INFERENCE_ONLINE_TIMEOUT_MS": "3000",
+    }
+    missing = "drill-nobody"
+    with tempfile.TemporaryDirectory(prefix="drill-serve-") as workdir:
+        root = Path(workdir)
+        model_dir = root / "opt" / "ml" / "model"
+        model_dir.mkdir(parents=True)
+        archive = root / "model.tar.gz"
+        archive.write_bytes(d.moto("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+        with tarfile.open(archive, "r:gz") as tar:
+            tar.extractall(model_dir, filter="data")
+        with inference_server(root, model_dir, environment) as server:
+            status, answer = http_request(server.url + "/invocations", {"entityId": entity})
+            missing_status, missing_answer = http_request(server.url + "/invocations", {"entityId": missing})
+        check(status == 200, f"POST {{'entityId': {entity!r}}} answered {status}: {answer}")
+        check(missing_status == 404, f"an entity never written answered {missing_status}: {missing_answer}")
+        check(missing in str(missing_answer), f"the 404 does not name the entity: {missing_answer}")
+        served = float(answer["predictions"][0])
+        # The same model, in this process, in rows mode: the entity's raw row as a rows-mode caller sends it.
+        not_sent = {"customer_id", "event_time", "churned"}  # identifier, event time, label
+        rows_mode = score_rows_in_process(model_dir, [{k: v for k, v in row.items() if k not in not_sent}])[0]
+    check(
+        math.isclose(served, rows_mode, rel_tol=1e-12, abs_tol=0.0),
+        f"entity mode served {served!r} for {entity}, rows mode scores its raw row {rows_mode!r}",
+    )
+    d.values["served_probability"] = served
+    return (
+        f"{d.names.model} v{latest.version} served (serve, entity mode, {d.names.feature_group}): "
+        f"{entity} → {served:.6f} = rows mode on its raw row {rows_mode:.6f}; unknown entity → {missing_status}"
+    )
 
 
 def _monitoring_settings(d: Drill) -> MonitoringPipelineSettings:
@@ -754,7 +1002,27 @@ def _prepare_shared(d: Drill) -> str:
     table = create_state_table(d.moto("dynamodb"), f"{d.names.prefix}-responder-state")
     d.values["state_table"] = table
     alarms = _put_drift_alarms(d, alerts=alerts, retrain=retrain)
-    return f"alerts and retrain topics (KMS), state table; {alarms}"
+    stream = _create_streaming(d)
+    return f"alerts and retrain topics (KMS), state table; {alarms}; {stream}"
+
+
+def _create_streaming(d: Drill) -> str:
+    """The streaming layer of the source table (``infra/streaming/component.py``): the Kinesis stream in the
+    platform's default capacity mode (its encryption follows in ``stream``, once it is ACTIVE: LocalStack's Kinesis
+    takes seconds to start, and the steps in between use that time) and the online consumer's failure queue, both
+    with the platform key."""
+    from infra.streaming.settings import StreamingSettings
+
+    settings = StreamingSettings()  # the platform's defaults for a streamed table
+    key = d.localstack("kms").create_key(Description=f"{d.names.prefix} platform key")["KeyMetadata"]["Arn"]
+    create_stream(
+        d.localstack("kinesis"), d.names.stream, capacity_mode=settings.capacity_mode, shard_count=settings.shard_count
+    )
+    queue = d.localstack("sqs").create_queue(QueueName=d.names.online_failures, Attributes={"KmsMasterKeyId": key})
+    d.values["platform_key"] = key
+    d.values["streaming"] = settings
+    d.values["failure_queue"] = queue["QueueUrl"]
+    return f"stream {d.names.stream} ({settings.capacity_mode}) and failure queue (KMS)"
 
 
 def _put_drift_alarms(d: Drill, *, alerts: str, retrain: str) -> str:
@@ -791,11 +1059,13 @@ def _put_drift_alarms(d: Drill, *, alerts: str, retrain: str) -> str:
 STEPS: tuple[tuple[str, Callable[[Drill], str]], ...] = (
     ("lake", step_lake),
     ("features", step_features),
+    ("stream", step_stream),
     ("pipeline", step_pipeline),
     ("register", step_register),
     ("approve", step_approve),
     ("event", step_event),
     ("dispatch", step_dispatch),
+    ("serve", step_serve),
     ("heartbeat", step_heartbeat),
     ("capture", step_capture),
     ("monitor", step_monitor),
@@ -814,7 +1084,7 @@ def run_drill(endpoints: Endpoints, *, out: Any = sys.stdout, names: Names | Non
     process environment while it runs (awswrangler and the SDK create their own clients), then restores them.
     """
     drill = Drill(endpoints=endpoints, names=names or Names(), out=out)
-    with patched_environ(aws_environment(endpoints)):
+    with patched_environ(aws_environment(endpoints)), drill.resources:
         if not drill.run_step("setup", _prepare_shared):
             return drill.results
         for name, step in STEPS:

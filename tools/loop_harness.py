@@ -13,6 +13,12 @@ What it is for: running the platform's own code against LocalStack and moto's se
   :func:`route_rule_to_queue`, :func:`receive_matching`, ...: topics, queues, alarms, tables and EventBridge
   rules as the platform declares them, and a way to read what reached a queue;
 - :class:`FakeGitHub`: GitHub's ``workflow_dispatch`` endpoint on loopback, recording every request;
+- the streaming layer: the table's Kinesis stream as the platform declares it (:func:`create_stream`,
+  :func:`activate_encrypted_stream`), rows put on it (:func:`put_rows`) and read back shard by shard as an event
+  source mapping reads them (:class:`ShardReader`; the Lambda events come from :mod:`tools.kinesis_events`);
+- the inference container: its image's files staged from its Dockerfile (:func:`stage_inference_image`), its
+  ``serve`` started as SageMaker starts it (:func:`inference_server`), requests (:func:`http_request`), and its app
+  in rows mode in this process (:func:`score_rows_in_process`);
 - the platform monitoring engine: seeded data-capture files in the monitoring bucket (:func:`put_capture`), the
   drift job run as its monitoring pipeline's processing step runs it (:func:`run_monitoring_job`), and
   CloudWatch alarms put from ``infra/alarms.py``'s :class:`~infra.alarms.AlarmSpec` (:func:`alarm_request`,
@@ -186,13 +192,16 @@ class Responder:
     """A cold-started responder. Calling it invokes the handler as Lambda would, with a fresh context.
 
     powertools writes metrics to stdout as CloudWatch embedded-metric-format lines; they are captured,
-    not printed: :attr:`metrics` lists the metric names emitted so far, :attr:`output` the other lines.
+    not printed: :attr:`metrics` lists the metric names emitted so far, :attr:`output` the other lines
+    (the handler's log lines too: its powertools logger writes to the stdout of its cold start, :attr:`logs`).
     """
 
     function: str
     handler: Callable[[Any, Any], Any]
     metrics: list[str] = field(default_factory=list)
     output: list[str] = field(default_factory=list)
+    logs: io.StringIO = field(default_factory=io.StringIO)
+    _logged: int = 0
 
     def __call__(self, event: Mapping[str, Any]) -> Any:
         captured = io.StringIO()
@@ -201,6 +210,9 @@ class Responder:
                 return self.handler(json.loads(json.dumps(event)), FakeLambdaContext(function_name=self.function))
         finally:
             self._collect(captured.getvalue())
+            logged = self.logs.getvalue()
+            self._collect(logged[self._logged :])
+            self._logged = len(logged)
 
     def _collect(self, text: str) -> None:
         for line in text.splitlines():
@@ -233,7 +245,10 @@ def responder(function: str, environment: Mapping[str, str], endpoints: Endpoint
         **environment,
     }
     with patched_environ(values), _isolated_import_state():
-        yield Responder(function=function, handler=_load_handler(function))
+        logs = io.StringIO()
+        with contextlib.redirect_stdout(logs):  # loggers made at import keep the stdout of their cold start
+            handler = _load_handler(function)
+        yield Responder(function=function, handler=handler, logs=logs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -977,3 +992,309 @@ def _keys(s3: Any, uri: str) -> list[str]:
     bucket, _, prefix = uri.removeprefix("s3://").partition("/")
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
     return [f"s3://{bucket}/{o['Key']}" for page in pages for o in page.get("Contents", [])]
+
+
+# ---------------------------------------------------------------------------------------------
+# The streaming layer: Kinesis on LocalStack
+
+
+def create_stream(kinesis: Any, name: str, *, capacity_mode: str = "ON_DEMAND", shard_count: int | None = None) -> None:
+    """``CreateStream`` as ``infra/streaming/component.py`` declares the stream (capacity mode, shards); it returns
+    at once, the stream becomes ACTIVE later (LocalStack's Kinesis takes ~7 s on first use): see
+    :func:`activate_encrypted_stream`."""
+    request: dict[str, Any] = {"StreamName": name, "StreamModeDetails": {"StreamMode": capacity_mode}}
+    if capacity_mode == "PROVISIONED":
+        request["ShardCount"] = shard_count or 1
+    kinesis.create_stream(**request)
+
+
+def activate_encrypted_stream(
+    kinesis: Any, name: str, key_arn: str, *, retention_hours: int = 24, timeout: float = 60.0
+) -> dict[str, Any]:
+    """Wait until stream ``name`` is ACTIVE, give it the declared retention and server-side encryption with
+    ``key_arn`` (``encryption_type=KMS``: the stack's ``StartStreamEncryption``), wait again; its summary."""
+    waiter = kinesis.get_waiter("stream_exists")
+    config = {"Delay": 0.5, "MaxAttempts": int(timeout / 0.5)}
+    waiter.wait(StreamName=name, WaiterConfig=config)
+    if retention_hours > 24:  # 24 h is every new stream's retention
+        kinesis.increase_stream_retention_period(StreamName=name, RetentionPeriodHours=retention_hours)
+        waiter.wait(StreamName=name, WaiterConfig=config)
+    kinesis.start_stream_encryption(StreamName=name, EncryptionType="KMS", KeyId=key_arn)
+    waiter.wait(StreamName=name, WaiterConfig=config)
+    return kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+
+
+def put_rows(
+    kinesis: Any, stream: str, rows: list[Mapping[str, Any]], *, partition_key: str = "customer_id"
+) -> list[dict[str, str]]:
+    """``PutRecord`` each row as JSON, one call at a time in order, keyed by its ``partition_key`` column (a producer's
+    choice that keeps each entity's records in one shard, in order); each record's ``ShardId`` and ``SequenceNumber``."""
+    placed = []
+    for row in rows:
+        data = json.dumps(row).encode()
+        response = kinesis.put_record(StreamName=stream, Data=data, PartitionKey=str(row[partition_key]))
+        placed.append({"ShardId": response["ShardId"], "SequenceNumber": response["SequenceNumber"]})
+    return placed
+
+
+@dataclass
+class ShardReader:
+    """Reads every shard of a stream as a Kinesis event source mapping does: one iterator per shard, from
+    ``TRIM_HORIZON`` (the platform's starting position), each ``GetRecords`` continuing where the last one ended."""
+
+    kinesis: Any
+    stream: str
+    iterators: dict[str, str]
+
+    @classmethod
+    def open(cls, kinesis: Any, stream: str, *, position: str = "TRIM_HORIZON") -> ShardReader:
+        shards = kinesis.list_shards(StreamName=stream)["Shards"]
+        iterators = {
+            shard["ShardId"]: kinesis.get_shard_iterator(
+                StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType=position
+            )["ShardIterator"]
+            for shard in shards
+        }
+        return cls(kinesis, stream, iterators)
+
+    def read(self, expected: int, *, timeout: float = 20.0) -> dict[str, list[dict[str, Any]]]:
+        """Poll every shard until ``expected`` new records were read in all; the records by shard, in sequence order
+        (shards without new records left out). Raises ``TimeoutError`` with the count read if time runs out."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        deadline = time.monotonic() + timeout
+        while sum(map(len, found.values())) < expected:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{self.stream}: read {sum(map(len, found.values()))} of {expected} records in {timeout:.0f}s"
+                )
+            got = 0
+            for shard, iterator in self.iterators.items():
+                response = self.kinesis.get_records(ShardIterator=iterator, Limit=1000)
+                self.iterators[shard] = response["NextShardIterator"]
+                if response["Records"]:
+                    found.setdefault(shard, []).extend(response["Records"])
+                    got += len(response["Records"])
+            if not got:
+                time.sleep(0.2)
+        return found
+
+
+# ---------------------------------------------------------------------------------------------
+# The inference container, run here
+
+INFERENCE_DIR = REPO_ROOT / "containers" / "inference"
+SERVER_START_TIMEOUT_SECONDS = 60.0
+
+
+def _dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of a Dockerfile, continuation lines joined, comments dropped."""
+    instructions: list[tuple[str, str]] = []
+    pending = ""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not pending and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1] + " "
+            continue
+        text = (pending + line).strip()
+        pending = ""
+        keyword, _, arguments = text.partition(" ")
+        instructions.append((keyword.upper(), arguments.strip()))
+    return instructions
+
+
+def stage_inference_image(root: Path) -> dict[str, str]:
+    """Lay out under ``root`` (standing for the container's ``/``) the files the inference image's ``COPY`` lines
+    take from the repository (``containers/inference/Dockerfile``; not the pip requirements, whose packages come
+    from this environment); returns the image's ``ENV`` with its paths moved under ``root``.
+
+    What runs is then the image's own code at the image's paths: ``<root>/usr/local/bin/serve`` with
+    ``PYTHONPATH=<root>/opt/program``, importing only what the image copies.
+    """
+    import shlex
+    import shutil
+
+    environment: dict[str, str] = {}
+    for keyword, arguments in _dockerfile_instructions(INFERENCE_DIR / "Dockerfile"):
+        if keyword == "ENV":
+            for item in shlex.split(arguments):
+                name, _, value = item.partition("=")
+                environment[name] = value
+        if keyword != "COPY":
+            continue
+        words = [w for w in shlex.split(arguments) if not w.startswith("--")]
+        chmod = next((w.split("=", 1)[1] for w in shlex.split(arguments) if w.startswith("--chmod=")), None)
+        *sources, destination = words
+        # The requirements file, for pip (this environment has the packages).
+        if destination.startswith("/tmp/"):  # noqa: S108 (a path inside the image)
+            continue
+        for source in sources:
+            origin = REPO_ROOT / source
+            if origin.is_dir():
+                target = root / destination.lstrip("/")
+                shutil.copytree(origin, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+                continue
+            target = root / destination.lstrip("/")
+            if destination.endswith("/"):
+                target = target / origin.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(origin, target)
+            if chmod:
+                target.chmod(int(chmod, 8))
+    if "PYTHONPATH" in environment:
+        environment["PYTHONPATH"] = os.pathsep.join(
+            str(root / p.lstrip("/")) for p in environment["PYTHONPATH"].split(":") if p
+        )
+    return environment
+
+
+@dataclass
+class InferenceServer:
+    """A running inference server: its URL, its process (group) and its log."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def inference_server(
+    root: Path, model_dir: Path, environment: Mapping[str, str], *, timeout: float = SERVER_START_TIMEOUT_SECONDS
+) -> Iterator[InferenceServer]:
+    """The inference image staged under ``root`` (:func:`stage_inference_image`), started as SageMaker starts it:
+    ``serve``, with the port in ``SAGEMAKER_BIND_TO_PORT`` and the model in ``SM_MODEL_DIR`` (``model_dir``),
+    plus ``environment`` (the endpoint's container environment). Bound to 127.0.0.1 (SageMaker's container binds
+    every interface), one worker. Yields once ``GET /ping`` answers 200; stopped with SIGTERM to its process
+    group (SIGKILL after 15 s). Raises ``RuntimeError`` with the log if it exits or does not answer in time."""
+    import signal
+
+    image_env = stage_inference_image(root)
+    port = _free_port()
+    base = {k: v for k, v in os.environ.items() if not k.startswith(_NOT_INHERITED)}
+    env = {
+        **base,
+        **image_env,
+        "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "SAGEMAKER_BIND_TO_PORT": str(port),
+        "SM_MODEL_DIR": str(model_dir),
+        "INFERENCE_HOST": "127.0.0.1",
+        "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
+        **environment,
+    }
+    program = root / "opt" / "program"
+    program.mkdir(parents=True, exist_ok=True)
+    log_path = root / "serve.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(  # noqa: S603 (the image's own entrypoint)
+            [sys.executable, str(root / "usr" / "local" / "bin" / "serve")],
+            cwd=program,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stopping it stops its workers too
+        )
+    server = InferenceServer(f"http://127.0.0.1:{port}", process, log_path)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the inference server exited with {process.returncode}:\n{server.log()[-2000:]}")
+            with contextlib.suppress(OSError):
+                if http_request(server.url + "/ping", timeout=1)[0] == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the inference server did not answer /ping in {timeout:.0f}s:\n{server.log()[-2000:]}"
+                )
+            time.sleep(0.1)
+        yield server
+    finally:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+_NOT_INHERITED = ("AWS_", "PYTHON", "VIRTUAL_ENV", "MLOPS_", "INFERENCE_", "SAGEMAKER_", "SM_")
+"""What a server started here does not take from this process's environment: it gets its own."""
+
+
+def http_request(
+    url: str, document: Any | None = None, *, method: str | None = None, timeout: float = 10.0
+) -> tuple[int, Any]:
+    """One HTTP request (``document`` sent as JSON, POST); (status, the answer's JSON, or its text)."""
+    import urllib.error
+    import urllib.request
+
+    data = None if document is None else json.dumps(document).encode()
+    headers = {"Content-Type": "application/json"} if data is not None else {}
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310 (loopback)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            status, body = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, body = error.code, error.read()
+    try:
+        return status, json.loads(body)
+    except ValueError:
+        return status, body.decode("utf-8", "replace")
+
+
+def score_rows_in_process(model_dir: Path, records: list[Mapping[str, Any]]) -> list[float]:
+    """The inference server's app in **rows** request mode, in this process, with the model of ``model_dir``:
+    ``records`` (raw columns) POSTed to ``/invocations`` through ASGI; the predictions it answers."""
+    import asyncio
+
+    from containers.inference.inference_server.app import InferenceApp
+    from containers.inference.inference_server.model import load_model
+    from containers.inference.inference_server.settings import Settings
+
+    app = InferenceApp(load_model(model_dir), Settings(model_dir=str(model_dir), coalesce=False))
+    body = json.dumps({"instances": list(records)}).encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/invocations",
+        "raw_path": b"/invocations",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        "client": ("127.0.0.1", 0),
+        "server": ("127.0.0.1", 0),
+    }
+    incoming = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))  # type: ignore[arg-type]
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    answer = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    if status != 200:
+        raise RuntimeError(f"rows mode answered {status}: {answer.decode('utf-8', 'replace')}")
+    return [float(p) for p in json.loads(answer)["predictions"]]

@@ -4,6 +4,10 @@ Rows come from :func:`pipelines.local_run.synthetic_customer_activity`, the seed
 ``customer-churn`` raw columns. A line is what SageMaker writes for one invocation: the request as the client
 sent it (CSV with a header row, or JSON ``{"instances": [...]}``), the inference server's response
 (``{"predictions": [...]}`` or one CSV row per record) and the event metadata.
+
+:func:`entity_capture_line` writes what an entity-mode endpoint's capture holds for the same rows: a request of
+entity ids (``customer_id``) and a JSON answer that also carries each entity's scored features (the spec's
+features of the row, what the online store serves for it).
 """
 
 from __future__ import annotations
@@ -20,6 +24,10 @@ from typing import Any
 
 import pandas as pd
 
+from mlops.features import get_spec
+from mlops.features.spec import compute_features
+
+SPEC = get_spec("customer-churn")
 RAW_COLUMNS = ("customer_id", "event_time", "sessions", "minutes_active", "support_tickets", "monthly_spend", "plan")
 
 
@@ -93,11 +101,65 @@ def capture_line(
     return json.dumps(event)
 
 
-def capture_lines(frame: pd.DataFrame, *, batch: int = 1, prefix: str = "e", **options: Any) -> Iterator[str]:
-    """One capture line per ``batch`` rows of ``frame`` (event ids ``<prefix>-<n>``)."""
+def capture_lines(
+    frame: pd.DataFrame, *, batch: int = 1, prefix: str = "e", entity: bool = False, **options: Any
+) -> Iterator[str]:
+    """One capture line per ``batch`` rows of ``frame`` (event ids ``<prefix>-<n>``); ``entity``: entity mode's."""
     rows = frame.to_dict(orient="records")
+    line = entity_capture_line if entity else capture_line
     for number, start in enumerate(range(0, len(rows), batch)):
-        yield capture_line(rows[start : start + batch], event_id=f"{prefix}-{number}", **options)
+        yield line(rows[start : start + batch], event_id=f"{prefix}-{number}", **options)
+
+
+def entity_request_body(rows: Sequence[Mapping[str, Any]], content_type: str) -> str:
+    """An entity-mode request for ``rows``: their ``customer_id`` values (one per line in CSV, no header)."""
+    ids = [str(row["customer_id"]) for row in rows]
+    if content_type == "text/csv":
+        return "".join(f"{entity_id}\n" for entity_id in ids)
+    instances = [{"entityId": entity_id} for entity_id in ids]
+    return json.dumps(instances[0] if len(instances) == 1 else {"instances": instances})
+
+
+def entity_capture_line(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    event_id: str,
+    inference_id: str | None = None,
+    inference_time: str = "2024-05-01T12:00:00Z",
+    content_type: str = "application/json",
+    response_type: str = "application/json",
+    probabilities: Sequence[float] | None = None,
+) -> str:
+    """One data-capture line of an entity-mode endpoint: ids in, predictions and (JSON) scored features out."""
+    scores = list(probabilities) if probabilities is not None else [churn_probability(row) for row in rows]
+    if response_type == "application/json":
+        features = [compute_features(SPEC, row) for row in rows]
+        data, encoding = json.dumps({"predictions": scores, "features": features}), "JSON"
+    else:
+        data, encoding = "".join(f"{s!r}\n" for s in scores), "CSV"
+    metadata = {"eventId": event_id, "inferenceTime": inference_time}
+    if inference_id is not None:
+        metadata["inferenceId"] = inference_id
+    body = entity_request_body(rows, content_type)
+    event = {
+        "captureData": {
+            "endpointInput": {
+                "observedContentType": content_type,
+                "mode": "INPUT",
+                "data": body,
+                "encoding": "CSV" if content_type == "text/csv" else "JSON",
+            },
+            "endpointOutput": {
+                "observedContentType": response_type,
+                "mode": "OUTPUT",
+                "data": data,
+                "encoding": encoding,
+            },
+        },
+        "eventMetadata": metadata,
+        "eventVersion": "0",
+    }
+    return json.dumps(event)
 
 
 def ground_truth_line(event_id: str, labels: Sequence[int]) -> str:

@@ -188,6 +188,18 @@ TYPE_MAPPINGS: dict[str, TypeMapping] = {
         calls=(Call("s3", "PutBucketOwnershipControls", fields={"rule": "OwnershipControls.Rules"}),),
     ),
     "aws:s3/bucketPolicy:BucketPolicy": TypeMapping(calls=(Call("s3", "PutBucketPolicy"),)),
+    "aws:s3/bucketNotification:BucketNotification": TypeMapping(
+        calls=(
+            Call(
+                "s3",
+                "PutBucketNotificationConfiguration",
+                fields={"bucket": "Bucket"},
+                # eventbridge=true becomes an empty EventBridgeConfiguration (the platform sets nothing else).
+                constants={"NotificationConfiguration.EventBridgeConfiguration": {}},
+            ),
+        ),
+        unmapped={"eventbridge": "a switch: sent as the empty NotificationConfiguration.EventBridgeConfiguration"},
+    ),
     "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": TypeMapping(
         calls=(Call("s3", "PutPublicAccessBlock", root="PublicAccessBlockConfiguration", fields={"bucket": "Bucket"}),),
     ),
@@ -336,6 +348,9 @@ TYPE_MAPPINGS: dict[str, TypeMapping] = {
     "aws:sqs/queuePolicy:QueuePolicy": TypeMapping(
         calls=(Call("sqs", "SetQueueAttributes", fields={"policy": "Attributes.Policy"}),),
     ),
+    "aws:sqs/redriveAllowPolicy:RedriveAllowPolicy": TypeMapping(
+        calls=(Call("sqs", "SetQueueAttributes", fields={"redriveAllowPolicy": "Attributes.RedriveAllowPolicy"}),),
+    ),
     # ---- ECR
     "aws:ecr/repository:Repository": TypeMapping(
         calls=(
@@ -380,6 +395,15 @@ TYPE_MAPPINGS: dict[str, TypeMapping] = {
             "sourceCodeHash": f"{_PROVIDER_ONLY} (detects code changes)",
             "publish": "a switch: the provider calls PublishVersion when true",
         },
+    ),
+    "aws:lambda/eventSourceMapping:EventSourceMapping": TypeMapping(
+        calls=(
+            Call(
+                "lambda",
+                "CreateEventSourceMapping",
+                fields={"destinationConfig.onFailure.destinationArn": "Destination"},
+            ),
+        ),
     ),
     "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig": TypeMapping(
         calls=(Call("lambda", "PutFunctionEventInvokeConfig"),),
@@ -426,6 +450,59 @@ TYPE_MAPPINGS: dict[str, TypeMapping] = {
             ),
         ),
         unmapped={"namePrefix": _AUTONAMED, "skipDestroy": _PROVIDER_ONLY},
+    ),
+    "aws:cloudwatch/logStream:LogStream": TypeMapping(
+        calls=(Call("logs", "CreateLogStream", fields={"name": "logStreamName"}),),
+    ),
+    # ---- Kinesis Data Streams and Firehose (pulumi-aws keeps Firehose under kinesis)
+    "aws:kinesis/stream:Stream": TypeMapping(
+        calls=(
+            Call("kinesis", "CreateStream", fields={"name": "StreamName"}),
+            Call(
+                "kinesis",
+                "StartStreamEncryption",
+                trigger="encryptionType",
+                fields={"name": "StreamName", "encryptionType": "EncryptionType", "kmsKeyId": "KeyId"},
+            ),
+            Call(
+                "kinesis",
+                "IncreaseStreamRetentionPeriod",
+                trigger="retentionPeriod",
+                fields={"name": "StreamName", "retentionPeriod": "RetentionPeriodHours"},
+            ),
+        ),
+        unmapped={
+            "kmsKeyId": "sent by StartStreamEncryption (checked there)",
+            "enforceConsumerDeletion": f"{_PROVIDER_ONLY} (deregisters consumers before deleting the stream)",
+        },
+    ),
+    "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream": TypeMapping(
+        calls=(
+            Call(
+                "firehose",
+                "CreateDeliveryStream",
+                fields={
+                    "name": "DeliveryStreamName",
+                    "kinesisSourceConfiguration": To(
+                        "KinesisStreamSourceConfiguration", also={"DeliveryStreamType": "KinesisStreamAsSource"}
+                    ),
+                    "serverSideEncryption": "DeliveryStreamEncryptionConfigurationInput",
+                    "extendedS3Configuration": "ExtendedS3DestinationConfiguration",
+                    "extendedS3Configuration.bufferingSize": "BufferingHints.SizeInMBs",
+                    "extendedS3Configuration.bufferingInterval": "BufferingHints.IntervalInSeconds",
+                    "extendedS3Configuration.kmsKeyArn": "EncryptionConfiguration.KMSEncryptionConfig.AWSKMSKeyARN",
+                    "extendedS3Configuration.dynamicPartitioningConfiguration.retryDuration": (
+                        "RetryOptions.DurationInSeconds"
+                    ),
+                },
+            ),
+        ),
+        unmapped={
+            "destination": "selects which destination configuration the provider sends (extended_s3: "
+            "ExtendedS3DestinationConfiguration)",
+            "serverSideEncryption.enabled": "a switch: the provider sends the encryption input, or StopDeliveryStream"
+            "Encryption",
+        },
     ),
     # ---- EventBridge (pulumi-aws keeps it under cloudwatch)
     "aws:cloudwatch/eventRule:EventRule": TypeMapping(
@@ -608,6 +685,9 @@ class DocumentedRule:
     quote: str
     doc_path: str = ""
     """Where the documentation lives when it is not on ``path`` itself (a map's member, a parent)."""
+    doc_shape: str = ""
+    """A shape of the service whose member ``doc_path`` documents the rule, when the operation's own input member
+    does not (Lambda states the 60-second minimum record age on ``EventSourceMappingConfiguration`` only)."""
     unless: str = ""
     """A top-level request member whose presence lifts the rule."""
 
@@ -814,6 +894,15 @@ DOCUMENTED_RULES: tuple[DocumentedRule, ...] = (
         "This versioned JSON string",
     ),
     DocumentedRule(
+        "lambda",
+        "CreateEventSourceMapping",
+        "MaximumRecordAgeInSeconds",
+        "-1 (infinite) or 60 to 604,800 seconds",
+        lambda v: _int_between(-1, -1)(v) or _int_between(60, 604_800)(v),
+        "The minimum valid value for maximum record age is 60s",
+        doc_shape="EventSourceMappingConfiguration",
+    ),
+    DocumentedRule(
         "glue",
         "CreateCrawler",
         "Schedule",
@@ -941,7 +1030,11 @@ def table_problems() -> list[str]:
 
 def rule_documentation(rule: DocumentedRule) -> str:
     """botocore's documentation of the member ``rule`` cites, as text (HTML tags and extra spaces removed)."""
-    shape: Any = _operation(rule.service, rule.operation).input_shape
+    shape: Any = (
+        _session().get_service_model(rule.service).shape_for(rule.doc_shape)
+        if rule.doc_shape
+        else _operation(rule.service, rule.operation).input_shape
+    )
     for step in (rule.doc_path or rule.path).split("."):
         shape = shape.members[step.removesuffix("[]")]
         if step.endswith("[]"):

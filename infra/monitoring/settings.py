@@ -212,8 +212,9 @@ class PlatformMonitorSettings(Section):
     segments: tuple[SegmentColumn, ...] = Field(
         default=(),
         max_length=5,
-        description="Raw request columns (of the feature spec) whose values get their own positive-rate and "
-        "quality metrics, e.g. [plan]; at most 5.",
+        description="Names whose values get their own positive-rate and quality metrics, at most 5: features of "
+        "the feature spec (the value the model scored, e.g. [plan_tier]; any request mode) or, with "
+        "serving.requestMode=rows, raw request columns the spec reads (e.g. [plan]).",
     )
 
     @model_validator(mode="after")
@@ -294,13 +295,24 @@ class BusinessKpiSettings(Section):
 
 
 class RetrainingSettings(Section):
-    """What the retraining responder may do when a drift or quality alarm fires."""
+    """What the retraining responder may do when a drift or quality alarm fires, and how often it may start the
+    pipeline at all: the cooldown and the daily cap bound alarm-driven and data-driven starts
+    (``training.retrainOnNewData``) together, through one ledger per model."""
 
     enabled: bool = Field(default=True, description="Start the training pipeline when a drift or quality alarm fires.")
     cooldown_minutes: int = Field(
-        default=360, ge=0, le=10080, description="No new alarm-driven execution within this many minutes of the last."
+        default=360,
+        ge=0,
+        le=10080,
+        description="No new responder-started execution (a drift or quality alarm, or new data with "
+        "training.retrainOnNewData) within this many minutes of the last.",
     )
-    max_per_day: int = Field(default=2, ge=1, le=24, description="Most alarm-driven executions per UTC day.")
+    max_per_day: int = Field(
+        default=2,
+        ge=1,
+        le=24,
+        description="Most responder-started executions per UTC day, alarms and new data together.",
+    )
 
 
 class EndpointAlarmSettings(Section):
@@ -346,7 +358,8 @@ class MonitoringSettings(Section):
     )
     business_kpi: BusinessKpiSettings | None = Field(default=None, description="Business KPI alarm; null: none.")
     retraining: RetrainingSettings = Field(
-        default_factory=lambda: RetrainingSettings(), description="Alarm-driven retraining limits."
+        default_factory=lambda: RetrainingSettings(),
+        description="Alarm-driven retraining, and the cooldown and daily cap every responder-started run shares.",
     )
 
     @model_validator(mode="after")
@@ -430,7 +443,8 @@ def monitoring_problems(
             f"featureSpec '{spec_name}'; allowed: {feature_names}"
         )
     if monitoring.engine == "platform":
-        problems += _platform_problems(where, spec_name, monitoring.platform, feature_names)
+        entity_mode = serving is not None and serving.request_mode == "entity"
+        problems += _platform_problems(where, spec_name, monitoring.platform, feature_names, entity_mode=entity_mode)
     if serving is None:
         return problems
     reader = "the platform's drift job" if monitoring.engine == "platform" else "Model Monitor"
@@ -452,10 +466,8 @@ def monitoring_problems(
 
 
 def _platform_problems(
-    where: str, spec_name: str, platform: PlatformMonitorSettings, feature_names: list[str]
+    where: str, spec_name: str, platform: PlatformMonitorSettings, feature_names: list[str], *, entity_mode: bool
 ) -> list[str]:
-    from mlops.features import get_spec
-
     problems: list[str] = []
     unknown = sorted({t.feature for t in platform.drift_thresholds} - set(feature_names))
     if unknown:
@@ -463,18 +475,38 @@ def _platform_problems(
             f"{where}: monitoring.platform.driftThresholds names {unknown}, not features of featureSpec "
             f"'{spec_name}'; allowed: {feature_names}"
         )
-    if platform.segments:
-        columns = raw_columns(get_spec(spec_name))
-        if columns is None:
-            problems.append(
-                f"{where}: monitoring.platform.segments={list(platform.segments)} cannot be checked: featureSpec "
-                f"'{spec_name}''s transform fails on a probe record, so its raw columns are unknown"
-            )
-        else:
-            outside = [s for s in platform.segments if s not in columns]
-            if outside:
-                problems.append(
-                    f"{where}: monitoring.platform.segments lists {outside}, not raw columns of featureSpec "
-                    f"'{spec_name}'; allowed: {list(columns)}"
-                )
+    problems += _segment_problems(where, spec_name, platform.segments, feature_names, entity_mode=entity_mode)
     return problems
+
+
+def _segment_problems(
+    where: str, spec_name: str, segments: tuple[str, ...], feature_names: list[str], *, entity_mode: bool
+) -> list[str]:
+    """Segments name features (the drift job reads the scored value, in either request mode) or, in rows mode, raw
+    columns the spec's transform reads. An entity-mode endpoint's captured requests hold entity ids, not raw
+    columns: the features (from the response) are all there is to segment by."""
+    from mlops.features import get_spec
+
+    others = [s for s in segments if s not in feature_names]
+    if not others:
+        return []
+    if entity_mode:
+        return [
+            f"{where}: monitoring.platform.segments lists {others}, not features of featureSpec '{spec_name}': with "
+            "serving.requestMode=entity the captured requests hold entity ids, not raw columns, so segments name "
+            f"features (read from the endpoint's answers); allowed: {feature_names}"
+        ]
+    columns = raw_columns(get_spec(spec_name))
+    if columns is None:
+        return [
+            f"{where}: monitoring.platform.segments lists {others}, not features of featureSpec '{spec_name}', and "
+            "they cannot be checked as raw columns: its transform fails on a probe record, so its raw columns are "
+            f"unknown; allowed: the features {feature_names}"
+        ]
+    outside = [s for s in others if s not in columns]
+    if outside:
+        return [
+            f"{where}: monitoring.platform.segments lists {outside}, neither features nor raw columns of featureSpec "
+            f"'{spec_name}'; allowed: features {feature_names} or raw columns {list(columns)}"
+        ]
+    return []

@@ -17,9 +17,12 @@ from infra.responders.component import (
 from infra.responders.environment import (
     LAMBDA_ENV_LIMIT_BYTES,
     REPO_ROOT,
+    NewDataSource,
     ResponderConfigError,
     ResponderModel,
     check_environment_size,
+    new_data_targets,
+    object_created_pattern,
     retrain_targets,
 )
 
@@ -31,10 +34,13 @@ __all__ = [
     "NOTIFY",
     "REPO_ROOT",
     "RETRAIN",
+    "NewDataSource",
     "ResponderConfigError",
     "ResponderModel",
     "Responders",
     "RespondersArgs",
     "check_environment_size",
+    "new_data_targets",
+    "object_created_pattern",
     "retrain_targets",
 ]

@@ -2,8 +2,11 @@
 
 Three functions (code in ``lambdas/<function>/``, packaged by :func:`lambdas.package.build_archive`):
 
-- ``retrain_on_alarm`` ← the ``retrain`` SNS topic (CloudWatch drift/quality alarms): starts the model's
-  training pipeline, at most once per cooldown and ``maxPerDay`` times a day (state in a DynamoDB table);
+- ``retrain_on_alarm`` ← the ``retrain`` SNS topic (CloudWatch drift/quality alarms) and, for each model with
+  ``training.retrainOnNewData``, its new-data queue (S3 "Object Created" events of the model's curated source
+  table → an EventBridge rule → a KMS-encrypted SQS queue → an event source mapping that gathers a burst for
+  ``batchingWindowSeconds``): starts the model's training pipeline, at most once per cooldown and ``maxPerDay``
+  times a day, alarms and new data together (state in a DynamoDB table);
 - ``notify_pipeline`` ← EventBridge, a stack pipeline's execution reaching a final status: tells humans;
 - ``dispatch_deployment`` ← EventBridge, a version of a stack model package group becoming Approved:
   dispatches the deployment (a GitHub workflow that runs ``pulumi up``) and tells humans.
@@ -37,11 +40,13 @@ from infra.foundation import Foundation
 from infra.naming import Kind
 from infra.responders.environment import (
     REPO_ROOT,
+    NewDataSource,
     ResponderModel,
     checked_environment,
     compact_json,
     deploy_hook,
     name_map,
+    new_data_targets,
     program_path,
     retrain_targets,
 )
@@ -51,9 +56,18 @@ from infra.responders.iam import (
     pipeline_start,
     secret_read,
     sns_publish,
+    sqs_consume,
     sqs_send,
 )
-from infra.responders.triggers import event_trigger, queue_policy, sns_trigger
+from infra.responders.triggers import (
+    NewDataTrigger,
+    event_trigger,
+    new_data_queue,
+    new_data_trigger,
+    queue_policy,
+    sns_trigger,
+)
+from infra.training.settings import curated_table
 from lambdas.package import build_archive
 
 if TYPE_CHECKING:
@@ -161,7 +175,9 @@ class Responders(pulumi.ComponentResource):
 
     Outputs: ``function_arns`` and ``dead_letter_queue_urls`` (keyed by function: ``retrain_on_alarm``,
     ``notify_pipeline``, ``dispatch_deployment``) and ``state_table_name``. ``pipeline_rule`` and
-    ``approval_rule`` are ``None`` for a stack without models (nothing to match).
+    ``approval_rule`` are ``None`` for a stack without models (nothing to match). ``new_data`` (model → its
+    rule, queue and event source mapping) and ``new_data_dead_letter_queue`` exist for models that retrain on
+    new data only.
     Raises :class:`ResponderConfigError` for an alarm claimed by two models or an over-large environment,
     and ``infra.naming.NamingError`` when a derived name breaks AWS's limits.
     """
@@ -174,6 +190,8 @@ class Responders(pulumi.ComponentResource):
     retrain_subscription: aws.sns.TopicSubscription
     pipeline_rule: aws.cloudwatch.EventRule | None
     approval_rule: aws.cloudwatch.EventRule | None
+    new_data: dict[str, NewDataTrigger]
+    new_data_dead_letter_queue: aws.sqs.Queue | None
 
     def __init__(self, name: str, args: RespondersArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlops:responders:Responders", name, None, opts)
@@ -181,7 +199,9 @@ class Responders(pulumi.ComponentResource):
         self._args = args
         self._name = name
         targets = retrain_targets(args.models)
-        retrained = [m for m in args.models if m.retraining.enabled and m.retraining_alarm_names]
+        sources = self._new_data_sources()
+        fed = {source.model for source in sources}
+        retrained = [m for m in args.models if (m.retraining.enabled and m.retraining_alarm_names) or m.model in fed]
 
         self.state_table = aws.dynamodb.Table(
             f"{name}-state",
@@ -208,6 +228,7 @@ class Responders(pulumi.ComponentResource):
         }
         pipeline_arns = [m.pipeline_arn for m in args.models]
         alerts = [args.foundation.alerts_topic_arn]
+        new_data_queues = self._new_data_queues(sources)
 
         self.responders = {
             RETRAIN: self._responder(
@@ -216,10 +237,16 @@ class Responders(pulumi.ComponentResource):
                     **common,
                     "STATE_TABLE": self.state_table.name,
                     "RETRAIN_TARGETS": compact_json(targets),
+                    "NEW_DATA_TARGETS": compact_json(new_data_targets(sources)),
                 },
                 statements=[
                     dynamodb_items("StateItems", [self.state_table.arn]),
                     *([pipeline_start("StartPipelines", [m.pipeline_arn for m in retrained])] if retrained else []),
+                    *(
+                        [sqs_consume("NewDataQueues", [q.arn for q in new_data_queues.values()])]
+                        if new_data_queues
+                        else []
+                    ),
                     sns_publish("Alerts", alerts),
                 ],
             ),
@@ -303,14 +330,15 @@ class Responders(pulumi.ComponentResource):
                     },
                 },
             )
-        sources = {
+        dead_letter_sources = {
             RETRAIN: ("sns.amazonaws.com", args.foundation.retrain_topic_arn),
             NOTIFY: ("events.amazonaws.com", self.pipeline_rule.arn if self.pipeline_rule else None),
             DISPATCH: ("events.amazonaws.com", self.approval_rule.arn if self.approval_rule else None),
         }
-        for key, (service, source_arn) in sources.items():
+        for key, (service, source_arn) in dead_letter_sources.items():
             queue = self.responders[key].dead_letter_queue
             queue_policy(f"{name}-{key.replace('_', '-')}-dlq-policy", queue, service, source_arn)
+        self.new_data = self._new_data_triggers(sources, new_data_queues)
 
         self.function_arns = {key: r.function.arn for key, r in self.responders.items()}
         self.dead_letter_queue_urls = {key: r.dead_letter_queue.url for key, r in self.responders.items()}
@@ -319,10 +347,114 @@ class Responders(pulumi.ComponentResource):
                 "function_arns": self.function_arns,
                 "dead_letter_queue_urls": self.dead_letter_queue_urls,
                 "state_table_name": self.state_table_name,
+                "new_data_queue_urls": {model: t.queue.url for model, t in self.new_data.items()},
             }
         )
 
     # --- parts ---------------------------------------------------------------------------------
+
+    def _new_data_sources(self) -> list[NewDataSource]:
+        """The models that retrain on new data, with their curated source table's bucket and prefix (the config
+        guarantees the table exists in the curated zone; the lake sends that bucket's events to EventBridge)."""
+        ctx, foundation = self._args.context, self._args.foundation
+        sources = []
+        for model in self._args.models:
+            settings = ctx.config.model(model.model)
+            table = curated_table(settings.source_table or "", ctx.config.catalog.tables)
+            if not settings.training.retrain_on_new_data.enabled or table is None:
+                continue
+            sources.append(
+                NewDataSource(
+                    model=model.model,
+                    settings=settings.training.retrain_on_new_data,
+                    retraining=model.retraining,
+                    pipeline_name=model.pipeline_name,
+                    pipeline_arn=model.pipeline_arn,
+                    bucket_name=foundation.buckets["curated"].name,
+                    table_prefix=table.location_prefix,
+                )
+            )
+        return sources
+
+    def _new_data_queues(self, sources: Sequence[NewDataSource]) -> dict[str, aws.sqs.Queue]:
+        """Each model's new-data queue, and their shared dead-letter queue with its depth alarm."""
+        self.new_data_dead_letter_queue = None
+        if not sources:
+            return {}
+        ctx, key_arn, name = self._args.context, self._args.foundation.key_arn, self._name
+        tags = ctx.naming.tags(Responder=RETRAIN)
+        dlq = aws.sqs.Queue(
+            f"{name}-new-data-dlq",
+            name=ctx.naming.name("new-data-dlq", Kind.SQS_QUEUE),
+            kms_master_key_id=key_arn,
+            message_retention_seconds=DLQ_RETENTION_SECONDS,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        metric_alarm(
+            f"{name}-new-data-dead-letters",
+            ctx.naming.name("new-data-dead-letters", Kind.ALARM),
+            dead_letters(f"{RETRAIN} (new data)", dlq.name),
+            tags=tags,
+            parent=dlq,
+            alarm_actions=[self._args.foundation.alerts_topic_arn],
+            ok_actions=[self._args.foundation.alerts_topic_arn],
+        )
+        self.new_data_dead_letter_queue = dlq
+        return {
+            source.model: new_data_queue(
+                f"{name}-new-data-{source.model}",
+                ctx.naming,
+                part=f"new-data-{source.model}",
+                source=source,
+                key_arn=key_arn,
+                dead_letter_queue=dlq,
+                function_timeout_seconds=SETTINGS[RETRAIN].timeout_seconds,
+                tags=tags,
+                parent=self,
+            )
+            for source in sources
+        }
+
+    def _new_data_triggers(
+        self, sources: Sequence[NewDataSource], queues: Mapping[str, aws.sqs.Queue]
+    ) -> dict[str, NewDataTrigger]:
+        """Each model's rule → queue → function path; the shared DLQ admits the rules and the queues only."""
+        dlq = self.new_data_dead_letter_queue
+        if dlq is None:
+            return {}
+        ctx, name, responder = self._args.context, self._name, self.responders[RETRAIN]
+        triggers = {
+            source.model: new_data_trigger(
+                f"{name}-new-data-{source.model}",
+                ctx.naming,
+                responder,
+                part=f"new-data-{source.model}",
+                source=source,
+                queue=queues[source.model],
+                dead_letter_queue=dlq,
+                depends_on=[responder.role.policy],
+                parent=self,
+            )
+            for source in sources
+        }
+        queue_policy(
+            f"{name}-new-data-dlq-policy",
+            dlq,
+            "events.amazonaws.com",
+            [t.rule.arn for t in triggers.values()],
+            sid="RulesDeadLetter",
+        )
+        # Only the new-data queues may use it as their dead-letter queue.
+        aws.sqs.RedriveAllowPolicy(
+            f"{name}-new-data-dlq-redrive-allow",
+            queue_url=dlq.url,
+            redrive_allow_policy=pulumi.Output.json_dumps(
+                {"redrivePermission": "byQueue", "sourceQueueArns": [t.queue.arn for t in triggers.values()]}
+            ),
+            opts=pulumi.ResourceOptions(parent=dlq),
+        )
+        return triggers
 
     def _arn(self, service: str, resource: str) -> pulumi.Output[str]:
         return self._args.foundation.arn(service, resource)

@@ -13,6 +13,7 @@ import pulumi
 
 from infra.monitoring.settings import RetrainingSettings
 from infra.responders.settings import DeploymentHookSettings
+from infra.training.settings import NewDataRetrainingSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 LAMBDA_ENV_LIMIT_BYTES = 4096  # AWS: total size of a function's environment variables (keys + values)
@@ -36,6 +37,66 @@ class ResponderModel:
     pipeline_arn: pulumi.Input[str]
     model_package_group_name: pulumi.Input[str]
     retraining_alarm_names: Sequence[str] = ()
+
+
+COMMITS_PREFIX = "_commits/"
+"""``mlops.ingestion.COMMITS_PREFIX`` (a unit test holds the two equal; infra does not import the job code)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewDataSource:
+    """Where a model's new data appears: its source table in the curated zone (``sourceTable``) and how it
+    retrains on it (``training.retrainOnNewData``)."""
+
+    model: str
+    settings: NewDataRetrainingSettings
+    retraining: RetrainingSettings
+    """The model's limits (``monitoring.retraining``): one ledger per model, shared with its alarms."""
+    pipeline_name: pulumi.Input[str]
+    pipeline_arn: pulumi.Input[str]
+    bucket_name: pulumi.Input[str]
+    table_prefix: str
+
+    @property
+    def key_prefix(self) -> str:
+        """The object keys that announce new data (what the rule matches and the function checks again)."""
+        return f"{COMMITS_PREFIX}{self.table_prefix}" if self.settings.match == "commits" else self.table_prefix
+
+
+def new_data_targets(sources: Sequence[NewDataSource]) -> dict[str, dict[str, Any]]:
+    """``NEW_DATA_TARGETS``: model → its table's bucket and prefix, which objects announce a load, its pipeline
+    and limits (the same as its alarms': ``monitoring.retraining``)."""
+    return {
+        source.model: {
+            "pipelineName": source.pipeline_name,
+            "bucket": source.bucket_name,
+            "tablePrefix": source.table_prefix,
+            "match": source.settings.match,
+            "cooldownMinutes": source.retraining.cooldown_minutes,
+            "maxPerDay": source.retraining.max_per_day,
+        }
+        for source in sorted(sources, key=lambda s: s.model)
+    }
+
+
+def object_created_pattern(source: NewDataSource) -> dict[str, Any]:
+    """The EventBridge pattern of the objects announcing the model's new data.
+
+    S3's "Object Created" event carries ``detail.bucket.name`` and ``detail.object.key`` (also ``size``, ``etag``,
+    ``version-id``, ``sequencer``, ``reason``). One ``prefix`` filter on the key does it: a table's prefix never
+    starts with ``_staging/`` (refused by the config and by ingestion), so staged files never match; in
+    ``commits`` mode the prefix is the table's marker folder, so data files never match either. (Several filters
+    in one field's array are OR'ed, so "prefix AND NOT _staging/" could not be said in one field anyway; the
+    function checks the key again.)
+    """
+    return {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {
+            "bucket": {"name": [source.bucket_name]},
+            "object": {"key": [{"prefix": source.key_prefix}]},
+        },
+    }
 
 
 def retrain_targets(models: Sequence[ResponderModel]) -> dict[str, dict[str, Any]]:

@@ -46,3 +46,9 @@ def pipeline_execution_read(sid: str, execution_arns: Sequence[pulumi.Input[str]
 def secret_read(sid: str, secret_arns: Sequence[pulumi.Input[str]]) -> iam.Statement:
     """Read the secrets' current values."""
     return iam.statement(sid, ["secretsmanager:GetSecretValue"], list(secret_arns))
+
+
+def sqs_consume(sid: str, queue_arns: Sequence[pulumi.Input[str]]) -> iam.Statement:
+    """Read and delete messages of the queues: what Lambda's event source mapping does with the function's role
+    (AWS's AWSLambdaSQSQueueExecutionRole: ReceiveMessage, DeleteMessage, GetQueueAttributes)."""
+    return iam.statement(sid, ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"], list(queue_arns))

@@ -19,6 +19,9 @@
   every production variant and the highest variant p99 ``ModelLatency``. Their names depend on the model only,
   so neither a model version update nor a new variant changes the endpoint's (replace-only) alarm list.
 - Data capture into ``s3://<monitoring bucket>/<model>/data-capture``, encrypted with the platform key.
+- Request mode (``serving.requestMode``): in ``entity`` mode each model's container gets the environment that
+  switches the inference server to online lookups (:mod:`infra.serving.environment`), and the execution role may
+  call ``sagemaker:GetRecord`` on the model's feature group only.
 - Target-tracking autoscaling of production variants (``SageMakerVariantInvocationsPerInstance``); how
   updates and autoscaling interact: :mod:`infra.serving.rollout`.
 """
@@ -26,6 +29,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -36,6 +40,7 @@ from infra import alarms, iam
 from infra.foundation import Foundation
 from infra.model_versions import LATEST, PREVIOUS, DeployableVersion
 from infra.naming import Kind, ModelNames
+from infra.serving.environment import container_environment, environment_problems
 from infra.serving.fleet import rollout_instance_count
 from infra.serving.iam import CAPTURE_PREFIX, execution_role
 from infra.serving.rollout import autoscaling, deployment_config
@@ -129,6 +134,7 @@ class Serving(pulumi.ComponentResource):
         super().__init__("mlops:serving:Serving", name, None, opts)
         serving = args.settings
         self._settings = serving
+        self._environment: dict[str, str] = {}
         self.endpoint = None
         self.endpoint_name = None
         self.endpoint_arn = None
@@ -281,6 +287,17 @@ class Serving(pulumi.ComponentResource):
         # replace-only (AWS and the provider), so it must not change when variants or versions do. The
         # alarms' metric queries cover the current production variants and are updated in place.
         alarm_names = list(args.names.rollback_alarms) if serving.rollout.rollback_alarms else []
+        self._environment = container_environment(
+            serving, feature_group=args.names.feature_group, region=args.foundation.region
+        )
+        problems = environment_problems(self._environment)
+        if problems:  # fixed names and bounded numbers: only a much longer feature group name could get here
+            raise ValueError(f"model '{model}': the model container's environment: {'; '.join(problems)}")
+        feature_group_arn = (
+            args.foundation.arn("sagemaker", f"feature-group/{args.names.feature_group}")
+            if serving.request_mode == "entity"
+            else None
+        )
         role = execution_role(
             f"{name}-role",
             ctx,
@@ -291,6 +308,7 @@ class Serving(pulumi.ComponentResource):
             capture,
             tags,
             image_repository_arn=args.image_repository_arn,
+            feature_group_arn=feature_group_arn,
             parent=self,
         )
         self.role = role.role
@@ -339,25 +357,34 @@ class Serving(pulumi.ComponentResource):
         """A SageMaker model from the registered package (the package carries the image and model data).
 
         Its name is derived from everything that defines it, so a new version is a new model, created before
-        the old one is deleted, and the endpoint config that references it changes with it.
+        the old one is deleted, and the endpoint config that references it changes with it. That includes the
+        container's environment (every argument of a SageMaker model forces a new one, the environment too):
+        switching the request mode or a lookup setting is a new model and a guarded endpoint update. Rows mode
+        sets no environment and leaves the digest as it was, so existing models keep their names.
         """
         ctx, model = args.context, args.names.model
         network = serving.network
         instance = serving.strategy != "serverless"
         vpc = bool(network.subnet_ids) and instance
         isolation = network.network_isolation and instance  # serverless endpoints support neither
+        environment = self._environment
         fingerprint = _digest(
             variant.name,
             variant.package_arn,
             ",".join(network.subnet_ids) if vpc else "",
             ",".join(network.security_group_ids) if vpc else "",
             str(isolation),
+            *([json.dumps(environment, sort_keys=True)] if environment else []),
         )
         return aws.sagemaker.Model(
             f"{name}-model-{variant.name}",
             name=ctx.naming.name(f"{model}-{fingerprint}", Kind.SAGEMAKER),
             execution_role_arn=role.arn,
-            primary_container=aws.sagemaker.ModelPrimaryContainerArgs(model_package_name=variant.package_arn),
+            # CreateModel takes an Environment beside ModelPackageName (the SageMaker SDK's ModelPackage(env=...)
+            # sends exactly this); the package's image and model data stay the registered ones.
+            primary_container=aws.sagemaker.ModelPrimaryContainerArgs(
+                model_package_name=variant.package_arn, environment=environment or None
+            ),
             vpc_config=(
                 aws.sagemaker.ModelVpcConfigArgs(
                     subnets=list(network.subnet_ids), security_group_ids=list(network.security_group_ids)

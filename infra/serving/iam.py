@@ -31,10 +31,12 @@ def execution_role(
     tags: dict[str, str],
     *,
     image_repository_arn: pulumi.Input[str],
+    feature_group_arn: pulumi.Input[str] | None = None,
     parent: pulumi.Resource,
 ) -> iam.ServiceRole:
     """The models' execution role: pull the platform's inference image (its repository only), read the model
-    data, write logs, metrics and captures."""
+    data, write logs, metrics and captures; with ``feature_group_arn`` (entity request mode), read that feature
+    group's online records."""
     model, region = names.model, foundation.region
     pipeline_name = names.pipeline
     endpoint_name = names.endpoint
@@ -68,6 +70,8 @@ def execution_role(
             conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*"]}},
         ),
     ]
+    if feature_group_arn is not None:
+        statements.append(online_features_read(feature_group_arn))
     if capture:
         statements += [
             iam.statement(
@@ -101,6 +105,15 @@ def execution_role(
         source_account=foundation.account_id,
         description=f"{ctx.naming.prefix} endpoint of {model}: runs its model containers",
     )
+
+
+def online_features_read(feature_group_arn: pulumi.Input[str]) -> iam.Statement:
+    """GetRecord on the model's own feature group, nothing else (no Put/Delete, no BatchGetRecord, no other group).
+
+    The online store is encrypted with the platform key, and every data-plane caller needs kms:Decrypt on it
+    (SageMaker API reference, OnlineStoreSecurityConfig): ``PlatformKeyDecrypt`` already grants exactly that.
+    """
+    return iam.statement("OnlineFeaturesRead", ["sagemaker:GetRecord"], [feature_group_arn])
 
 
 def _vpc_statements(region: str, account_id: pulumi.Input[str], serving: ServingSettings) -> list[iam.Statement]:

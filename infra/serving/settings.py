@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     Field,
@@ -21,6 +21,10 @@ from pydantic import (
 )
 
 from infra.types import InstanceType, Section
+
+if TYPE_CHECKING:  # annotations only: both sections import this module
+    from infra.featurestore.settings import FeatureStoreSettings
+    from infra.monitoring.settings import MonitoringSettings
 
 VariantName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")]
 ModelPackageArn = Annotated[
@@ -189,6 +193,42 @@ class NetworkSettings(Section):
     )
 
 
+RequestMode = Literal["rows", "entity"]
+
+
+class OnlineLookupSettings(Section):
+    """Entity request mode: how the inference container reads a request's features from the online store."""
+
+    timeout_ms: int = Field(
+        default=300,
+        ge=10,
+        le=10000,
+        description="Most time a request's feature lookup may take, retries included (then the request gets 504); "
+        "also each HTTP attempt's connect and read timeout. It adds to the request's ModelLatency: keep it below "
+        "serving.rollout.latencyP99MsThreshold.",
+    )
+    max_attempts: int = Field(
+        default=2,
+        ge=1,
+        le=3,
+        description="Most GetRecord attempts per entity (botocore's standard retry mode: throttling, 5xx, "
+        "connection errors), within timeoutMs.",
+    )
+    cache_ttl_seconds: int = Field(
+        default=0,
+        ge=0,
+        le=3600,
+        description="Seconds a looked-up feature vector is reused by the same worker process; 0: no cache (every "
+        "request reads the store: the freshest features).",
+    )
+    cache_max_entries: int = Field(
+        default=10000,
+        ge=1,
+        le=1000000,
+        description="Most vectors cached per worker process (least recently used first out); with cacheTtlSeconds > 0.",
+    )
+
+
 class ServingSettings(Section):
     """A model's real-time endpoint: strategy, variants, rollout guardrails, capture and network."""
 
@@ -214,6 +254,18 @@ class ServingSettings(Section):
     )
     network: NetworkSettings = Field(
         default_factory=lambda: NetworkSettings(), description="VPC and network isolation of the model containers."
+    )
+    request_mode: RequestMode = Field(
+        default="rows",
+        description="rows (each request carries the raw records the feature spec reads) or entity (each request "
+        "carries entity ids, optionally with feature overrides; the container reads the features from the model's "
+        "online feature store). entity needs featureStore.onlineStore=true and network.networkIsolation=false; its "
+        "drift and quality are monitored by monitoring.engine=platform only, from the features the endpoint returns "
+        "in JSON answers.",
+    )
+    online_lookup: OnlineLookupSettings = Field(
+        default_factory=lambda: OnlineLookupSettings(),
+        description="Entity request mode's online-store lookup: timeout, attempts and per-process cache.",
     )
 
 
@@ -334,6 +386,51 @@ def serving_problems(model: str, serving: ServingSettings) -> list[str]:
     network = serving.network
     if bool(network.subnet_ids) != bool(network.security_group_ids):
         problems.append(f"{where}: serving.network needs both subnetIds and securityGroupIds, or neither")
+    if serving.request_mode == "rows" and "online_lookup" in serving.model_fields_set:
+        problems.append(
+            f"{where}: serving.onlineLookup is set but serving.requestMode=rows reads no features from the store; "
+            "remove it or set serving.requestMode=entity"
+        )
+    if serving.request_mode == "entity" and network.network_isolation and strategy != "serverless":
+        problems.append(
+            f"{where}: serving.requestMode=entity needs serving.network.networkIsolation=false: a network-isolated "
+            "model container makes no outbound call, so it cannot reach the Feature Store runtime (GetRecord)"
+        )
+    return problems
+
+
+def entity_mode_problems(
+    model: str, serving: ServingSettings | None, feature_store: FeatureStoreSettings, monitoring: MonitoringSettings
+) -> list[str]:
+    """What entity request mode needs of the other layers: an online store, and monitors that can read its captures.
+
+    Entity-mode requests hold entity ids only. The platform engine's drift job reads the features the endpoint
+    scored from its captured JSON answers (:mod:`mlops.monitoring.drift.capture`); Model Monitor's record
+    preprocessor reads each captured request as raw records, so it is refused in this mode.
+    """
+    if serving is None or serving.request_mode != "entity":
+        return []
+    where = f"model '{model}'"
+    problems: list[str] = []
+    if not feature_store.online_store:
+        problems.append(
+            f"{where}: serving.requestMode=entity reads features from the online store, but "
+            "featureStore.onlineStore=false; set featureStore.onlineStore=true or serving.requestMode=rows"
+        )
+    readers = [
+        f"monitoring.{key}.enabled=true"
+        for key, monitor in (("dataQuality", monitoring.data_quality), ("modelQuality", monitoring.model_quality))
+        if monitor.enabled
+    ]
+    # serverless: monitoring_problems already refuses monitors (no capture).
+    if readers and monitoring.engine == "model-monitor" and serving.strategy != "serverless":
+        problems.append(
+            f"{where}: serving.requestMode=entity with monitoring.engine=model-monitor and {' and '.join(readers)}: "
+            "Model Monitor's record preprocessor reads each captured request as raw records, and entity-mode "
+            "requests hold entity ids only (every request would be skipped); use monitoring.engine=platform (its "
+            "drift job reads the features the endpoint returns), set the monitors to false, or keep "
+            "serving.requestMode=rows"
+        )
     return problems
 
 

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
 
 from infra.types import AccountId, CronExpression, InstanceType, KeyedValueError, Section
 from pipelines.settings import ApprovalStatus, HyperparameterValue, MetricName
+
+if TYPE_CHECKING:
+    from infra.catalog import TableSpec
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,84 @@ def _hyperparameter(name: str, value: Any) -> int | float:
     return typed
 
 
+MAX_BATCHING_WINDOW_SECONDS = 300
+"""Lambda's largest ``MaximumBatchingWindowInSeconds`` for an SQS event source mapping."""
+UNENCODED_PREFIX = re.compile(r"^[A-Za-z0-9_.\-/]+$")
+"""Key prefixes S3 leaves as they are when it URL-encodes a key in an event notification."""
+RESERVED_PREFIXES = ("_staging/", "_commits/")
+"""``mlops.ingestion``'s staging area and commit markers (``STAGING_PREFIX``, ``COMMITS_PREFIX``): never a table."""
+
+
+class NewDataRetrainingSettings(Section):
+    """Start the training pipeline when a new load lands in the model's source table (curated zone).
+
+    Starts share the model's ledger with alarm-driven ones: ``monitoring.retraining.cooldownMinutes`` and
+    ``maxPerDay`` bound both together, and a start is refused (and humans told) within the cooldown.
+    """
+
+    enabled: bool = Field(
+        default=False,
+        description="Start the pipeline on new data in the model's sourceTable (a curated table); needs sourceTable.",
+    )
+    match: Literal["commits", "objects"] = Field(
+        default="commits",
+        description="commits: only the commit marker mlops.ingestion writes once a load is complete "
+        "(_commits/<table prefix><batch id>.json; one event per load); objects: every data object under the table "
+        "prefix (producers that write no marker; a burst is gathered by batchingWindowSeconds).",
+    )
+    batching_window_seconds: int = Field(
+        default=MAX_BATCHING_WINDOW_SECONDS,
+        ge=1,
+        le=MAX_BATCHING_WINDOW_SECONDS,
+        description="Longest the responder waits to gather a burst of new-data events into one decision "
+        "(Lambda's MaximumBatchingWindowInSeconds for SQS, 1-300); loads gathered together start one run.",
+    )
+
+
+def new_data_problem(
+    index: int, source_table: str | None, settings: NewDataRetrainingSettings, tables: Sequence[TableSpec]
+) -> KeyedValueError | None:
+    """Why ``models[index].training.retrainOnNewData`` cannot work with the declared tables, or None.
+
+    It needs ``sourceTable`` naming a table of the curated zone (the lake sends the curated bucket's events to
+    EventBridge) whose prefix is not ingestion's own (``_staging/``, ``_commits/``).
+    """
+    if not settings.enabled:
+        return None
+    path = ("models", index, "training", "retrainOnNewData", "enabled")
+    if source_table is None:
+        return KeyedValueError(
+            path, "retrainOnNewData.enabled=true needs models[].sourceTable (a table of catalog.tables in zone curated)"
+        )
+    curated = curated_table(source_table, tables)
+    if curated is None:
+        zones = sorted(t.zone for t in tables if t.name == source_table)
+        return KeyedValueError(
+            path,
+            f"retrainOnNewData.enabled=true needs sourceTable '{source_table}' in the curated zone; it is declared in "
+            f"zone(s) {', '.join(zones) or '(none)'} (catalog.tables[].zone must be curated)",
+        )
+    if not UNENCODED_PREFIX.match(curated.location_prefix):
+        return KeyedValueError(
+            path,
+            f"sourceTable '{source_table}' has prefix '{curated.location_prefix}'; retraining on new data needs a "
+            "prefix of letters, digits and '_-./' only (S3 URL-encodes other characters in its events, and the "
+            "rule's prefix filter compares the encoded key)",
+        )
+    if curated.location_prefix.startswith(RESERVED_PREFIXES):
+        return KeyedValueError(
+            path,
+            f"sourceTable '{source_table}' has prefix '{curated.location_prefix}', inside ingestion's "
+            f"{' or '.join(RESERVED_PREFIXES)}; choose another catalog.tables[].prefix",
+        )
+    return None
+
+
+def curated_table(name: str, tables: Sequence[TableSpec]) -> TableSpec | None:
+    """The table called ``name`` in the curated zone, if declared."""
+    return next((t for t in tables if t.name == name and t.zone == "curated"), None)
+
+
 class TrainingSettings(Section):
     """A model's training pipeline (preprocess, train, evaluate, register) and its model registry group."""
 
@@ -105,6 +188,11 @@ class TrainingSettings(Section):
     retrain_schedule: CronExpression | None = Field(
         default=None,
         description="EventBridge cron expression that starts the pipeline on a schedule; null: run on demand only.",
+    )
+    retrain_on_new_data: NewDataRetrainingSettings = Field(
+        default_factory=lambda: NewDataRetrainingSettings(),
+        description="Start the pipeline when new data lands in the model's sourceTable (curated zone): enabled, "
+        "match (commits or objects), batchingWindowSeconds. Limited by monitoring.retraining's cooldown and cap.",
     )
 
     @field_validator("hyperparameters", mode="before")

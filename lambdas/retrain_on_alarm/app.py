@@ -1,7 +1,19 @@
-"""Retrain on alarm: a drift or model-quality alarm entering ALARM starts the model's training pipeline, once.
+"""Retrain on alarm or on new data: a drift or model-quality alarm entering ALARM, or a new load of a model's
+source table in the curated zone, starts the model's training pipeline, once.
 
-Triggers: the SNS ``retrain`` topic (CloudWatch alarm notification JSON in ``Records[].Sns.Message``) or an
-EventBridge "CloudWatch Alarm State Change" event.
+Triggers: the SNS ``retrain`` topic (CloudWatch alarm notification JSON in ``Records[].Sns.Message``), an
+EventBridge "CloudWatch Alarm State Change" event, or, for models with ``training.retrainOnNewData``, a batch of
+SQS messages (``Records[].eventSource == "aws:sqs"``) whose bodies are S3 "Object Created" EventBridge events of
+the model's table (an ``mlops.ingestion`` commit marker, or any data object: ``retrainOnNewData.match``).
+
+New data (see :func:`process_new_data`): the event source mapping gathers a burst for up to its batching window;
+the objects of one batch are reduced to loads (a load is a batch id: the commit marker's, or the one in an
+ingested file's name) and each model's loads to ONE start request, identified by its newest load. That request
+then goes through exactly the alarm path below (idempotency record, running check, the model's ledger claim,
+start with a ``ClientRequestToken``, notification): data-driven and alarm-driven starts share one cooldown and
+one daily cap per model. ``InputDataUri`` is the whole table (preprocess needs the history, not only the new
+partition) and ``DataVersion`` the load's batch id. Failed records are returned in ``batchItemFailures``
+(partial batch response): only they are redelivered, then dead-lettered by the queue's redrive policy.
 
 Flow (thin handler, pure decision, adapter): the handler parses the event into :class:`AlarmStateChange`; the pure :func:`decide` says
 whether the alarm may retrain a model (an alarm of this account and region, listed, entering ALARM);
@@ -16,7 +28,8 @@ releases the claim; a claim or start whose response was lost is recognised on re
 (the ledger item carries the transition's token, the running execution its display name) and completes with
 the same ``ClientRequestToken``, which AWS answers with the execution it already started.
 
-Environment (read once at cold start): ``ALERTS_TOPIC_ARN``, ``STATE_TABLE``, ``RETRAIN_TARGETS``.
+Environment (read once at cold start): ``ALERTS_TOPIC_ARN``, ``STATE_TABLE``, ``RETRAIN_TARGETS``,
+``NEW_DATA_TARGETS`` (optional; model → its table's bucket and prefix, pipeline and limits).
 Errors: every failure is reported (log + ``Failed`` metric) and re-raised (Lambda retries, then dead-letters);
 decisions (foreign origin, state other than ALARM, unknown alarm, cooldown, daily cap, already running,
 duplicate) are logged and counted.
@@ -30,7 +43,8 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Mapping
+import urllib.parse
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -79,9 +93,19 @@ metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "M
 
 ALARM_DETAIL_TYPE = "CloudWatch Alarm State Change"
 DATA_VERSION_PARAMETER = "DataVersion"  # pipelines/factory.py DATA_VERSION; passed only if the pipeline defines it
-IDEMPOTENCY_TTL_SECONDS = 2 * 24 * 3600  # a redelivered alarm transition is recognised for two days
+# A redelivered alarm transition or load is recognised for 14 days: the longest an event can wait anywhere on its
+# way here (SQS's maximum retention, of the new-data queues and of the dead-letter queues it may be redriven from).
+IDEMPOTENCY_TTL_SECONDS = 14 * 24 * 3600
 LEDGER_PREFIX = "retrain#"
 RECENT_EXECUTIONS = 50  # newest executions inspected for one still Executing
+
+OBJECT_CREATED_DETAIL_TYPE = "Object Created"  # S3's EventBridge event for every way an object is created
+INPUT_DATA_PARAMETER = "InputDataUri"  # pipelines/factory.py INPUT_DATA_URI; passed only if the pipeline defines it
+COMMITS_PREFIX = "_commits/"  # mlops/ingestion.py COMMITS_PREFIX: one marker object per committed load
+COMMIT_MARKER_SUFFIX = ".json"
+MATCH_COMMITS, MATCH_OBJECTS = "commits", "objects"
+INGESTED_FILE = re.compile(r"^(?P<batch>[A-Za-z0-9][A-Za-z0-9._-]{0,127})-[0-9]{5}\.snappy\.parquet$")
+"""The name ``mlops.ingestion`` gives a committed file: ``<batch id>-<n>.snappy.parquet``."""
 
 
 # ---------------------------------------------------------------------------------------------- settings
@@ -96,12 +120,47 @@ class RetrainTarget:
 
 
 @dataclass(frozen=True, kw_only=True)
+class NewDataTarget:
+    """Where a model's source table lives in the curated zone, which objects of it start the model's pipeline,
+    and the model's limits (the same as its alarms': one ledger per model)."""
+
+    model: str
+    pipeline_name: str
+    bucket: str
+    table_prefix: str
+    match: str = MATCH_COMMITS
+    cooldown_minutes: int
+    max_per_day: int
+
+    @property
+    def key_prefix(self) -> str:
+        """The keys that announce new data: the table's commit markers, or every object of the table."""
+        return f"{COMMITS_PREFIX}{self.table_prefix}" if self.match == MATCH_COMMITS else self.table_prefix
+
+    @property
+    def input_data_uri(self) -> str:
+        """The whole table: preprocess splits and baselines the model's history, not only the new load."""
+        return f"s3://{self.bucket}/{self.table_prefix}"
+
+    @property
+    def retrain_target(self) -> RetrainTarget:
+        return RetrainTarget(
+            model=self.model,
+            pipeline_name=self.pipeline_name,
+            cooldown_minutes=self.cooldown_minutes,
+            max_per_day=self.max_per_day,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """The function's environment, read once at cold start."""
 
     alerts_topic_arn: str
     state_table: str
     targets: Mapping[str, RetrainTarget]
+    new_data: Mapping[str, NewDataTarget] = field(default_factory=dict)
+    """Model → where its new data appears (``NEW_DATA_TARGETS``; empty when no model retrains on new data)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -122,7 +181,33 @@ class Settings:
             alerts_topic_arn=required(env, "ALERTS_TOPIC_ARN"),
             state_table=required(env, "STATE_TABLE"),
             targets=targets,
+            new_data=_new_data_targets(env),
         )
+
+
+def _new_data_targets(env: Mapping[str, str]) -> dict[str, NewDataTarget]:
+    if not env.get("NEW_DATA_TARGETS", "").strip():
+        return {}
+    targets: dict[str, NewDataTarget] = {}
+    for model, spec in json_object(env, "NEW_DATA_TARGETS").items():
+        where = f"NEW_DATA_TARGETS[{model!r}]"
+        if not isinstance(spec, dict):
+            raise ConfigurationError(f"{where} must be an object, got {spec!r}")
+        prefix, match = string_field(spec, "tablePrefix", where), string_field(spec, "match", where)
+        if not prefix.endswith("/") or prefix.startswith(("_", "/")):
+            raise ConfigurationError(f"{where}.tablePrefix must end with '/' and not start with '_' or '/': {prefix!r}")
+        if match not in (MATCH_COMMITS, MATCH_OBJECTS):
+            raise ConfigurationError(f"{where}.match must be {MATCH_COMMITS!r} or {MATCH_OBJECTS!r}, got {match!r}")
+        targets[model] = NewDataTarget(
+            model=model,
+            pipeline_name=string_field(spec, "pipelineName", where),
+            bucket=string_field(spec, "bucket", where),
+            table_prefix=prefix,
+            match=match,
+            cooldown_minutes=int_field(spec, "cooldownMinutes", where, minimum=0),
+            max_per_day=int_field(spec, "maxPerDay", where, minimum=1),
+        )
+    return targets
 
 
 # ---------------------------------------------------------------------------------------------- events
@@ -208,6 +293,56 @@ def parse_event(event: Any) -> list[AlarmStateChange]:
     raise MalformedEventError("event is neither an SNS notification nor a CloudWatch Alarm State Change event")
 
 
+@dataclass(frozen=True, kw_only=True)
+class ObjectCreated:
+    """One S3 "Object Created" event, as one SQS message of the new-data queue delivered it."""
+
+    message_id: str
+    bucket: str
+    key: str
+    sequencer: str
+    version_id: str
+    created_at: datetime
+    origin: tuple[str, str]
+
+
+def is_sqs_batch(event: Any) -> bool:
+    """True for an SQS event source mapping's batch (``Records[].eventSource == "aws:sqs"``)."""
+    records = event.get("Records") if isinstance(event, Mapping) else None
+    return (
+        isinstance(records, list)
+        and bool(records)
+        and all(isinstance(r, Mapping) and r.get("eventSource") == "aws:sqs" for r in records)
+    )
+
+
+def parse_object_created(record: Mapping[str, Any]) -> ObjectCreated:
+    """The S3 event in one SQS record's body (EventBridge delivers the whole event as the message body).
+
+    Raises :class:`MalformedEventError` naming the field at fault.
+    """
+    message_id = require_str(record, "messageId", "Records[]")
+    try:
+        body = json.loads(require_str(record, "body", "Records[]"))
+    except (json.JSONDecodeError, RecursionError) as error:
+        raise MalformedEventError(f"Records[].body of message {message_id} is not JSON: {error}") from error
+    event = eventbridge_event(body, source="aws.s3", detail_type=OBJECT_CREATED_DETAIL_TYPE)
+    detail = require_mapping(event.raw_event.get("detail"), "body.detail")
+    bucket = require_mapping(detail.get("bucket"), "body.detail.bucket")
+    obj = require_mapping(detail.get("object"), "body.detail.object")
+    return ObjectCreated(
+        message_id=message_id,
+        bucket=require_str(bucket, "name", "body.detail.bucket"),
+        # S3 URL-encodes keys in its notifications ('=' is '%3D', a space '+'); LocalStack's EventBridge events do
+        # too. Decoding is harmless for the names the platform writes (letters, digits, '._-/=').
+        key=urllib.parse.unquote_plus(require_str(obj, "key", "body.detail.object")),
+        sequencer=optional_str(obj, "sequencer"),
+        version_id=optional_str(obj, "version-id"),
+        created_at=parse_timestamp(require_str(body, "time", "body"), "body.time"),
+        origin=eventbridge_origin(body),
+    )
+
+
 # ---------------------------------------------------------------------------------------------- decisions
 class Outcome(enum.StrEnum):
     """What the responder decided; each has a metric of the same name."""
@@ -220,6 +355,9 @@ class Outcome(enum.StrEnum):
     COOLDOWN = "SkippedCooldown"
     DAILY_CAP = "SkippedDailyCap"
     DUPLICATE = "DuplicateDelivery"
+    UNKNOWN_DATA = "IgnoredUnknownData"
+    NOT_A_LOAD = "IgnoredNotALoad"
+    COVERED = "CoveredByNewerLoad"
 
 
 @dataclass(frozen=True)
@@ -254,6 +392,92 @@ def decide(
     if target is None:
         return Ignore(Outcome.UNKNOWN_ALARM, f"alarm {change.alarm_name} is not a retraining trigger")
     return Retrain(target)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadObject:
+    """An object of a model's table and the load it belongs to."""
+
+    target: NewDataTarget
+    load: str
+    obj: ObjectCreated
+
+
+def load_of(target: NewDataTarget, obj: ObjectCreated) -> str | None:
+    """Pure: the load ``obj`` (under ``target.key_prefix``) belongs to, or None when it announces no data.
+
+    - ``commits``: ``_commits/<table prefix><batch id>.json`` is the load ``<batch id>``;
+    - ``objects``: a file named by ``mlops.ingestion`` (``<batch id>-<n>.snappy.parquet``) is the load
+      ``<batch id>``; any other file is a load of its own (``<key>@<version>``). Hidden paths (a segment starting
+      with ``_`` or ``.``: ``_SUCCESS``, ``_temporary/``, ``.crc``, which readers skip) and folder objects are
+      no data.
+    """
+    relative = obj.key[len(target.key_prefix) :]
+    if target.match == MATCH_COMMITS:
+        batch = relative.removesuffix(COMMIT_MARKER_SUFFIX)
+        return batch if relative.endswith(COMMIT_MARKER_SUFFIX) and batch and "/" not in relative else None
+    segments = relative.split("/")
+    if not segments[-1] or any(segment.startswith(("_", ".")) for segment in segments):
+        return None
+    ingested = INGESTED_FILE.match(segments[-1])
+    if ingested:
+        return ingested["batch"]
+    return f"{relative}@{obj.version_id or obj.sequencer or obj.created_at.isoformat()}"[:512]
+
+
+def route_object(
+    obj: ObjectCreated, targets: Mapping[str, NewDataTarget], origin: Origin | None = None
+) -> Ignore | list[LoadObject]:
+    """Pure: the models whose table ``obj`` is a load of (a table may feed several models), or why none."""
+    if origin is not None and not origin.admits(*obj.origin):
+        account, region = obj.origin
+        return Ignore(
+            Outcome.FOREIGN,
+            f"object s3://{obj.bucket}/{obj.key} comes from {account or '?'}/{region or '?'}, not this function's "
+            f"{origin.account}/{origin.region}",
+        )
+    matching = [t for _, t in sorted(targets.items()) if obj.bucket == t.bucket and obj.key.startswith(t.key_prefix)]
+    if not matching:
+        return Ignore(Outcome.UNKNOWN_DATA, f"object s3://{obj.bucket}/{obj.key} is in no model's source table")
+    routed = [LoadObject(target=t, load=load, obj=obj) for t in matching if (load := load_of(t, obj)) is not None]
+    if not routed:
+        return Ignore(Outcome.NOT_A_LOAD, f"object s3://{obj.bucket}/{obj.key} announces no data (marker or file)")
+    return routed
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataLoad:
+    """What one batch asks of one model: its newest load, which stands for every load of the batch."""
+
+    target: NewDataTarget
+    load: str
+    newest: ObjectCreated
+    loads: tuple[str, ...]
+    """Every load of the model in the batch, sorted (the newest included)."""
+    message_ids: tuple[str, ...]
+    """The SQS messages the request answers for: they fail (and are redelivered) together."""
+
+
+def data_loads(routed: Sequence[LoadObject]) -> list[DataLoad]:
+    """Pure: one request per model, identified by its newest load (event time, then key: the same messages give
+    the same request however often they are redelivered). The table is read whole, so the newest load's run
+    trains on the older loads of the burst too."""
+    by_model: dict[str, list[LoadObject]] = {}
+    for item in routed:
+        by_model.setdefault(item.target.model, []).append(item)
+    loads = []
+    for _, items in sorted(by_model.items()):
+        newest = max(items, key=lambda i: (i.obj.created_at, i.obj.key, i.obj.sequencer))
+        loads.append(
+            DataLoad(
+                target=newest.target,
+                load=newest.load,
+                newest=newest.obj,
+                loads=tuple(sorted({i.load for i in items})),
+                message_ids=tuple(dict.fromkeys(i.obj.message_id for i in items)),
+            )
+        )
+    return loads
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -309,23 +533,117 @@ def display_name(change: AlarmStateChange) -> str:
     return f"alarm-{change.stamp}-{slug}"[:82].rstrip("-")
 
 
+def _stamp(moment: datetime) -> str:
+    """A time in a compact, canonical UTC form (``20240501T120000123Z``)."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y%m%dT%H%M%S") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")
+
+
+def chosen_parameters(defined: set[str], wanted: Mapping[str, str]) -> list[dict[str, str]]:
+    """Pure: ``wanted`` as ``PipelineParameters``, limited to those the pipeline defines (SageMaker refuses an
+    undeclared name), values cut to the API's 1,024 characters, in name order."""
+    return [{"Name": name, "Value": value[:1024]} for name, value in sorted(wanted.items()) if name in defined]
+
+
 def pipeline_parameters(defined: set[str], change: AlarmStateChange) -> list[dict[str, str]]:
     """Pure: the parameters recording why this execution runs, limited to those the pipeline defines."""
-    if DATA_VERSION_PARAMETER not in defined:
-        return []
-    return [{"Name": DATA_VERSION_PARAMETER, "Value": f"alarm-{change.alarm_name}-{change.stamp}"[:1024]}]
+    return chosen_parameters(defined, {DATA_VERSION_PARAMETER: f"alarm-{change.alarm_name}-{change.stamp}"})
 
 
-def describe_decision(outcome: Outcome, change: AlarmStateChange, target: RetrainTarget, detail: str) -> Notification:
-    """The notification telling humans what was decided about a retraining alarm, and why."""
+def data_parameters(defined: set[str], load: DataLoad) -> list[dict[str, str]]:
+    """Pure: ``InputDataUri`` (the whole table) and ``DataVersion`` (the load's batch id), if the pipeline has them."""
+    return chosen_parameters(
+        defined, {INPUT_DATA_PARAMETER: load.target.input_data_uri, DATA_VERSION_PARAMETER: load.load}
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class StartRequest:
+    """One reason to start a model's pipeline, whatever asked (an alarm transition, a load of new data): what the
+    idempotency record, the ledger, SageMaker and humans are told. Every start goes through :class:`Retrainer`."""
+
+    target: RetrainTarget
+    kind: str
+    """``alarm`` or ``newdata``: the idempotency records' key prefix."""
+    key: dict[str, str]
+    """What identifies the request across deliveries (hashed into the idempotency record's key)."""
+    trigger: str
+    """Recorded in the ledger item (``last_alarm``) and the logs."""
+    token: str
+    display_name: str
+    description: str
+    parameters: Callable[[set[str]], list[dict[str, str]]]
+    """The pipeline's declared parameter names → the parameters to pass."""
+    context: tuple[str, ...]
+    """Lines telling humans what asked for the start."""
+    result: dict[str, Any]
+    """Fields that identify the request in the outcome (``alarm``/``at``, or ``load``/``loads``)."""
+
+
+def alarm_request(change: AlarmStateChange, target: RetrainTarget) -> StartRequest:
+    """The start an alarm transition asks for."""
+    return StartRequest(
+        target=target,
+        kind="alarm",
+        key=change.idempotency_key,
+        trigger=change.alarm_name,
+        token=client_request_token(change),
+        display_name=display_name(change),
+        description=(
+            f"Started by the {SERVICE} responder: alarm {change.alarm_name} entered {change.state} at "
+            f"{change.changed_at.isoformat()}. Reason: {change.reason or 'not given'}"
+        )[:3072],
+        parameters=lambda defined: pipeline_parameters(defined, change),
+        context=(
+            f"Alarm: {change.alarm_name} entered {change.state} at {change.changed_at.isoformat()}"
+            + (f" (was {change.previous_state})." if change.previous_state else "."),
+            f"Reason: {change.reason or 'not given'}",
+        ),
+        result={"alarm": change.alarm_name, "at": change.stamp},
+    )
+
+
+def data_request(load: DataLoad) -> StartRequest:
+    """The start a load of new data asks for (its token and key depend on the model and the load only)."""
+    target, newest = load.target, load.newest
+    digest = hashlib.sha256(f"{target.model}|{load.load}".encode()).hexdigest()
+    older = [other for other in load.loads if other != load.load]
+    where = f"s3://{newest.bucket}/{newest.key}"
+    return StartRequest(
+        target=target.retrain_target,
+        kind="newdata",
+        key={"model": target.model, "load": load.load},
+        trigger=f"new-data:{load.load}"[:1024],
+        token=f"data-{digest[:59]}",
+        display_name=f"data-{_stamp(newest.created_at)}-{_slug(load.load)}"[:82].rstrip("-"),
+        description=(
+            f"Started by the {SERVICE} responder: new data in {target.input_data_uri} (load {load.load}, "
+            f"{where} created at {newest.created_at.isoformat()})"
+            + (f"; also covers loads {', '.join(older)}" if older else "")
+        )[:3072],
+        parameters=lambda defined: data_parameters(defined, load),
+        context=(
+            f"New data: load {load.load} of {target.input_data_uri} ({where}, created {newest.created_at.isoformat()}).",
+            f"Loads in this batch: {len(load.loads)}; objects: {len(load.message_ids)}.",
+        ),
+        result={"load": load.load, "loads": list(load.loads)},
+    )
+
+
+def describe_decision(outcome: Outcome, request: StartRequest, detail: str) -> Notification:
+    """The notification telling humans what was decided about a retraining request, and why."""
+    target = request.target
     verb = "started" if outcome is Outcome.STARTED else "skipped"
     lines = [
         f"Retraining {verb} for model {target.model} (pipeline {target.pipeline_name}).",
         f"Decision: {outcome.value}. {detail}",
-        f"Alarm: {change.alarm_name} entered {change.state} at {change.changed_at.isoformat()}"
-        + (f" (was {change.previous_state})." if change.previous_state else "."),
-        f"Reason: {change.reason or 'not given'}",
-        f"Limits: cooldown {target.cooldown_minutes} min, at most {target.max_per_day} alarm-driven runs per UTC day.",
+        *request.context,
+        f"Limits: cooldown {target.cooldown_minutes} min, at most {target.max_per_day} responder-driven runs per UTC "
+        "day (alarms and new data together).",
     ]
     return Notification(subject=f"[mlops] retraining {verb}: {target.model} ({outcome.value})", body="\n".join(lines))
 
@@ -493,17 +811,14 @@ class Pipelines:
             ) from error
         return {str(p["Name"]) for p in parameters if isinstance(p, dict) and "Name" in p}
 
-    def start(self, pipeline: str, change: AlarmStateChange, parameters: list[dict[str, str]]) -> str:
-        """Start an execution recording why; the token makes a repeated start of one transition a no-op."""
+    def start(self, pipeline: str, request: StartRequest, parameters: list[dict[str, str]]) -> str:
+        """Start an execution recording why; the token makes a repeated start of one request a no-op."""
         response = self._call(
             "start_pipeline_execution",
             PipelineName=pipeline,
-            ClientRequestToken=client_request_token(change),
-            PipelineExecutionDisplayName=display_name(change),
-            PipelineExecutionDescription=(
-                f"Started by the {SERVICE} responder: alarm {change.alarm_name} entered {change.state} at "
-                f"{change.changed_at.isoformat()}. Reason: {change.reason or 'not given'}"
-            )[:3072],
+            ClientRequestToken=request.token,
+            PipelineExecutionDisplayName=request.display_name,
+            PipelineExecutionDescription=request.description,
             PipelineParameters=parameters,
         )
         return str(response["PipelineExecutionArn"])
@@ -511,7 +826,7 @@ class Pipelines:
 
 @dataclass
 class Retrainer:
-    """Acts on one retraining request, at most once per alarm transition."""
+    """Acts on one retraining request, at most once per alarm transition or load of new data."""
 
     settings: Settings
     pipelines: Pipelines
@@ -520,54 +835,63 @@ class Retrainer:
     persistence: DynamoDBPersistenceLayer
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     config: IdempotencyConfig = field(init=False)
-    _once: Callable[..., dict[str, Any]] = field(init=False)
+    _once: dict[str, Callable[..., dict[str, Any]]] = field(init=False)
 
     def __post_init__(self) -> None:
         self.config = IdempotencyConfig(expires_after_seconds=IDEMPOTENCY_TTL_SECONDS, response_hook=_mark_duplicate)
-        self._once = idempotent_function(
-            data_keyword_argument="key", persistence_store=self.persistence, config=self.config, key_prefix="alarm"
-        )(self._respond)
+        # One record per request, under the prefix of its kind (the persistence layer takes the prefix per call).
+        self._once = {
+            kind: idempotent_function(
+                data_keyword_argument="key", persistence_store=self.persistence, config=self.config, key_prefix=kind
+            )(self._respond)
+            for kind in ("alarm", "newdata")
+        }
 
     def handle(self, change: AlarmStateChange, target: RetrainTarget) -> dict[str, Any]:
-        """Respond once to the transition.
+        """Respond once to the alarm transition (see :meth:`handle_request`)."""
+        return self.handle_request(alarm_request(change, target))
 
-        Raises :class:`DeliveryInProgressError` when another invocation holds the transition's record (Lambda
-        retries this delivery; by then the holder has finished, or its record has expired with its time), and
+    def handle_request(self, request: StartRequest) -> dict[str, Any]:
+        """Respond once to the request.
+
+        Raises :class:`DeliveryInProgressError` when another invocation holds the request's record (the delivery
+        is retried later; by then the holder has finished, or its record has expired with its time), and
         :class:`UpstreamError` when the idempotency record cannot be read or written.
         """
+        what = f"{request.kind} request {request.key}"
         try:
-            return self._once(key=change.idempotency_key, change=change, target=target)
+            return self._once[request.kind](key=request.key, request=request)
         except IdempotencyAlreadyInProgressError:
             raise DeliveryInProgressError(
-                f"alarm {change.alarm_name} at {change.stamp} is being handled by another invocation; "
-                "this delivery is retried later"
+                f"{what} is being handled by another invocation; this delivery is retried later"
             ) from None
         except IdempotencyError as error:
             raise UpstreamError(
-                f"idempotency record of alarm {change.alarm_name} at {change.stamp} in {self.settings.state_table} "
-                f"failed: {type(error).__name__}",
+                f"idempotency record of {what} in {self.settings.state_table} failed: {type(error).__name__}",
                 code="IdempotencyStore",
             ) from error
 
-    def _respond(self, *, key: dict[str, str], change: AlarmStateChange, target: RetrainTarget) -> dict[str, Any]:
-        result: dict[str, Any] = {"alarm": change.alarm_name, "at": key["at"], "model": target.model}
-        running = self.pipelines.running_execution(target.pipeline_name, own_display_name=display_name(change))
+    def _respond(self, *, key: dict[str, str], request: StartRequest) -> dict[str, Any]:
+        target = request.target
+        result: dict[str, Any] = {**request.result, "model": target.model}
+        running = self.pipelines.running_execution(target.pipeline_name, own_display_name=request.display_name)
         if running is not None:
             outcome, detail = Outcome.ALREADY_RUNNING, f"Execution {running} is still Executing."
         else:
-            claim = ledger_claim(target, self.clock(), client_request_token(change))
-            refused = self.ledger.claim(claim, alarm=change.alarm_name)
+            claim = ledger_claim(target, self.clock(), request.token)
+            refused = self.ledger.claim(claim, alarm=request.trigger)
             if refused is not None:
                 outcome = refused
                 detail = (
-                    f"The last alarm-driven start was less than {target.cooldown_minutes} minutes ago."
+                    f"The last responder-driven start (alarm or new data) was less than {target.cooldown_minutes} "
+                    "minutes ago."
                     if refused is Outcome.COOLDOWN
-                    else f"{target.max_per_day} alarm-driven starts already today (UTC)."
+                    else f"{target.max_per_day} responder-driven starts already today (UTC)."
                 )
             else:
                 try:
-                    parameters = pipeline_parameters(self.pipelines.parameter_names(target.pipeline_name), change)
-                    arn = self.pipelines.start(target.pipeline_name, change, parameters)
+                    parameters = request.parameters(self.pipelines.parameter_names(target.pipeline_name))
+                    arn = self.pipelines.start(target.pipeline_name, request, parameters)
                 except Exception:
                     # Whatever failed (an AWS error, a network error, a bug), the claim must not outlive it: the
                     # retried event claims again. Should the release fail too, the retry still recognises the
@@ -576,8 +900,9 @@ class Retrainer:
                     raise
                 outcome, detail = Outcome.STARTED, f"Execution {arn}."
                 result["executionArn"] = arn
+                result["parameters"] = {p["Name"]: p["Value"] for p in parameters}
         result["outcome"] = outcome.value
-        self.notifier.publish(describe_decision(outcome, change, target, detail))
+        self.notifier.publish(describe_decision(outcome, request, detail))
         return result
 
     def _release(self, claim: LedgerClaim) -> None:
@@ -645,13 +970,16 @@ def runtime() -> Runtime:
 
 # ---------------------------------------------------------------------------------------------- handler
 def process(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
-    """Parse, decide and act on every alarm transition in ``event``; returns the outcomes.
+    """Parse, decide and act on every alarm transition in ``event``, or on the new data of an SQS batch
+    (:func:`process_new_data`); returns the outcomes.
 
-    With a Lambda ``context``, alarms from another account or region are ignored (``IgnoredForeignOrigin``).
+    With a Lambda ``context``, events from another account or region are ignored (``IgnoredForeignOrigin``).
     """
     origin = Origin.of_context(context)
     if context is not None:
         rt.retrainer.config.register_lambda_context(context)
+    if is_sqs_batch(event):
+        return process_new_data(event, rt, origin)
     outcomes = []
     for change in parse_event(event):
         decision = decide(change, rt.settings.targets, origin)
@@ -667,13 +995,56 @@ def process(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
     return {"outcomes": outcomes}
 
 
+def process_new_data(event: Mapping[str, Any], rt: Runtime, origin: Origin | None = None) -> dict[str, Any]:
+    """Act on a batch of the new-data queues: at most one start request per model (its newest load).
+
+    Returns ``outcomes`` and ``batchItemFailures`` (Lambda's partial batch response): a record that cannot be
+    read, or whose model's request failed, is reported (log + ``Failed``) and returned there, so only it is
+    redelivered (and dead-lettered by the queue's redrive policy once it keeps failing). A request's failure
+    fails every record it answers for: redelivered together, they make the same request again.
+    """
+    outcomes: list[dict[str, Any]] = []
+    failed: list[str] = []
+    routed: list[LoadObject] = []
+    for record in event["Records"]:
+        try:
+            obj = parse_object_created(record)
+        except MalformedEventError as error:
+            report_failure(logger, metrics, SERVICE, error, record, [str(record.get("messageId", ""))])
+            failed.append(str(record.get("messageId", "")))
+            continue
+        decision = route_object(obj, rt.settings.new_data, origin)
+        if isinstance(decision, Ignore):
+            level = logger.warning if decision.outcome is Outcome.FOREIGN else logger.info
+            level(decision.why, extra={"key": obj.key, "outcome": decision.outcome.value})
+            outcomes.append({"key": obj.key, "outcome": decision.outcome.value})
+            metrics.add_metric(name=decision.outcome.value, unit=MetricUnit.Count, value=1)
+            continue
+        routed.extend(decision)
+    for load in data_loads(routed):
+        covered = len(load.loads) - 1
+        if covered:
+            metrics.add_metric(name=Outcome.COVERED.value, unit=MetricUnit.Count, value=covered)
+        try:
+            result = rt.retrainer.handle_request(data_request(load))
+        except Exception as error:  # this model's records are retried; the other models' are done
+            report_failure(logger, metrics, SERVICE, error, {"model": load.target.model, "load": load.load}, [])
+            failed.extend(load.message_ids)
+            continue
+        logger.info("retraining decision", extra=result)
+        metrics.add_metric(name=result["outcome"], unit=MetricUnit.Count, value=1)
+        outcomes.append(result)
+    return {"outcomes": outcomes, "batchItemFailures": [{"itemIdentifier": i} for i in dict.fromkeys(failed)]}
+
+
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Lambda entry point: report every failure (log + ``Failed``) and re-raise it, so Lambda retries or
-    dead-letters the event."""
+    dead-letters the event. An SQS batch gets Lambda's partial batch response (``batchItemFailures`` only)."""
     try:
-        return process(event, runtime(), context)
+        result = process(event, runtime(), context)
+        return {"batchItemFailures": result["batchItemFailures"]} if "batchItemFailures" in result else result
     except Exception as error:  # every failure, deliberate or not, goes through the failure log and metric
         raised = report_failure(logger, metrics, SERVICE, error, event, event_ids(event))
         if raised is error:

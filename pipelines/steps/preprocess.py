@@ -2,7 +2,9 @@
 
 Runs as ``python3 preprocess.py`` in the SageMaker scikit-learn processing container:
 
-- input: raw records (CSV, JSON lines or Parquet files, any depth) in ``<root>/input/raw``;
+- input: records (CSV, JSON lines or Parquet files, any depth) in ``<root>/input/raw``: a raw-zone prefix, or a
+  curated table (partitioned Parquet written by ``mlops.ingestion``; Hive partition folders become columns, hidden
+  paths such as ``_SUCCESS`` are skipped);
 - the ``mlops`` package (feature specs) in ``$MLOPS_CODE_DIR`` (``<root>/input/code_lib``);
 - output: ``<root>/output/{train,validation,test}/<split>.csv`` (identifier, event time, target, features in
   spec order) and ``<root>/output/baseline/{statistics,constraints}.json`` in Model Monitor's format, computed
@@ -55,17 +57,49 @@ def drift_baseline(train: pd.DataFrame, spec: Any, data_version: str) -> dict[st
     return compute_baseline(spec, train, source=f"training split of data version {data_version}")
 
 
+def is_hidden(relative: Path) -> bool:
+    """Whether a path (relative to the input) is hidden the way Hive, Spark, Athena and pyarrow hide them: a part
+    starting with ``_`` or ``.`` (``_SUCCESS``, ``_temporary/``, ``.crc``, ``_commits/``): never records."""
+    return any(part.startswith(("_", ".")) for part in relative.parts)
+
+
+def hive_partitions(relative: Path) -> dict[str, str]:
+    """The Hive-style partition values in a file's folders (``dt=2024-05-01/part.parquet`` → ``{"dt": ...}``).
+
+    A curated table (``mlops.ingestion``) keeps its partition keys in the folder names, not in the files.
+    """
+    values: dict[str, str] = {}
+    for part in relative.parent.parts:
+        key, equals, value = part.partition("=")
+        if equals and key:
+            values[key] = value
+    return values
+
+
 def read_raw_records(input_dir: Path) -> pd.DataFrame:
-    """Every raw record under ``input_dir`` (``.csv``, ``.json``/``.jsonl``, ``.parquet``), in path order."""
+    """Every record under ``input_dir`` (``.csv``, ``.json``/``.jsonl``, ``.parquet``), in path order.
+
+    The input is a raw-zone prefix or a curated table (``InputDataUri``: ``s3://<curated bucket>/<table prefix>``,
+    partitioned Parquet): hidden paths are skipped and a Parquet file gets the partition columns of its folders
+    (as strings) unless it has them itself.
+    """
     frames = []
     for path in sorted(p for p in input_dir.rglob("*") if p.is_file()):
+        relative = path.relative_to(input_dir)
+        if is_hidden(relative):
+            LOG.info("skipping %s: hidden (a marker or a writer's temporary file)", path)
+            continue
         suffix = path.suffix.lower()
         if suffix == ".csv":
             frames.append(pd.read_csv(path))
         elif suffix in (".json", ".jsonl"):
             frames.append(pd.read_json(path, lines=True))
         elif suffix == ".parquet":
-            frames.append(pd.read_parquet(path))
+            frame = pd.read_parquet(path)
+            for key, value in hive_partitions(relative).items():
+                if key not in frame.columns:
+                    frame[key] = value
+            frames.append(frame)
         else:
             LOG.warning("skipping %s: not CSV, JSON lines or Parquet", path)
     if not frames:

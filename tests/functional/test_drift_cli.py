@@ -37,6 +37,7 @@ from tools.synthetic_capture import (
     capture_line,
     capture_lines,
     churn_probability,
+    entity_capture_line,
     ground_truth_line,
     write_lines,
 )
@@ -171,6 +172,8 @@ def test_malformed_lines_are_counted_by_reason_kept_as_examples_and_never_fatal(
         "bad_request": 1,
         "bad_record": 1,
         "bad_response": 2,
+        "entity_without_features": 0,
+        "bad_features": 0,
         "unreadable_object": 0,
     }
     assert report["malformed"] == 6
@@ -229,6 +232,118 @@ def test_segments_report_each_values_positive_rate_and_the_rest_aggregated(
     assert set(section["values"]) == {most_frequent, "__other__"}
     assert sum(v["records"] for v in section["values"].values()) == len(live)
     assert section["truncated"] is True
+
+
+# --- entity request mode: features from the captured answers -----------------------------------------------
+
+
+def scores_of(report: dict[str, Any]) -> dict[str, float]:
+    return {feature: verdict["score"] for feature, verdict in report["features"].items()}
+
+
+def test_an_entity_mode_capture_is_analysed_like_the_rows_it_scored(
+    reference: Path, live: pd.DataFrame, tmp_path: Path
+) -> None:
+    rows = drift(reference, capture_folder(tmp_path / "rows", capture_lines(live, batch=3)), tmp_path / "rows.json")
+    forms = {
+        "single": {"batch": 1},
+        "instances": {"batch": 3},
+        "csv ids": {"batch": 3, "content_type": "text/csv"},
+    }
+    for name, options in forms.items():
+        capture = capture_folder(tmp_path / name, capture_lines(live, entity=True, **options))
+        report = drift(reference, capture, tmp_path / f"{name}.json")
+        assert (report["records"], report["malformed"]) == (len(live), 0), name
+        assert report["predictions"] == rows["predictions"], name
+        assert scores_of(report) == scores_of(rows), name
+        assert report["data_quality"] == rows["data_quality"], name
+        assert report["drifted"] == [], name
+
+
+def test_a_shifted_feature_of_an_entity_mode_capture_is_flagged_and_the_others_are_not(
+    reference: Path, live: pd.DataFrame, tmp_path: Path
+) -> None:
+    shifted = live.assign(monthly_spend=live["monthly_spend"] + 15.0)
+    capture = capture_folder(tmp_path / "c", capture_lines(shifted, batch=4, entity=True))
+    report = drift(reference, capture, tmp_path / "r.json")
+    assert report["records"] == len(live)
+    assert report["drifted"] == ["monthly_spend"]
+
+
+def test_entity_requests_answered_in_csv_show_as_drift_not_measured(
+    reference: Path, live: pd.DataFrame, tmp_path: Path
+) -> None:
+    rows = live.head(50)
+    lines = [
+        *capture_lines(rows, batch=2, entity=True, response_type="text/csv"),
+        *capture_lines(rows, batch=2, entity=True, content_type="text/csv", response_type="text/csv", prefix="c"),
+    ]
+    report = drift(reference, capture_folder(tmp_path / "c", lines), tmp_path / "r.json")
+    assert report["malformed_by_reason"]["entity_without_features"] == len(lines)
+    assert report["malformed"] == len(lines)
+    assert (report["records"], report["features"], report["drifted"]) == (0, {}, [])
+    assert "Accept: application/json" in report["malformed_examples"][0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda answer: answer["features"].pop(), "bad_features"),
+        (lambda answer: answer["features"][0].pop("plan_tier"), "bad_features"),
+        (lambda answer: answer["features"][0].update(plan="basic"), "bad_features"),
+        (lambda answer: answer["features"][0].update(sessions="3"), "bad_features"),
+        (lambda answer: answer["features"][0].update(plan_tier=1.5), "bad_features"),
+        (lambda answer: answer.pop("features"), "entity_without_features"),
+        (lambda answer: answer.pop("predictions"), "bad_response"),
+    ],
+)
+def test_unusable_entity_answers_leave_the_request_out_under_their_reason(
+    reference: Path, live: pd.DataFrame, tmp_path: Path, change: Any, reason: str
+) -> None:
+    event = json.loads(next(capture_lines(live.head(2), batch=2, entity=True)))
+    output = event["captureData"]["endpointOutput"]
+    answer = json.loads(output["data"])
+    change(answer)
+    output["data"] = json.dumps(answer)
+    lines = [*capture_lines(live.head(10), entity=True, prefix="ok"), json.dumps(event)]
+    report = drift(reference, capture_folder(tmp_path / "c", lines), tmp_path / "r.json")
+    assert {k: v for k, v in report["malformed_by_reason"].items() if v} == {reason: 1}
+    assert report["records"] == 10
+
+
+def test_entity_mode_predictions_are_joined_with_ground_truth_by_inference_id(
+    reference: Path, live: pd.DataFrame, tmp_path: Path
+) -> None:
+    rows = live.to_dict(orient="records")
+    lines, truth, pairs = [], [], []
+    for number, row in enumerate(rows):
+        lines.append(entity_capture_line([row], event_id=f"ev-{number}", inference_id=f"inf-{number}"))
+        if number % 2 == 0:
+            truth.append(ground_truth_line(f"inf-{number}", [row["churned"]]))
+            pairs.append((row["churned"], churn_probability(row)))
+    write_lines(tmp_path / "truth" / "2024/05/01/13/labels.jsonl", truth)
+    capture = capture_folder(tmp_path / "c", lines)
+    report = drift(reference, capture, tmp_path / "r.json", "--ground-truth", str(tmp_path / "truth"))
+    labels = np.array([label for label, _ in pairs])
+    scores = np.array([score for _, score in pairs])
+    assert report["ground_truth"]["matched"] == len(pairs)
+    assert report["model_quality"]["auc"] == pytest.approx(metrics.roc_auc_score(labels, scores))
+
+
+def test_segments_by_a_feature_read_the_scored_value_in_either_mode(
+    reference: Path, live: pd.DataFrame, tmp_path: Path
+) -> None:
+    tiers = {"basic": "0", "standard": "1", "premium": "2"}
+    by_plan = drift(
+        reference, capture_folder(tmp_path / "r", capture_lines(live)), tmp_path / "p.json", "--segments", "plan"
+    )
+    expected = {tiers[plan]: figures for plan, figures in by_plan["segments"]["plan"]["values"].items()}
+    for name, entity in (("rows", False), ("entity", True)):
+        capture = capture_folder(tmp_path / name, capture_lines(live, batch=2, entity=entity))
+        report = drift(reference, capture, tmp_path / f"{name}.json", "--segments", "plan_tier,plan")
+        assert report["segments"]["plan_tier"]["values"] == expected, name
+    # An entity-mode request has no raw columns: a raw-column segment has no value there.
+    assert set(report["segments"]["plan"]["values"]) == {"(missing)"}
 
 
 def test_a_local_window_reads_only_its_hour_folders(reference: Path, live: pd.DataFrame, tmp_path: Path) -> None:

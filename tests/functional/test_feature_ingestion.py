@@ -245,6 +245,7 @@ def get_params(record_id: str) -> dict[str, Any]:
         "FeatureGroupName": GROUP,
         "RecordIdentifierValueAsString": record_id,
         "FeatureNames": list(SPEC.feature_names),
+        "ExpirationTimeResponse": "Enabled",  # the lookup treats a record past its ExpiresAt as absent
     }
 
 

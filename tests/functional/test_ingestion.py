@@ -92,8 +92,9 @@ def ingest(df: pd.DataFrame, aws: boto3.Session, **kwargs: object):
 
 
 def object_keys(aws: boto3.Session) -> list[str]:
+    """Every object of the bucket but the commit markers (tests/functional/test_ingestion_commit_marker.py)."""
     listing = aws.client("s3").list_objects_v2(Bucket=BUCKET)
-    return sorted(o["Key"] for o in listing.get("Contents", []))
+    return sorted(o["Key"] for o in listing.get("Contents", []) if not o["Key"].startswith("_commits/"))
 
 
 def glue_tables(aws: boto3.Session) -> list[str]:

@@ -74,3 +74,36 @@ def test_drill_drift_alarm_is_evaluated_from_the_published_metric(drill_run: sub
     # LocalStack's evaluation sets "Threshold Crossed"; the drill never forces this alarm's state.
     assert "→ ALARM on the published FeatureDriftRatio" in details["alarm"]
     assert "(Threshold Crossed)" in details["alarm"]
+
+
+def test_drill_plays_the_real_time_path_where_it_belongs() -> None:
+    # The stream needs the feature group (features); serving needs the approved, dispatched version and the
+    # stream's online records, and comes before the monitor judges the endpoint's traffic.
+    names = [name for name, _ in STEPS]
+    assert names.index("features") < names.index("stream") < names.index("register")
+    assert names.index("dispatch") < names.index("serve") < names.index("heartbeat")
+
+
+def test_drill_stream_fills_the_online_store_and_rejects_the_invalid_row(
+    drill_run: subprocess.CompletedProcess[str],
+) -> None:
+    detail = step_details(drill_run)["stream"]
+    assert "(KMS," in detail and "update_online_features" in detail
+    assert "entities' newest features online" in detail
+    assert re.search(r"late row of \S+ \(\S+\) did not overwrite", detail)
+    # The failure queue's message, as the drill read it back: the reason and the field it names.
+    assert "failure queue (KMS): InvalidRecord (field monthly_spend" in detail
+    assert "lacks column 'monthly_spend'" in detail
+    # The consumer's own log lines are captured with its metrics, not printed among the steps.
+    assert '"record rejected"' not in drill_run.stdout
+
+
+def test_drill_serves_an_entity_with_the_probability_of_its_raw_row_in_rows_mode(
+    drill_run: subprocess.CompletedProcess[str],
+) -> None:
+    detail = step_details(drill_run)["serve"]
+    served = re.search(r"(?P<entity>\S+) → (?P<served>[0-9.]+) = rows mode on its raw row (?P<rows>[0-9.]+)", detail)
+    assert served, detail
+    assert served["served"] == served["rows"]  # the drill compares the full floats; here, their printed digits
+    assert 0.0 < float(served["served"]) < 1.0
+    assert "entity mode" in detail and "unknown entity → 404" in detail

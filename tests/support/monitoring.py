@@ -93,6 +93,15 @@ def to_model_monitor(model: dict[str, Any]) -> None:
         "driftThreshold": 0.1,
     }
     monitoring["modelQuality"] = {**monitoring.get("modelQuality", {}), "schedule": "cron(0 0 ? * * *)"}
+    to_rows_mode(model)  # Model Monitor reads captured requests as raw records: it cannot watch an entity endpoint
+
+
+def to_rows_mode(model: dict[str, Any]) -> None:
+    """Switch a stack-file model's endpoint to ``serving.requestMode: rows`` (requests carry raw records)."""
+    serving = model.get("serving")
+    if serving:
+        serving["requestMode"] = "rows"
+        serving.pop("onlineLookup", None)
 
 
 def build_monitoring_directly(config: PlatformConfig) -> None:

@@ -47,11 +47,17 @@ def per_model(plan: OfflinePlan, prefix: str) -> Counter[tuple[str, str]]:
     return found
 
 
-def mentions(plan: OfflinePlan, prefixes: tuple[str, ...], text: str) -> dict[str, int]:
-    """How often the inputs of each shared resource (under no per-model component) contain ``text``."""
+def owned_by_a_model(resource: PlannedResource, models: tuple[str, ...]) -> bool:
+    """A model's own resource inside a shared component (its stream consumer, its new-data rule): named for it."""
+    return any(f"-{m}-" in resource.name or resource.name.endswith(f"-{m}") for m in models)
+
+
+def mentions(plan: OfflinePlan, prefixes: tuple[str, ...], text: str, models: tuple[str, ...]) -> dict[str, int]:
+    """How often the inputs of each shared resource (under no per-model component, named for no model) contain
+    ``text``."""
     found: dict[str, int] = {}
     for resource in plan.resources:
-        if layer_of(plan, resource).name.startswith(prefixes):
+        if layer_of(plan, resource).name.startswith(prefixes) or owned_by_a_model(resource, models):
             continue
         count = json.dumps(resource.inputs, sort_keys=True, default=str).count(text)
         if count:
@@ -90,9 +96,13 @@ def test_shared_layers_route_the_second_model_like_the_first(two_models: tuple[s
     # e.g. the responders' RETRAIN_TARGETS / PIPELINES / MODEL_PACKAGE_GROUPS, event rule patterns, IAM scopes
     stack, first, plan = two_models
     prefixes = (model_prefix(plan, stack, first), model_prefix(plan, stack, NEW_MODEL))
-    routed = mentions(plan, prefixes, NEW_MODEL)
+    models = (first, NEW_MODEL)
+    routed = mentions(plan, prefixes, NEW_MODEL, models)
     assert routed, "no shared resource (responder routing, event rule) mentions the new model"
-    assert routed == mentions(plan, prefixes, first)
+    assert routed == mentions(plan, prefixes, first, models)
+    # and each model owns the same kinds of resources in the shared components
+    owned = {m: Counter(r.type for r in plan.resources if owned_by_a_model(r, (m,))) for m in models}
+    assert owned[NEW_MODEL] == owned[first]
 
 
 def test_second_model_passes_the_policy_pack(two_models: tuple[str, str, OfflinePlan]) -> None:

@@ -13,7 +13,9 @@ def roles(plan: OfflinePlan) -> list:
 
 # Lambda assumes an execution role without sending aws:SourceAccount (a condition on it would make every
 # invocation fail); the role is only usable as the execution role of this account's functions anyway.
-SERVICES_WITHOUT_SOURCE_ACCOUNT = {"lambda.amazonaws.com"}
+SERVICES_WITHOUT_SOURCE_ACCOUNT = {"lambda.amazonaws.com", "firehose.amazonaws.com"}
+# Firehose: the trust policy in its guide ("Allow Firehose to assume an IAM role") has no condition, and no AWS page
+# says Firehose sends aws:SourceAccount; a condition on a key the service never sends would stop every delivery.
 # Feature Store assumes its role as sagemaker.amazonaws.com but is not among the SageMaker features AWS documents
 # as sending aws:SourceAccount: its roles (named <prefix>-<model>-fs) carry no condition.
 ROLES_WITHOUT_SOURCE_ACCOUNT_SUFFIX = "-fs"

@@ -248,6 +248,16 @@ def test_formats_keep_full_precision() -> None:
     assert [float(x) for x in format_predictions(values, "text/csv").decode().split()] == values.tolist()
 
 
+def test_a_rows_mode_json_answer_holds_the_predictions_only() -> None:
+    # The bytes rows-mode clients (and captures) have always had; features are entity mode's, in JSON only.
+    assert format_predictions(np.array([0.25, 0.5]), "application/json") == b'{"predictions":[0.25,0.5]}'
+    features = [{"sessions": 1}, {"sessions": 2}]
+    assert format_predictions(np.array([0.25, 0.5]), "text/csv", features) == b"0.25\n0.5\n"
+    assert format_predictions(np.array([0.25, 0.5]), "application/json", features) == (
+        b'{"predictions":[0.25,0.5],"features":[{"sessions":1},{"sessions":2}]}'
+    )
+
+
 def test_multiclass_gives_one_row_of_probabilities_per_record() -> None:
     probabilities = np.array([[0.2, 0.3, 0.5], [0.1, 0.1, 0.8]])
     assert json.loads(format_predictions(probabilities, "application/json"))["predictions"] == probabilities.tolist()

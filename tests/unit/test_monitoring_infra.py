@@ -415,7 +415,9 @@ def missing_data_choice(alarm: PlannedResource) -> str:
     if alarm.inputs.get("metricQueries") or metric == "ModelLatency":
         return "notBreaching"  # no requests is no outage
     if alarm.inputs.get("namespace") in ("AWS/SQS", "AWS/Lambda"):
-        return "notBreaching"  # the responders: an idle queue stops publishing, no invocation is no error
+        return "notBreaching"  # responders, stream consumers: an idle queue stops publishing, no invocation no error
+    if alarm.inputs.get("namespace") == "AWS/Firehose":
+        return "notBreaching"  # an idle delivery stream publishes no freshness and converts nothing
     return "missing"  # the business KPI: one that stops arriving is news
 
 

@@ -15,7 +15,7 @@ from infra.config import ConfigError, PlatformConfig, parse_stack_config
 from infra.monitoring.cadence import CadenceError, describe, period_seconds
 from infra.monitoring.settings import raw_columns
 from mlops.features import get_spec
-from tests.support.monitoring import stack_models, to_model_monitor
+from tests.support.monitoring import stack_models, to_model_monitor, to_rows_mode
 from verify.mock_engine import apply_overrides, read_stack_values
 
 WHERE = "mlops:models.0"
@@ -236,12 +236,50 @@ def test_thresholds_reach_the_job_sorted_by_feature() -> None:
     assert list(monitoring.platform.threshold_overrides().items()) == [("monthly_spend", 0.2), ("sessions", 0.3)]
 
 
-def test_a_segment_that_is_not_a_raw_column_is_refused() -> None:
-    # plan_tier is a feature the transform computes; the captured requests hold the raw column 'plan'.
-    assert problems("staging", platform(segments=["plan_tier"])) == [
-        f"{WHERE}: model 'customer-churn': monitoring.platform.segments lists ['plan_tier'], not raw columns of "
-        "featureSpec 'customer-churn'; allowed: ['sessions', 'minutes_active', 'plan', 'support_tickets', "
-        "'monthly_spend']"
+def rows_mode(change: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    """``change`` on the model switched to rows mode (the staging example serves entity ids)."""
+
+    def both(model: dict[str, Any]) -> None:
+        to_rows_mode(model)
+        change(model)
+
+    return both
+
+
+def test_a_segment_that_is_neither_a_feature_nor_a_raw_column_is_refused() -> None:
+    assert problems("staging", rows_mode(platform(segments=["region"]))) == [
+        f"{WHERE}: model 'customer-churn': monitoring.platform.segments lists ['region'], neither features nor raw "
+        "columns of featureSpec 'customer-churn'; allowed: features ['sessions', 'minutes_per_session', "
+        "'support_tickets', 'monthly_spend', 'plan_tier'] or raw columns ['sessions', 'minutes_active', 'plan', "
+        "'support_tickets', 'monthly_spend']"
+    ]
+
+
+def test_a_rows_mode_model_may_segment_by_a_feature_or_a_raw_column() -> None:
+    (model,) = parse("staging", rows_mode(platform(segments=["plan_tier", "plan"]))).models
+    assert model.monitoring.platform.segments == ("plan_tier", "plan")
+
+
+def entity_mode(*segments: str) -> Callable[[dict[str, Any]], None]:
+    def change(model: dict[str, Any]) -> None:
+        model["serving"] = {**model["serving"], "requestMode": "entity", "network": {"networkIsolation": False}}
+        model["monitoring"]["platform"]["segments"] = list(segments)
+
+    return change
+
+
+def test_an_entity_mode_model_segments_by_features() -> None:
+    (model,) = parse("staging", entity_mode("plan_tier")).models
+    assert model.monitoring.platform.segments == ("plan_tier",)
+
+
+def test_an_entity_mode_model_may_not_segment_by_a_raw_column() -> None:
+    # Its captured requests hold entity ids: the features in the endpoint's answers are all there is.
+    assert problems("staging", entity_mode("plan_tier", "plan")) == [
+        f"{WHERE}: model 'customer-churn': monitoring.platform.segments lists ['plan'], not features of featureSpec "
+        "'customer-churn': with serving.requestMode=entity the captured requests hold entity ids, not raw columns, "
+        "so segments name features (read from the endpoint's answers); allowed: ['sessions', 'minutes_per_session', "
+        "'support_tickets', 'monthly_spend', 'plan_tier']"
     ]
 
 

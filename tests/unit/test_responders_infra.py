@@ -47,7 +47,7 @@ TABLE = "aws:dynamodb/table:Table"
 ALARM_TYPES = ("aws:cloudwatch/metricAlarm:MetricAlarm", "aws:cloudwatch/compositeAlarm:CompositeAlarm")
 
 CONTRACT_ENV = {
-    RETRAIN: {"STATE_TABLE", "RETRAIN_TARGETS"},
+    RETRAIN: {"STATE_TABLE", "RETRAIN_TARGETS", "NEW_DATA_TARGETS"},
     NOTIFY: {"PIPELINES"},
     DISPATCH: {"DEPLOY_HOOK", "MODEL_PACKAGE_GROUPS", "GITHUB_API_URL", "STATE_TABLE"},
 }
@@ -280,8 +280,10 @@ def test_retrain_targets_point_at_the_models_pipeline_and_limits(plan: OfflinePl
 
 
 def test_every_event_target_has_a_dead_letter_queue_retries_and_a_permission(plan: OfflinePlan) -> None:
+    """Targets that invoke a function (the new-data rules target queues: tests/unit/test_responders_new_data_infra.py)."""
     rules = {r.inputs["name"]: r for r in responders(plan, RULE)}
-    targets = responders(plan, TARGET)
+    function_arns = {f.state["arn"] for f in responders(plan, FUNCTION)}
+    targets = [t for t in responders(plan, TARGET) if t.inputs["arn"] in function_arns]
     assert len(targets) == (2 if plan.config.models else 0)
     for target in targets:
         rule = rules[target.inputs["rule"]]
@@ -337,6 +339,7 @@ def test_no_data_action_is_allowed_on_every_resource(plan: OfflinePlan) -> None:
 
 def test_retrain_starts_exactly_the_retrained_models_pipelines(plan: OfflinePlan) -> None:
     retrained = {t["model"] for t in json.loads(env(plan, RETRAIN)["RETRAIN_TARGETS"]).values()}
+    retrained |= set(json.loads(env(plan, RETRAIN)["NEW_DATA_TARGETS"]))  # models retrained on new data
     pipelines = {r.inputs["pipelineName"]: r.state["arn"] for r in plan.of_type("aws:sagemaker/pipeline:Pipeline")}
     expected = sorted(pipelines[plan.outputs["trainingPipelines"][m]] for m in retrained)
     starts = statements_with(role_policy(plan, functions(plan)[RETRAIN]), "sagemaker:StartPipelineExecution")
@@ -356,7 +359,9 @@ def test_only_retrain_and_dispatch_touch_the_state_table(plan: OfflinePlan) -> N
 def test_every_dead_letter_queue_and_every_failing_function_alerts_humans(plan: OfflinePlan) -> None:
     alarms = {a.inputs["name"]: a for a in responders(plan, "aws:cloudwatch/metricAlarm:MetricAlarm")}
     alerts = plan.outputs["alertsTopicArn"]
-    queues = {q.inputs["name"] for q in responders(plan, "aws:sqs/queue:Queue")}
+    # Dead-letter queues: each function's, and the new-data queues' shared one when a model retrains on new data.
+    queues = {q.inputs["name"] for q in responders(plan, "aws:sqs/queue:Queue") if q.inputs["name"].endswith("-dlq")}
+    new_data = any(m.training.retrain_on_new_data.enabled for m in plan.config.models)
     names = {f.inputs["name"] for f in responders(plan, FUNCTION)}
     watched_queues = {
         a.inputs["dimensions"]["QueueName"] for a in alarms.values() if a.inputs["namespace"] == "AWS/SQS"
@@ -364,7 +369,7 @@ def test_every_dead_letter_queue_and_every_failing_function_alerts_humans(plan: 
     watched_functions = {
         a.inputs["dimensions"]["FunctionName"] for a in alarms.values() if a.inputs["namespace"] == "AWS/Lambda"
     }
-    assert watched_queues == queues and len(queues) == len(FUNCTIONS)
+    assert watched_queues == queues and len(queues) == len(FUNCTIONS) + new_data
     assert watched_functions == names
     for alarm in alarms.values():
         assert alarm.inputs["alarmActions"] == [alerts] and alarm.inputs["okActions"] == [alerts]

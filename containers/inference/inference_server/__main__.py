@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 import uvicorn
 
+from mlops.featurestore.online import online_client
+
 from .app import build_app
 from .errors import ModelLoadError
 from .logs import configure_logging
@@ -52,6 +54,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"inference server cannot start: {exc}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
+    if settings.request_mode == "entity":
+        try:  # a client that cannot be made (a region botocore refuses) stops the container here, not per request
+            online_client(
+                region_name=settings.online_region,
+                timeout_seconds=settings.online_timeout_ms / 1000,
+                max_attempts=settings.online_max_attempts,
+            )
+        except Exception as exc:  # botocore raises several types; all mean "cannot start"
+            print(f"inference server cannot start: online feature store client: {exc}", file=sys.stderr)
+            return EXIT_BAD_SETTINGS
     configure_logging(settings.log_level)
     try:
         model = load_model(settings.model_dir)
@@ -74,6 +86,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             "body_timeout": settings.body_timeout,
             "keep_alive_timeout": settings.keep_alive_timeout,
             "max_connections": settings.max_connections,
+            "request_mode": settings.request_mode,
+            **(
+                {
+                    "feature_group": settings.feature_group,
+                    "online_region": settings.online_region,
+                    "online_timeout_ms": settings.online_timeout_ms,
+                    "online_max_attempts": settings.online_max_attempts,
+                    "online_cache_ttl_seconds": settings.online_cache_ttl_seconds,
+                    "online_cache_max_entries": settings.online_cache_max_entries,
+                }
+                if settings.request_mode == "entity"
+                else {}
+            ),
         },
     )
     common = {

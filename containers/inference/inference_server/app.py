@@ -30,8 +30,9 @@ from threadpoolctl import threadpool_limits
 
 from .errors import RequestError
 from .logs import configure_logging
+from .lookup import EntityLookup, entity_rows, make_lookup, parse_entity_requests, rows_matrix, scored_features
 from .model import LoadedModel, load_model
-from .payload import Featurizer, error_body, format_predictions, media_type, parse_records, response_format
+from .payload import JSON, Featurizer, error_body, format_predictions, media_type, parse_records, response_format
 from .settings import Settings
 
 Scope = MutableMapping[str, Any]
@@ -99,9 +100,12 @@ class Coalescer:
 class InferenceApp:
     """ASGI callable serving one loaded model."""
 
-    def __init__(self, model: LoadedModel, settings: Settings) -> None:
+    def __init__(self, model: LoadedModel, settings: Settings, lookup: EntityLookup | None = None) -> None:
+        if (settings.request_mode == "entity") != (lookup is not None):
+            raise ValueError("an entity-mode app needs an EntityLookup, and only an entity-mode app takes one")
         self.model = model
         self.settings = settings
+        self.lookup = lookup
         self.featurize = Featurizer(model.spec)
         self.coalescer = Coalescer(model.predict, settings.max_coalesced_rows) if settings.coalesce else None
 
@@ -164,14 +168,25 @@ class InferenceApp:
                 408, "body_timeout", f"request body not received within {deadline} s", close=True
             ) from None
         fields["bytes"] = len(body)
-        records = parse_records(body, content_type, max_rows=self.settings.max_rows)
-        fields["rows"] = len(records)
-        matrix = self.featurize(records)
+        rows: list[list[Any]] | None = None
+        if self.lookup is not None:
+            requests = parse_entity_requests(body, content_type, self.model.spec, max_rows=self.settings.max_rows)
+            fields["rows"] = len(requests)
+            vectors = await self.lookup.vectors([r.entity_id for r in requests])
+            rows = entity_rows(self.model.spec, requests, vectors)
+            matrix = rows_matrix(rows)
+        else:
+            records = parse_records(body, content_type, max_rows=self.settings.max_rows)
+            fields["rows"] = len(records)
+            matrix = self.featurize(records)
         if self.coalescer is None:
             predictions = self.model.predict(matrix)
         else:
             predictions = await self.coalescer.submit(matrix)
-        return 200, format_predictions(predictions, answer_as), answer_as.encode()
+        # Entity mode answers JSON with the scored features too: its captured requests hold only ids, so the
+        # captured response is where the drift job finds what the model saw. CSV has no room for them.
+        features = scored_features(self.model.spec, rows) if rows is not None and answer_as == JSON else None
+        return 200, format_predictions(predictions, answer_as, features), answer_as.encode()
 
 
 async def _answer(send: Send, status: int, body: bytes, content_type: bytes, *, close: bool = False) -> None:
@@ -215,13 +230,18 @@ async def _lifespan(receive: Receive, send: Send) -> None:
             return
 
 
-def build_app(model: LoadedModel, settings: Settings) -> InferenceApp:
-    """The app for an already loaded model, with this process tuned for serving it."""
+def build_app(model: LoadedModel, settings: Settings, online_client: Any | None = None) -> InferenceApp:
+    """The app for an already loaded model, with this process tuned for serving it.
+
+    In entity request mode the process's online-store client is made here, once (``online_client`` replaces it:
+    a test's fake), with its cache and lookup threads.
+    """
     # One BLAS/OpenMP thread per worker process: workers already occupy every core.
     threadpool_limits(limits=settings.threads_per_worker)
     # Featurizer rejects non-finite values itself, so scikit-learn's own scan of every input is redundant.
     sklearn.set_config(assume_finite=True)
-    return InferenceApp(model, settings)
+    lookup = make_lookup(settings, model.spec, online_client) if settings.request_mode == "entity" else None
+    return InferenceApp(model, settings, lookup)
 
 
 def create_app() -> InferenceApp:

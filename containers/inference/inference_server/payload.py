@@ -2,7 +2,8 @@
 
 The request path is: body bytes → raw records (``parse_records``) → one ``float64`` matrix for the
 whole batch (``Featurizer``), computed with the feature spec's own conversion, the one training
-uses → one ``predict_proba`` call → body bytes (``format_predictions``).
+uses → one ``predict_proba`` call → body bytes (``format_predictions``; in entity request mode a JSON body
+also carries the scored feature values).
 """
 
 from __future__ import annotations
@@ -306,16 +307,24 @@ class Featurizer:
         return RequestError(400, "bad_record", "a feature is beyond float64's range")
 
 
-def format_predictions(probabilities: np.ndarray, response_type: ResponseFormat) -> bytes:
+def format_predictions(
+    probabilities: np.ndarray,
+    response_type: ResponseFormat,
+    features: Sequence[Mapping[str, Value]] | None = None,
+) -> bytes:
     """The response body for ``probabilities`` (one row per record).
 
     A 1-d array (binary models: the positive class) gives one number per record; a 2-d array
     (multi-class) gives one list, or CSV row, of class probabilities per record. Numbers keep full
-    precision (shortest round-trip form).
+    precision (shortest round-trip form). ``features`` (entity request mode: one ``{feature: value}``
+    per record) is added to a JSON body as ``"features"``, after ``"predictions"``; a CSV body has no
+    room for it and leaves it out. Without ``features`` the JSON body is ``{"predictions": [...]}`` only.
     """
     values = probabilities.tolist()
     if response_type == JSON:
-        return orjson.dumps({"predictions": values})
+        if features is None:
+            return orjson.dumps({"predictions": values})
+        return orjson.dumps({"predictions": values, "features": features})
     if probabilities.ndim == 1:
         return ("\n".join(map(repr, values)) + "\n").encode()
     return ("\n".join(",".join(map(repr, row)) for row in values) + "\n").encode()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -25,6 +26,19 @@ DEFAULT_KEEP_ALIVE_TIMEOUT = 75
 DEFAULT_MAX_CONNECTIONS = 512
 # Request line and headers. SageMaker's front end sends a few hundred bytes; uvicorn with httptools has no limit.
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024
+# Entity request mode (online lookup). A GetRecord answers in milliseconds; the budget bounds what a slow or
+# failing store adds to a request (SageMaker gives the whole invocation 60 s).
+DEFAULT_ONLINE_TIMEOUT_MS = 300
+MAX_ONLINE_TIMEOUT_MS = 10_000
+MAX_ONLINE_ATTEMPTS = 5
+MAX_CACHE_TTL_SECONDS = 86_400
+MAX_CACHE_ENTRIES = 1_000_000
+REQUEST_MODES = ("rows", "entity")
+# GetRecord's FeatureGroupName: a feature group name or ARN (SageMaker API reference, GetRecord).
+_FEATURE_GROUP = re.compile(
+    r"^(arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{12}:feature-group/)?[a-zA-Z0-9]([-_]*[a-zA-Z0-9]){0,63}$"
+)
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 
 # Environment variable of each setting. SageMaker hosting extracts the model into /opt/ml/model (the default);
 # SM_MODEL_DIR, the training toolkit's name for that folder, points the server elsewhere (tests, workstations).
@@ -47,7 +61,17 @@ ENVIRONMENT: dict[str, str] = {
     "max_connections": "INFERENCE_MAX_CONNECTIONS",
     "max_header_bytes": "INFERENCE_MAX_HEADER_BYTES",
     "log_level": "INFERENCE_LOG_LEVEL",
+    "request_mode": "INFERENCE_REQUEST_MODE",
+    "feature_group": "INFERENCE_FEATURE_GROUP",
+    "online_region": "INFERENCE_ONLINE_REGION",
+    "online_timeout_ms": "INFERENCE_ONLINE_TIMEOUT_MS",
+    "online_max_attempts": "INFERENCE_ONLINE_MAX_ATTEMPTS",
+    "online_cache_ttl_seconds": "INFERENCE_ONLINE_CACHE_TTL_SECONDS",
+    "online_cache_max_entries": "INFERENCE_ONLINE_CACHE_MAX_ENTRIES",
+    "online_concurrency": "INFERENCE_ONLINE_CONCURRENCY",
 }
+REGION_FALLBACKS = ("AWS_REGION", "AWS_DEFAULT_REGION")
+"""Where ``online_region`` comes from when ``INFERENCE_ONLINE_REGION`` is unset (the stack always sets it)."""
 
 
 class SettingsError(InferenceServerError):
@@ -66,6 +90,13 @@ class Settings:
     of the headers to the end of the body (408, then closed); ``keep_alive_timeout`` for a connection with
     no request under way (closed); ``max_connections`` open at once (requests on more get 503, then closed);
     ``max_header_bytes`` of request line and headers (431, then closed).
+
+    Request mode: ``rows`` (requests carry raw records) or ``entity`` (requests carry entity ids; the features
+    are read from ``feature_group``'s online store in ``online_region``). ``online_timeout_ms`` bounds a
+    request's whole lookup, retries included (then 504); each HTTP attempt may also take that long to connect
+    and to read, and at most ``online_max_attempts`` are made. ``online_cache_ttl_seconds`` keeps a looked-up
+    vector this long in a per-process LRU cache of ``online_cache_max_entries`` (0 for either: no cache).
+    ``online_concurrency`` lookups run at once per worker process (threads; also the connection pool size).
     """
 
     model_dir: str = DEFAULT_MODEL_DIR
@@ -84,6 +115,14 @@ class Settings:
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     log_level: str = "INFO"
+    request_mode: str = "rows"
+    feature_group: str = ""
+    online_region: str = ""
+    online_timeout_ms: int = DEFAULT_ONLINE_TIMEOUT_MS
+    online_max_attempts: int = 2
+    online_cache_ttl_seconds: float = 0.0
+    online_cache_max_entries: int = 10_000
+    online_concurrency: int = 16
 
     def __post_init__(self) -> None:
         for name in (
@@ -102,6 +141,39 @@ class Settings:
             raise SettingsError(f"{_label('workers')} must be 0 (one per CPU) or more, got {self.workers}")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise SettingsError(f"{_label('log_level')} must be DEBUG, INFO, WARNING or ERROR, got {self.log_level!r}")
+        self._check_online()
+
+    def _check_online(self) -> None:
+        """The entity mode's settings: checked whatever the mode, so a typo fails before it is switched on."""
+        if self.request_mode not in REQUEST_MODES:
+            raise SettingsError(f"{_label('request_mode')} must be rows or entity, got {self.request_mode!r}")
+        bounds: tuple[tuple[str, float, float], ...] = (
+            ("online_timeout_ms", 1, MAX_ONLINE_TIMEOUT_MS),
+            ("online_max_attempts", 1, MAX_ONLINE_ATTEMPTS),
+            ("online_cache_ttl_seconds", 0, MAX_CACHE_TTL_SECONDS),
+            ("online_cache_max_entries", 0, MAX_CACHE_ENTRIES),
+            ("online_concurrency", 1, 256),
+        )
+        for name, low, high in bounds:
+            value = getattr(self, name)
+            if not (math.isfinite(value) and low <= value <= high):
+                raise SettingsError(f"{_label(name)} must be within {low:g}..{high:g}, got {value}")
+        if self.request_mode != "entity":
+            return
+        if not _FEATURE_GROUP.match(self.feature_group):
+            raise SettingsError(
+                f"{_label('feature_group')} must name the feature group to read (its name or ARN) when "
+                f"{ENVIRONMENT['request_mode']}=entity, got {self.feature_group!r}"
+            )
+        if not _REGION.match(self.online_region):
+            raise SettingsError(
+                f"{_label('online_region')} (or {' / '.join(REGION_FALLBACKS)}) must be the feature group's AWS "
+                f"region (e.g. eu-west-1) when {ENVIRONMENT['request_mode']}=entity, got {self.online_region!r}"
+            )
+
+    @property
+    def online_cache_enabled(self) -> bool:
+        return self.online_cache_ttl_seconds > 0 and self.online_cache_max_entries > 0
 
     @property
     def worker_count(self) -> int:
@@ -117,6 +189,10 @@ class Settings:
             raw = environ.get(ENVIRONMENT[field.name])
             if raw is not None and raw != "":
                 values[field.name] = _convert(field.name, raw, type(field.default))
+        if "online_region" not in values:
+            region = next((environ[name] for name in REGION_FALLBACKS if environ.get(name)), None)
+            if region is not None:
+                values["online_region"] = region
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
 

@@ -15,11 +15,17 @@ drift-baseline.json | raw rows .csv/.parquet, or a folder or prefix of them> --c
 rounded down to the hour; capture objects whose ``yyyy/mm/dd/hh`` path is in ``[end - N hours, end)``; ground
 truth collected from the window's start on), ``--thresholds '{"feature": threshold}'``,
 ``--default-psi-threshold`` (0.2), ``--default-distance-threshold`` (0.1), ``--significance`` (0.001),
-``--segments col[,col]``, ``--max-segment-values`` (10), ``--probability-threshold`` (0.5), ``--model-name``
-(report and partition name; default: the ``Model`` dimension, else ``--model``), ``--metrics-namespace NS
+``--segments name[,name]`` (features, or raw request columns of rows-mode requests), ``--max-segment-values``
+(10), ``--probability-threshold`` (0.5), ``--model-name`` (report and partition name; default: the ``Model`` dimension, else ``--model``), ``--metrics-namespace NS
 --dimension Name=Value ...``. With ``--out s3://bucket/prefix/`` the report is
 ``<prefix>model=<model name>/date=<window end's day>/<window end, YYYYMMDDTHHMMSSZ>-<run id[:8]>.json``
 (without ``--window-end``: the run's start).
+
+Captures of both request modes of the inference container are read, line by line (a window may hold both, e.g.
+across a switch): a rows-mode request's raw records go through the feature spec's transform; an entity-mode
+request (entity ids) is analysed with the feature values its JSON response carries (``"features"``, the values the
+model scored), see :mod:`.capture`. Everything after that (profiles, drift, data and model quality, segments) is
+the same for both.
 
 Exit status 0: analysed (whatever was found); 2: unusable input, one line on standard error; 1: the report
 or the metrics could not be delivered.
@@ -47,8 +53,12 @@ field                          type and meaning
 ``malformed``                  int: capture lines (or unreadable objects) that could not be fully used
 ``malformed_by_reason``        {reason: int} for ``not_json``, ``no_input``, ``bad_request`` (unparsable
                                body), ``bad_record`` (the spec's transform refused a row: the whole request
-                               is left out, as the endpoint refused it), ``bad_response`` (the request's rows
-                               are analysed, its predictions are not), ``unreadable_object``
+                               is left out, as the endpoint refused it), ``bad_response`` (a rows-mode
+                               request's rows are analysed, its predictions are not; an entity-mode request
+                               is left out), ``entity_without_features`` (an entity-mode request answered in
+                               CSV, or without ``features``: drift not measured for it), ``bad_features``
+                               (the response's features do not match the spec: the request is left out),
+                               ``unreadable_object``
 ``malformed_responses``        int: the ``bad_response`` count
 ``malformed_examples``         [{``location`` str (file:line), ``reason`` str, ``message`` str}], at most 10
 ``first_inference_time``,      str or null: ``eventMetadata.inferenceTime`` range of the usable requests
@@ -75,9 +85,11 @@ field                          type and meaning
                                null when nothing matched}
 ``model_quality``              null without ``--ground-truth``; else {``matched`` int, ``auc``, ``accuracy``,
                                ``precision``, ``recall``, ``f1``: float or null} (a flat copy for Athena)
-``segments``                   {column: {``values``: {value: {``records``, ``predictions``, ``matched`` int,
+``segments``                   {name: {``values``: {value: {``records``, ``predictions``, ``matched`` int,
                                ``positive_rate`` float or null, ``metrics`` as above or null}},
-                               ``distinct_values`` int, ``truncated`` bool}}
+                               ``distinct_values`` int, ``truncated`` bool}}; a name that is a feature
+                               takes the value the model scored (either mode), else the raw column's
+                               (rows-mode requests only; missing in entity-mode ones)
 =============================  ==========================================================================
 
 Metrics: see :mod:`mlops.monitoring.drift.metrics` (``RecordsAnalyzed`` on every run is the heartbeat;

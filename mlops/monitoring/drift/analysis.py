@@ -115,7 +115,12 @@ class _Feature:
 
 
 class _Segment:
-    """Per value of one raw column: records, predictions and positive predictions."""
+    """Per value of one segment column: records, predictions and positive predictions.
+
+    A column names a feature (its value as the model scored it, in either request mode) or, for rows-mode
+    requests, a raw column of the request; a name that is both is the feature. Entity-mode requests carry no raw
+    columns: a raw column's value is missing there (the stack refuses such segments for entity-mode endpoints).
+    """
 
     def __init__(self, column: str) -> None:
         self.column = column
@@ -126,8 +131,10 @@ class _Segment:
         self.positives: list[int] = []
         self.other: int | None = None
 
-    def code(self, raw: Mapping[str, Any]) -> int:
-        value = raw.get(self.column)
+    def code(self, raw: Mapping[str, Any] | None, features: Mapping[str, Any]) -> int:
+        """The code of this record's value; ``raw`` is the raw record (rows mode) or ``None`` (entity mode)."""
+        column = self.column
+        value = features[column] if column in features else raw.get(column) if raw is not None else None
         text = MISSING_VALUE if value is None or value == "" else str(value)
         code = self.codes.get(text)
         if code is None:
@@ -197,8 +204,13 @@ class WindowAnalysis:
             return
         self.lines += 1
         try:
-            request = parse_capture_line(line)
-            produced = [self._produce(position, raw) for position, raw in enumerate(request.records)]
+            request = parse_capture_line(line, self.spec)
+            # Entity mode: the values the model scored, from the response; rows mode: the spec's transform.
+            produced: list[Mapping[str, Any]] = (
+                list(request.features)
+                if request.features is not None
+                else [self._produce(position, raw) for position, raw in enumerate(request.records)]
+            )
         except MalformedCaptureError as exc:
             self._malformed(exc.reason, where, str(exc))
             return
@@ -207,7 +219,12 @@ class WindowAnalysis:
         for feature in self.features:
             for values in produced:
                 feature.add(values[feature.name])
-        codes = [[segment.code(raw) for segment in self.segments] for raw in request.records]
+        raws: list[Mapping[str, Any] | None] = (
+            list(request.records) if request.mode == "rows" else [None] * len(produced)
+        )
+        codes = [
+            [segment.code(raw, values) for segment in self.segments] for raw, values in zip(raws, produced, strict=True)
+        ]
         for row in codes:
             for segment, code in zip(self.segments, row, strict=True):
                 segment.records[code] += 1

@@ -83,7 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="chance that sampling noise alone reaches a threshold; thresholds are raised to that level for "
         f"small windows (default {DEFAULT_SIGNIFICANCE})",
     )
-    parser.add_argument("--segments", help="raw request columns to report per value, comma-separated (e.g. plan)")
+    parser.add_argument(
+        "--segments",
+        help="features (either request mode) or raw request columns (rows mode) to report per value, "
+        "comma-separated (e.g. plan_tier or plan)",
+    )
     parser.add_argument(
         "--max-segment-values",
         type=int,

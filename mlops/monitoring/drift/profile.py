@@ -1,8 +1,9 @@
 """Feature values → streaming profiles: the code path the baseline and every live window share.
 
 A raw record becomes feature values with the feature spec's own transform (:func:`produce_features`, the
-first half of :func:`mlops.features.spec.compute_features`); each value is then typed with the spec's
-:func:`~mlops.features.spec.coerce_value` one feature at a time (:class:`FeatureValues`), so a missing or
+first half of :func:`mlops.features.spec.compute_features`); an entity-mode capture brings its feature values
+ready-made, from the endpoint's answer (:mod:`mlops.monitoring.drift.capture`). Each value is then typed with the
+spec's :func:`~mlops.features.spec.coerce_value` one feature at a time (:class:`FeatureValues`), so a missing or
 mistyped value counts against its feature (data quality) instead of discarding the record. Typed values feed
 a :class:`NumericProfile` or :class:`CategoricalProfile` in chunks: counts per baseline bin, range and
 moments, never the values themselves.
