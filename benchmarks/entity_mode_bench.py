@@ -18,14 +18,12 @@ Lua script per mode); on 2 shared cores it competes with the servers and the sto
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import multiprocessing
 import os
 import random
 import sys
 import tempfile
-import time
 import urllib.request
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -36,7 +34,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from inference_bench import Result, Server, free_port, raw_records, running, write_model  # noqa: E402
+from inference_bench import (  # noqa: E402
+    Result,
+    Server,
+    free_port,
+    post,
+    raw_records,
+    run_python,
+    running,
+    write_model,
+)
 
 from mlops.features import get_spec  # noqa: E402
 from mlops.features.spec import feature_record  # noqa: E402
@@ -70,57 +77,6 @@ def store_gets(url: str) -> int:
         return int(json.loads(response.read())["gets"])
 
 
-async def _client(port: int, bodies: list[bytes], connections: int, seconds: float) -> tuple[list[float], int]:
-    """Closed-loop HTTP/1.1 client over keep-alive connections; each request takes the next body of a shuffled list."""
-    latencies: list[float] = []
-    errors = 0
-    deadline = time.perf_counter() + seconds
-
-    async def connection(offset: int) -> None:
-        nonlocal errors
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        position = offset
-        while time.perf_counter() < deadline:
-            body = bodies[position % len(bodies)]
-            position += connections
-            request = (
-                f"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n"
-            ).encode() + body
-            started = time.perf_counter()
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
-            headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
-            await reader.readexactly(int(headers.get("content-length", "0")))
-            latencies.append(time.perf_counter() - started)
-            if not lines[0].split()[1].startswith("2"):
-                errors += 1
-            if headers.get("connection", "").lower() == "close":
-                writer.close()
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.close()
-
-    await asyncio.gather(*(connection(i) for i in range(connections)))
-    return latencies, errors
-
-
-def measure(port: int, bodies: list[bytes], connections: int, seconds: float) -> Result:
-    cpu_before = time.process_time()
-    started = time.perf_counter()
-    latencies, errors = asyncio.run(_client(port, bodies, connections, seconds))
-    wall = time.perf_counter() - started
-    ordered = np.sort(np.array(latencies)) * 1000
-    return Result(
-        requests=len(latencies),
-        seconds=wall,
-        p50_ms=float(np.percentile(ordered, 50)),
-        p99_ms=float(np.percentile(ordered, 99)),
-        errors=errors,
-        client_cpu=(time.process_time() - cpu_before) / wall,
-    )
-
-
 def request_bodies(pool: list[dict[str, object]], batch: int, mode: str, count: int, seed: int) -> list[bytes]:
     rng = random.Random(seed)
     bodies = []
@@ -132,12 +88,6 @@ def request_bodies(pool: list[dict[str, object]], batch: int, mode: str, count: 
             items = [{"entityId": r["customer_id"]} for r in chosen]
         bodies.append(json.dumps({"instances": items}).encode())
     return bodies
-
-
-def post(url: str, body: bytes) -> list[float]:
-    request = urllib.request.Request(url + "/invocations", data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())["predictions"]
 
 
 def main() -> int:
@@ -212,9 +162,9 @@ def main() -> int:
                         for srv in servers:
                             mode = "rows" if srv.name == "rows" else "entity"
                             bodies = request_bodies(pool, batch, mode, 20000 // batch, seed=1000 * round_ + batch)
-                            measure(srv.port, bodies, args.connections, args.warmup)
+                            run_python(srv.port, bodies, args.connections, args.warmup)
                             before = store_gets(store_url)
-                            result = measure(srv.port, bodies, args.connections, args.duration)
+                            result = run_python(srv.port, bodies, args.connections, args.duration)
                             per_request = (store_gets(store_url) - before) / max(result.requests, 1)
                             results.setdefault((srv.name, batch), []).append((result, per_request))
     finally:

@@ -24,7 +24,6 @@ import json
 import os
 import resource
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -33,7 +32,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 from mlops.features import get_spec  # noqa: E402
 from mlops.features.artifact import METADATA_FILE, MODEL_FILE, model_metadata  # noqa: E402
 from mlops.features.spec import compute_features  # noqa: E402
+from tools.emulators import stop_process_group  # noqa: E402
 
 SPEC = get_spec("customer-churn")
 PLANS = ("basic", "standard", "premium", "trial")  # "trial" is unknown to the spec: plan_tier -1
@@ -135,16 +135,8 @@ def wait_ready(server: Server, log_dir: Path, timeout: float = 60) -> None:
 
 def stop(process: subprocess.Popen[bytes] | None) -> None:
     """SIGTERM the server's process group (its workers too), SIGKILL after 10 s."""
-    if process is None or process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    if process is not None:
+        stop_process_group(process, timeout=10)
 
 
 def post(url: str, body: bytes) -> list[float]:
@@ -217,23 +209,36 @@ def run_wrk(url: str, body_file: Path, connections: int, seconds: float, script:
     )
 
 
-async def _python_client(port: int, body: bytes, connections: int, seconds: float) -> tuple[list[float], int]:
-    """Closed-loop HTTP/1.1 client: ``connections`` keep-alive connections, reconnecting when the server closes."""
-    request = (
-        f"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
+async def _python_client(
+    port: int, bodies: Sequence[bytes], connections: int, seconds: float
+) -> tuple[list[float], int]:
+    """Closed-loop HTTP/1.1 client: ``connections`` keep-alive connections, reconnecting when the server closes.
+
+    Connection ``i`` sends ``bodies[i]``, ``bodies[i + connections]``, ... (cycling), so one body is the same request
+    over and over and a list of bodies spreads them over the connections (``entity_mode_bench.py``'s entity ids).
+    """
+    requests = [
+        (
+            f"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        + body
+        for body in bodies
+    ]
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + seconds
 
-    async def connection() -> None:
+    async def connection(offset: int) -> None:
         nonlocal errors
         reader = writer = None
+        position = offset
         while time.perf_counter() < deadline:
             if writer is None:
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
             assert reader is not None
+            request = requests[position % len(requests)]
+            position += connections
             started = time.perf_counter()
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
@@ -249,14 +254,15 @@ async def _python_client(port: int, body: bytes, connections: int, seconds: floa
         if writer is not None:
             writer.close()
 
-    await asyncio.gather(*(connection() for _ in range(connections)))
+    await asyncio.gather(*(connection(i) for i in range(connections)))
     return latencies, errors
 
 
-def run_python(port: int, body: bytes, connections: int, seconds: float) -> Result:
+def run_python(port: int, bodies: Sequence[bytes], connections: int, seconds: float) -> Result:
+    """The asyncio client's measurement: ``bodies`` as :func:`_python_client` sends them."""
     cpu_before = time.process_time()
     started = time.perf_counter()
-    latencies, errors = asyncio.run(_python_client(port, body, connections, seconds))
+    latencies, errors = asyncio.run(_python_client(port, bodies, connections, seconds))
     wall = time.perf_counter() - started
     ordered = np.sort(np.array(latencies)) * 1000
     return Result(
@@ -332,8 +338,8 @@ def main() -> int:
                             run_wrk(server.url, body_file, args.connections, args.warmup, script)
                             result = run_wrk(server.url, body_file, args.connections, args.duration, script)
                         else:
-                            run_python(server.port, body, args.connections, args.warmup)
-                            result = run_python(server.port, body, args.connections, args.duration)
+                            run_python(server.port, [body], args.connections, args.warmup)
+                            result = run_python(server.port, [body], args.connections, args.duration)
                         results.setdefault((server.name, batch), []).append(result)
 
     print(

@@ -23,7 +23,7 @@ Each builder returns an :class:`AlarmSpec` (summary, runbook anchor, the ``Metri
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,14 +120,18 @@ def metric_alarm(
 # --- the endpoint: rollback (serving) ---------------------------------------------------------------
 
 
-def _sum_query(
-    metric_id: str, metric_name: str, dimensions: dict[str, str], period: int
+def sum_query(
+    metric_id: str,
+    metric_name: str,
+    dimensions: Mapping[str, pulumi.Input[str]],
+    period: int,
+    namespace: str = ENDPOINT_NAMESPACE,
 ) -> aws.cloudwatch.MetricAlarmMetricQueryArgs:
-    """A Sum of one AWS/SageMaker metric per ``period``, as an input of a metric math alarm."""
+    """A Sum of one metric (by default AWS/SageMaker's) per ``period``, as an input of a metric math alarm."""
     return aws.cloudwatch.MetricAlarmMetricQueryArgs(
         id=metric_id,
         metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
-            namespace=ENDPOINT_NAMESPACE,
+            namespace=namespace,
             metric_name=metric_name,
             dimensions=dimensions,
             period=period,
@@ -166,10 +170,10 @@ def rollback_error_rate(endpoint: str, variants: Sequence[str], threshold_percen
         metric={
             "metric_queries": [
                 *(
-                    _sum_query(f"e{i}", "Invocation5XXErrors", d, period)
+                    sum_query(f"e{i}", "Invocation5XXErrors", d, period)
                     for i, d in zip(indexes, dimensions, strict=True)
                 ),
-                *(_sum_query(f"n{i}", "Invocations", d, period) for i, d in zip(indexes, dimensions, strict=True)),
+                *(sum_query(f"n{i}", "Invocations", d, period) for i, d in zip(indexes, dimensions, strict=True)),
                 aws.cloudwatch.MetricAlarmMetricQueryArgs(
                     id="error_rate",
                     expression=f"IF(({invocations}) > 0, 100 * ({errors}) / ({invocations}), 0)",

@@ -31,7 +31,7 @@ from infra.monitoring.reports import (
     projection_parameters,
 )
 from infra.naming import Kind, Naming, NamingError
-from infra.streaming.settings import StreamingSettings, streamed_raw_prefixes
+from infra.streaming.settings import StreamingSettings, raw_table_parameters, streamed_raw_prefixes
 from infra.types import (
     ZONE_NAMES,
     CronExpression,
@@ -268,6 +268,24 @@ def _partition_keys(columns: Sequence[ColumnSpec]) -> list[aws.glue.CatalogTable
     return [aws.glue.CatalogTablePartitionKeyArgs(name=c.name, type=c.type, comment=c.comment or None) for c in columns]
 
 
+def parquet_storage_descriptor(
+    location: pulumi.Input[str], columns: Sequence[ColumnSpec]
+) -> aws.glue.CatalogTableStorageDescriptorArgs:
+    """Where and how a Parquet table's files are read: one definition for the declared tables and the streaming
+    layer's raw table, so Athena, Glue and Firehose's record-format conversion see the same format everywhere."""
+    return aws.glue.CatalogTableStorageDescriptorArgs(
+        location=location,
+        columns=_columns(columns),
+        input_format=PARQUET_INPUT_FORMAT,
+        output_format=PARQUET_OUTPUT_FORMAT,
+        compressed=False,
+        stored_as_sub_directories=False,
+        ser_de_info=aws.glue.CatalogTableStorageDescriptorSerDeInfoArgs(
+            serialization_library=PARQUET_SERDE, parameters={"serialization.format": "1"}
+        ),
+    )
+
+
 class Catalog(pulumi.ComponentResource):
     """The Glue catalog over the lake.
 
@@ -396,27 +414,27 @@ class Catalog(pulumi.ComponentResource):
         Not protected: a table is a definition over data that lives in the (protected) bucket, and
         Pulumi must be free to replace it when its declaration changes.
         """
+        location = pulumi.Output.concat("s3://", args.bucket_names[spec.zone], "/", spec.location_prefix)
         return aws.glue.CatalogTable(
             f"{name}-{spec.zone}-{spec.name}-table",
             name=spec.name,
             database_name=self.databases[spec.zone].name,
             description=spec.description or None,
             table_type="EXTERNAL_TABLE",
-            parameters={"EXTERNAL": "TRUE", "classification": "parquet", "parquet.compression": "SNAPPY"},
+            parameters=self._table_parameters(spec, location),
             partition_keys=_partition_keys(spec.partition_keys) or None,
-            storage_descriptor=aws.glue.CatalogTableStorageDescriptorArgs(
-                location=pulumi.Output.concat("s3://", args.bucket_names[spec.zone], "/", spec.location_prefix),
-                columns=_columns(spec.columns),
-                input_format=PARQUET_INPUT_FORMAT,
-                output_format=PARQUET_OUTPUT_FORMAT,
-                compressed=False,
-                stored_as_sub_directories=False,
-                ser_de_info=aws.glue.CatalogTableStorageDescriptorSerDeInfoArgs(
-                    serialization_library=PARQUET_SERDE, parameters={"serialization.format": "1"}
-                ),
-            ),
+            storage_descriptor=parquet_storage_descriptor(location, spec.columns),
             opts=pulumi.ResourceOptions(parent=self),
         )
+
+    @staticmethod
+    def _table_parameters(spec: TableSpec, location: pulumi.Output[str]) -> pulumi.Input[dict[str, str]]:
+        """Parquet; a raw-zone table Firehose streams into also projects its event-date partitions: nothing else
+        registers them (the raw crawler skips streamed prefixes), so without projection Athena would see none."""
+        if spec.streaming is not None and spec.zone == "raw":
+            key = spec.partition_keys[0].name  # a streamed raw table has exactly one (the streaming checks)
+            return location.apply(lambda uri: raw_table_parameters(uri, key))
+        return {"EXTERNAL": "TRUE", "classification": "parquet", "parquet.compression": "SNAPPY"}
 
     def _drift_reports(self, name: str, args: CatalogArgs, models: Sequence[str]) -> aws.glue.CatalogTable:
         """The ``drift_reports`` table: every platform monitor's JSON reports, partitioned by model and day.

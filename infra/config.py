@@ -244,6 +244,20 @@ class PlatformConfig(Section):
             problem = new_data_problem(index, m.source_table, m.training.retrain_on_new_data, self.catalog.tables)
             if problem is not None:
                 raise problem
+        new_data = [m.name for m in self.models if m.training.retrain_on_new_data.enabled]
+        if self.deployment.reserve_concurrency and new_data:
+            # Lambda's SQS event source mapping ignores reserved concurrency and scales to at least 2 concurrent
+            # invocations (ScalingConfig.MaximumConcurrency >= 2): with 1 reserved, new-data batches would be
+            # throttled back to the queue until they dead-letter, and no retraining would start.
+            raise KeyedValueError(
+                ("deployment", "reserveConcurrency"),
+                f"reserveConcurrency=true reserves one concurrent execution for retrain_on_alarm, but "
+                f"training.retrainOnNewData of {', '.join(new_data)} invokes it from an SQS queue at up to 2 at once "
+                "(the lowest maximum concurrency Lambda allows for SQS): the extra invocations would be throttled "
+                "until the new-data events dead-letter. Set reserveConcurrency=false (the state table's conditional "
+                "write already serialises retraining starts) or disable retrainOnNewData",
+                True,
+            )
         if self.production:
             for m in self.models:
                 if m.serving is not None and not m.serving.rollout.rollback_alarms:

@@ -123,7 +123,12 @@ def build_model(
     # After training: an endpoint serves the registry's versions.
     serving = Serving(
         f"{prefix}-serving",
-        ServingArgs(**common, settings=model.serving, image_repository_arn=image.repository_arn),
+        ServingArgs(
+            **common,
+            settings=model.serving,
+            image_repository_arn=image.repository_arn,
+            feature_group_arn=features.feature_group_arn,
+        ),
         opts=pulumi.ResourceOptions(depends_on=[training]),
     )
     if serving.served is None:  # no approved version yet: nothing to watch

@@ -287,9 +287,9 @@ def step_lake(d: Drill) -> str:
     import awswrangler as wr
     import pandas as pd
 
-    from infra.catalog import ColumnSpec, TableSpec
     from mlops.ingestion import write_curated_dataset
     from pipelines.local_run import synthetic_customer_activity
+    from tools.customer_activity import customer_activity_table
 
     s3 = d.moto("s3")
     glue = d.moto("glue")
@@ -301,21 +301,7 @@ def step_lake(d: Drill) -> str:
     landing = f"{d.names.table}/ingest_date=2024-05-04/batch-0001.csv"
     s3.put_object(Bucket=d.names.bucket("raw"), Key=landing, Body=raw.to_csv(index=False).encode())
 
-    table = TableSpec(
-        name=d.names.table,
-        zone="curated",
-        columns=(
-            ColumnSpec(name="customer_id", type="string"),
-            ColumnSpec(name="event_time", type="timestamp"),
-            ColumnSpec(name="sessions", type="int"),
-            ColumnSpec(name="minutes_active", type="double"),
-            ColumnSpec(name="support_tickets", type="int"),
-            ColumnSpec(name="plan", type="string"),
-            ColumnSpec(name="monthly_spend", type="double"),
-            ColumnSpec(name="churned", type="int"),
-        ),
-        partition_keys=(ColumnSpec(name="dt", type="string"),),
-    )
+    table = customer_activity_table(d.names.table)
     landed = pd.read_csv(s3.get_object(Bucket=d.names.bucket("raw"), Key=landing)["Body"])
     landed["event_time"] = pd.to_datetime(landed["event_time"], utc=True)
     landed["dt"] = landed["event_time"].dt.strftime("%Y-%m-%d")

@@ -267,6 +267,20 @@ def stop(emulator: Emulator, timeout: float = STOP_TIMEOUT_SECONDS) -> int:
     return int(process.returncode)
 
 
+def stop_process_group(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM a server started with ``start_new_session=True`` and its process group (its workers too); SIGKILL
+    the group if it has not exited after ``timeout`` seconds. The inference servers the loop harness, the server
+    tests and the benchmark start all stop this way."""
+    if process.poll() is not None:
+        return
+    _signal_group(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _signal_group(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)

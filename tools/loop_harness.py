@@ -60,7 +60,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from tools.emulators import Endpoints
+from tools.emulators import Endpoints, stop_process_group
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -1177,8 +1177,6 @@ def inference_server(
     plus ``environment`` (the endpoint's container environment). Bound to 127.0.0.1 (SageMaker's container binds
     every interface), one worker. Yields once ``GET /ping`` answers 200; stopped with SIGTERM to its process
     group (SIGKILL after 15 s). Raises ``RuntimeError`` with the log if it exits or does not answer in time."""
-    import signal
-
     image_env = stage_inference_image(root)
     port = _free_port()
     base = {k: v for k, v in os.environ.items() if not k.startswith(_NOT_INHERITED)}
@@ -1222,15 +1220,7 @@ def inference_server(
             time.sleep(0.1)
         yield server
     finally:
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_process_group(process, timeout=15)
 
 
 _NOT_INHERITED = ("AWS_", "PYTHON", "VIRTUAL_ENV", "MLOPS_", "INFERENCE_", "SAGEMAKER_", "SM_")

@@ -37,6 +37,7 @@ import pulumi_aws as aws
 from infra import iam
 from infra.alarms import dead_letters, metric_alarm, responder_errors
 from infra.foundation import Foundation
+from infra.logs import encrypted_log_group, lambda_log_group_name
 from infra.naming import Kind
 from infra.responders.environment import (
     REPO_ROOT,
@@ -101,6 +102,55 @@ RESERVED_CONCURRENCY = 1
 """What a serialised function reserves when the stack sets ``deployment.reserveConcurrency``."""
 FINAL_PIPELINE_STATUSES: tuple[str, ...] = ("Failed", "Stopped", "Succeeded")
 """Execution statuses humans are told about (``Executing`` and ``Stopping`` are not final)."""
+
+
+def packaged_function(
+    resource_name: str,
+    *,
+    function: str,
+    archive_dir: Path,
+    name: str,
+    description: pulumi.Input[str],
+    role: iam.ServiceRole,
+    timeout_seconds: int,
+    memory_mb: int,
+    environment: Mapping[str, pulumi.Input[str]],
+    key_arn: pulumi.Input[str],
+    dead_letter_arn: pulumi.Input[str],
+    log_group: aws.cloudwatch.LogGroup,
+    tags: Mapping[str, str],
+    parent: pulumi.Resource,
+    **options: Any,
+) -> aws.lambda_.Function:
+    """A platform function from ``lambdas/<function>/`` (packaged by :func:`lambdas.package.build_archive`) as every
+    layer deploys one: the shared runtime, architecture and handler, environment encrypted with the platform key,
+    failed asynchronous invocations to ``dead_letter_arn``, JSON logs in its own ``log_group``.
+
+    ``environment`` is checked against Lambda's size limit at preview; ``options`` are further ``Function`` arguments
+    (reserved concurrency).
+    """
+    archive = build_archive(function, archive_dir)
+    return aws.lambda_.Function(
+        resource_name,
+        name=name,
+        description=description,
+        role=role.arn,
+        code=pulumi.FileArchive(program_path(archive.path)),
+        source_code_hash=archive.sha256_base64,
+        runtime=RUNTIME,
+        architectures=[ARCHITECTURE],
+        handler=HANDLER,
+        timeout=timeout_seconds,
+        memory_size=memory_mb,
+        environment=aws.lambda_.FunctionEnvironmentArgs(variables=checked_environment(function, environment)),
+        kms_key_arn=key_arn,
+        dead_letter_config=aws.lambda_.FunctionDeadLetterConfigArgs(target_arn=dead_letter_arn),
+        logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="JSON", log_group=log_group.name),
+        tags=tags,
+        # CreateFunction checks that the role may send to the dead-letter queue: the policy comes first.
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[role.policy, log_group]),
+        **options,
+    )
 
 
 @dataclass(frozen=True)
@@ -168,6 +218,10 @@ class Responder:
     log_group: aws.cloudwatch.LogGroup
     role: iam.ServiceRole
     invoke_config: aws.lambda_.FunctionEventInvokeConfig
+
+
+REDRIVE_ALLOW_MAX_SOURCE_QUEUES = 10
+"""SQS's RedriveAllowPolicy lists at most 10 source queues (SetQueueAttributes, ``sourceQueueArns``)."""
 
 
 class Responders(pulumi.ComponentResource):
@@ -401,17 +455,34 @@ class Responders(pulumi.ComponentResource):
             ok_actions=[self._args.foundation.alerts_topic_arn],
         )
         self.new_data_dead_letter_queue = dlq
+        parts = {source.model: f"new-data-{source.model}" for source in sources}
+        # Only the new-data queues may use it as their dead-letter queue. Their ARNs come from their names, not
+        # from the queues: the allow list is in place before a new queue names this one in its redrive policy.
+        # SQS takes at most 10 source queues ("to allow more than 10 source queues ... set allowAll").
+        queue_arns = [self._arn("sqs", ctx.naming.name(part, Kind.SQS_QUEUE)) for part in parts.values()]
+        allow = (
+            {"redrivePermission": "byQueue", "sourceQueueArns": queue_arns}
+            if len(queue_arns) <= REDRIVE_ALLOW_MAX_SOURCE_QUEUES
+            else {"redrivePermission": "allowAll"}
+        )
+        allowed = aws.sqs.RedriveAllowPolicy(
+            f"{name}-new-data-dlq-redrive-allow",
+            queue_url=dlq.url,
+            redrive_allow_policy=pulumi.Output.json_dumps(allow),
+            opts=pulumi.ResourceOptions(parent=dlq),
+        )
         return {
             source.model: new_data_queue(
                 f"{name}-new-data-{source.model}",
                 ctx.naming,
-                part=f"new-data-{source.model}",
+                part=parts[source.model],
                 source=source,
                 key_arn=key_arn,
                 dead_letter_queue=dlq,
                 function_timeout_seconds=SETTINGS[RETRAIN].timeout_seconds,
                 tags=tags,
                 parent=self,
+                depends_on=[allowed],
             )
             for source in sources
         }
@@ -445,15 +516,6 @@ class Responders(pulumi.ComponentResource):
             [t.rule.arn for t in triggers.values()],
             sid="RulesDeadLetter",
         )
-        # Only the new-data queues may use it as their dead-letter queue.
-        aws.sqs.RedriveAllowPolicy(
-            f"{name}-new-data-dlq-redrive-allow",
-            queue_url=dlq.url,
-            redrive_allow_policy=pulumi.Output.json_dumps(
-                {"redrivePermission": "byQueue", "sourceQueueArns": [t.queue.arn for t in triggers.values()]}
-            ),
-            opts=pulumi.ResourceOptions(parent=dlq),
-        )
         return triggers
 
     def _arn(self, service: str, resource: str) -> pulumi.Output[str]:
@@ -477,7 +539,7 @@ class Responders(pulumi.ComponentResource):
         part = f"{name}-{thing}"
         tags = ctx.naming.tags(Responder=key)
         function_name = ctx.naming.name(thing, Kind.LAMBDA)
-        log_group_name = f"/aws/lambda/{function_name}"
+        log_group_name = lambda_log_group_name(function_name)
 
         queue = aws.sqs.Queue(
             f"{part}-dlq",
@@ -487,13 +549,13 @@ class Responders(pulumi.ComponentResource):
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        log_group = aws.cloudwatch.LogGroup(
+        log_group = encrypted_log_group(
             f"{part}-logs",
             name=log_group_name,
-            retention_in_days=ctx.config.log_retention_days,
-            kms_key_id=args.foundation.key_arn,
+            retention_days=ctx.config.log_retention_days,
+            key_arn=args.foundation.key_arn,
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self),
+            parent=self,
         )
         role = iam.service_role(
             f"{part}-role",
@@ -512,32 +574,25 @@ class Responders(pulumi.ComponentResource):
             parent=self,
             description=f"{ctx.naming.prefix} {key} responder: least-privilege execution role",
         )
-        archive = build_archive(key, args.archive_dir)
-        function = aws.lambda_.Function(
+        function = packaged_function(
             part,
+            function=key,
+            archive_dir=args.archive_dir,
             name=function_name,
             description=settings.description,
-            role=role.arn,
-            code=pulumi.FileArchive(program_path(archive.path)),
-            source_code_hash=archive.sha256_base64,
-            runtime=RUNTIME,
-            architectures=[ARCHITECTURE],
-            handler=HANDLER,
-            timeout=settings.timeout_seconds,
-            memory_size=settings.memory_mb,
+            role=role,
+            timeout_seconds=settings.timeout_seconds,
+            memory_mb=settings.memory_mb,
+            environment={**environment, "POWERTOOLS_SERVICE_NAME": key},
+            key_arn=args.foundation.key_arn,
+            dead_letter_arn=queue.arn,
+            log_group=log_group,
+            tags=tags,
+            parent=self,
             # None leaves the provider's default (-1: no reservation, removing one a previous update made).
             reserved_concurrent_executions=(
                 RESERVED_CONCURRENCY if settings.serialisable and ctx.config.deployment.reserve_concurrency else None
             ),
-            environment=aws.lambda_.FunctionEnvironmentArgs(
-                variables=checked_environment(key, {**environment, "POWERTOOLS_SERVICE_NAME": key})
-            ),
-            kms_key_arn=args.foundation.key_arn,
-            dead_letter_config=aws.lambda_.FunctionDeadLetterConfigArgs(target_arn=queue.arn),
-            logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="JSON", log_group=log_group.name),
-            tags=tags,
-            # CreateFunction checks that the role may send to the dead-letter queue: the policy comes first.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[role.policy, log_group]),
         )
         invoke_config = aws.lambda_.FunctionEventInvokeConfig(
             f"{part}-async",

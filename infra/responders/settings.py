@@ -42,7 +42,8 @@ class DeploymentHookSettings(Section):
             "invocation at a time). Off by default: Lambda refuses a reservation that leaves less than the "
             "account's minimum unreserved concurrency (any reservation when the account's quota is 10), and "
             "neither needs it: a conditional DynamoDB write serialises retraining starts, and the deploy "
-            "workflow's per-stack concurrency group serialises `pulumi up`."
+            "workflow's per-stack concurrency group serialises `pulumi up`. Refused while a model has "
+            "training.retrainOnNewData: its SQS queue invokes retrain_on_alarm up to 2 at once."
         ),
     )
 

@@ -157,8 +157,10 @@ def new_data_queue(
     function_timeout_seconds: int,
     tags: dict[str, str],
     parent: pulumi.Resource,
+    depends_on: Sequence[pulumi.Resource] = (),
 ) -> aws.sqs.Queue:
-    """The model's KMS-encrypted queue of new-data events; a message that keeps failing goes to the DLQ."""
+    """The model's KMS-encrypted queue of new-data events; a message that keeps failing goes to the DLQ
+    (after ``depends_on``: the DLQ's allow list that names this queue)."""
     return aws.sqs.Queue(
         f"{resource}-queue",
         name=naming.name(part, Kind.SQS_QUEUE),
@@ -170,7 +172,7 @@ def new_data_queue(
             {"deadLetterTargetArn": dead_letter_queue.arn, "maxReceiveCount": NEW_DATA_MAX_RECEIVES}
         ),
         tags=tags,
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
     )
 
 

@@ -70,6 +70,8 @@ class ServingArgs:
     settings: ServingSettings
     image_repository_arn: pulumi.Input[str]
     """The ECR repository of the inference image the registered versions name (the role pulls only there)."""
+    feature_group_arn: pulumi.Input[str] | None = None
+    """The model's feature group (the feature store layer's output): in entity mode the role reads only it."""
 
 
 @dataclass(frozen=True)
@@ -293,11 +295,9 @@ class Serving(pulumi.ComponentResource):
         problems = environment_problems(self._environment)
         if problems:  # fixed names and bounded numbers: only a much longer feature group name could get here
             raise ValueError(f"model '{model}': the model container's environment: {'; '.join(problems)}")
-        feature_group_arn = (
-            args.foundation.arn("sagemaker", f"feature-group/{args.names.feature_group}")
-            if serving.request_mode == "entity"
-            else None
-        )
+        if serving.request_mode == "entity" and args.feature_group_arn is None:
+            raise ValueError(f"model '{model}': serving.requestMode=entity needs ServingArgs.feature_group_arn")
+        feature_group_arn = args.feature_group_arn if serving.request_mode == "entity" else None
         role = execution_role(
             f"{name}-role",
             ctx,

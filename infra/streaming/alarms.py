@@ -1,8 +1,9 @@
 """The streaming layer's alarms, as :class:`infra.alarms.AlarmSpec` builders (turned into resources by
 :func:`infra.alarms.metric_alarm`, like every other alarm of the platform).
 
-- a consumer falling behind its stream (``IteratorAge``), failing (``Errors``), and records it gave up on waiting in
-  its failure queue (``ApproximateNumberOfMessagesVisible``);
+- a consumer falling behind its stream (``IteratorAge``), failing (``Errors``), not invoked while records arrive
+  (the stream's ``IncomingRecords`` against its ``Invocations``), and records it gave up on waiting in its failure
+  queue (``ApproximateNumberOfMessagesVisible``);
 - a delivery stream not delivering to S3 in time (``DeliveryToS3.DataFreshness``) and records it could not convert
   to Parquet (``FailedConversion.Records``).
 
@@ -13,15 +14,18 @@ freshness and no conversions, so every alarm treats missing data as not breachin
 from __future__ import annotations
 
 import pulumi
+import pulumi_aws as aws
 
-from infra.alarms import AlarmSpec
+from infra.alarms import AlarmSpec, sum_query
 
 ANCHOR_ITERATOR_AGE = "streaming-iterator-age"
 ANCHOR_CONSUMER_ERRORS = "streaming-consumer-errors"
 ANCHOR_FAILED_RECORDS = "streaming-failed-records"
 ANCHOR_DELIVERY_FRESHNESS = "streaming-delivery-freshness"
 ANCHOR_FORMAT_CONVERSION = "streaming-format-conversion"
+ANCHOR_CONSUMER_STALLED = "streaming-consumer-stalled"
 ANCHORS: tuple[str, ...] = (
+    ANCHOR_CONSUMER_STALLED,
     ANCHOR_ITERATOR_AGE,
     ANCHOR_CONSUMER_ERRORS,
     ANCHOR_FAILED_RECORDS,
@@ -70,6 +74,43 @@ def consumer_iterator_age(model: str, function_name: pulumi.Input[str], threshol
             "datapoints_to_alarm": ITERATOR_AGE_PERIODS,
             "threshold": float(threshold_seconds * 1000),  # IteratorAge is in milliseconds
             "comparison_operator": "GreaterThanThreshold",
+            "treat_missing_data": "notBreaching",
+        },
+    )
+
+
+STALLED_PERIODS = 3
+
+
+def consumer_stalled(model: str, function_name: pulumi.Input[str], stream_name: pulumi.Input[str]) -> AlarmSpec:
+    """Records reach the stream but the consumer is not invoked, three periods running.
+
+    The consumer's own alarms cannot see this: a disabled or broken event source mapping invokes nothing, so
+    ``IteratorAge`` and ``Errors`` publish nothing (no data is not breaching for them). The stream's
+    ``IncomingRecords`` against the function's ``Invocations`` can: records in, no invocation out.
+    """
+    return AlarmSpec(
+        summary=(
+            f"{model}: records reach the stream but the online-feature consumer was not invoked for "
+            f"{STALLED_PERIODS} x {PERIOD_SECONDS // 60} min (event source mapping disabled or failing: online "
+            "features are not updated)."
+        ),
+        anchor=ANCHOR_CONSUMER_STALLED,
+        metric={
+            "metric_queries": [
+                sum_query("incoming", "IncomingRecords", {"StreamName": stream_name}, PERIOD_SECONDS, "AWS/Kinesis"),
+                sum_query("invocations", "Invocations", {"FunctionName": function_name}, PERIOD_SECONDS, "AWS/Lambda"),
+                aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                    id="stalled",
+                    expression="IF(FILL(incoming, 0) > 0 AND FILL(invocations, 0) == 0, 1, 0)",
+                    label="records in, no consumer invocation",
+                    return_data=True,
+                ),
+            ],
+            "evaluation_periods": STALLED_PERIODS,
+            "datapoints_to_alarm": STALLED_PERIODS,
+            "threshold": 1.0,
+            "comparison_operator": "GreaterThanOrEqualToThreshold",
             "treat_missing_data": "notBreaching",
         },
     )

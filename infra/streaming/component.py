@@ -35,17 +35,17 @@ import pulumi_aws as aws
 
 from infra import iam
 from infra.alarms import metric_alarm
-from infra.catalog import PARQUET_INPUT_FORMAT, PARQUET_OUTPUT_FORMAT, PARQUET_SERDE
+from infra.catalog import parquet_storage_descriptor
 from infra.foundation import Foundation
+from infra.logs import encrypted_log_group, lambda_log_group_name
 from infra.naming import Kind
-from infra.responders.component import ARCHITECTURE, ARCHIVE_DIR, DLQ_RETENTION_SECONDS, HANDLER, RUNTIME
-from infra.responders.environment import checked_environment, compact_json, program_path
+from infra.responders.component import ARCHIVE_DIR, DLQ_RETENTION_SECONDS, packaged_function
+from infra.responders.environment import compact_json
 from infra.responders.iam import sqs_send
 from infra.responders.triggers import queue_policy
 from infra.streaming import alarms as stream_alarms
 from infra.streaming import iam as stream_iam
-from infra.streaming.settings import StreamPlan
-from lambdas.package import build_archive
+from infra.streaming.settings import PARQUET_COMPRESSION, StreamPlan, raw_table_parameters
 
 if TYPE_CHECKING:
     from infra.context import StackContext
@@ -65,11 +65,8 @@ group nor the stream through the API."""
 DYNAMIC_PARTITIONING_RETRY_SECONDS = 300
 """How long Firehose retries a failed S3 delivery of a partition before it writes the records to the error prefix."""
 JQ_ENGINE = "JQ-1.6"
-PARQUET_COMPRESSION = "SNAPPY"
 # With data format conversion the serializer compresses; the destination's own compression must stay UNCOMPRESSED.
 DESTINATION_COMPRESSION = "UNCOMPRESSED"
-PROJECTION_START = "2020-01-01"
-"""First day partition projection offers for a stream's raw table (``dt`` up to today)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,23 +102,6 @@ class Consumer:
     log_group: aws.cloudwatch.LogGroup
     role: iam.ServiceRole
     mapping: aws.lambda_.EventSourceMapping
-
-
-def raw_table_parameters(location: str, partition_key: str) -> dict[str, str]:
-    """Glue parameters of a stream's raw table: Parquet, and partition projection of the event date so Athena finds
-    new ``<key>=YYYY-MM-DD/`` folders without a crawler or ``MSCK REPAIR``."""
-    return {
-        "EXTERNAL": "TRUE",
-        "classification": "parquet",
-        "parquet.compression": PARQUET_COMPRESSION,
-        "projection.enabled": "true",
-        f"projection.{partition_key}.type": "date",
-        f"projection.{partition_key}.format": "yyyy-MM-dd",
-        f"projection.{partition_key}.range": f"{PROJECTION_START},NOW",
-        f"projection.{partition_key}.interval": "1",
-        f"projection.{partition_key}.interval.unit": "DAYS",
-        "storage.location.template": f"{location}{partition_key}=${{{partition_key}}}/",
-    }
 
 
 class StreamingTable(pulumi.ComponentResource):
@@ -183,13 +163,13 @@ class StreamingTable(pulumi.ComponentResource):
 
         delivery_name = ctx.naming.name(f"{thing}-raw", Kind.FIREHOSE)
         log_group_name = f"/aws/kinesisfirehose/{delivery_name}"
-        self.delivery_log_group = aws.cloudwatch.LogGroup(
+        self.delivery_log_group = encrypted_log_group(
             f"{name}-delivery-logs",
             name=log_group_name,
-            retention_in_days=ctx.config.log_retention_days,
-            kms_key_id=key,
+            retention_days=ctx.config.log_retention_days,
+            key_arn=key,
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self),
+            parent=self,
         )
         log_stream = aws.cloudwatch.LogStream(
             f"{name}-delivery-log-stream",
@@ -287,22 +267,7 @@ class StreamingTable(pulumi.ComponentResource):
             partition_keys=[
                 aws.glue.CatalogTablePartitionKeyArgs(name=key, type="string", comment="Event date, YYYY-MM-DD (UTC)")
             ],
-            storage_descriptor=aws.glue.CatalogTableStorageDescriptorArgs(
-                location=location,
-                columns=[
-                    aws.glue.CatalogTableStorageDescriptorColumnArgs(
-                        name=c.name, type=c.type, comment=c.comment or None
-                    )
-                    for c in plan.table.columns
-                ],
-                input_format=PARQUET_INPUT_FORMAT,
-                output_format=PARQUET_OUTPUT_FORMAT,
-                compressed=False,
-                stored_as_sub_directories=False,
-                ser_de_info=aws.glue.CatalogTableStorageDescriptorSerDeInfoArgs(
-                    serialization_library=PARQUET_SERDE, parameters={"serialization.format": "1"}
-                ),
-            ),
+            storage_descriptor=parquet_storage_descriptor(location, plan.table.columns),
             # A definition over data in the (protected) raw bucket, like the declared tables: replaceable.
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -381,7 +346,7 @@ class StreamingTable(pulumi.ComponentResource):
         part = f"{name}-{target.model}-online"
         tags = ctx.naming.tags(Model=target.model, Table=args.plan.table.name)
         function_name = ctx.naming.name(thing, Kind.LAMBDA)
-        log_group_name = f"/aws/lambda/{function_name}"
+        log_group_name = lambda_log_group_name(function_name)
 
         queue = aws.sqs.Queue(
             f"{part}-failures",
@@ -392,13 +357,13 @@ class StreamingTable(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         queue_policy(f"{part}-failures-policy", queue, "lambda.amazonaws.com", None)  # TLS only
-        log_group = aws.cloudwatch.LogGroup(
+        log_group = encrypted_log_group(
             f"{part}-logs",
             name=log_group_name,
-            retention_in_days=ctx.config.log_retention_days,
-            kms_key_id=foundation.key_arn,
+            retention_days=ctx.config.log_retention_days,
+            key_arn=foundation.key_arn,
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self),
+            parent=self,
         )
         role = iam.service_role(
             f"{part}-role",
@@ -419,7 +384,6 @@ class StreamingTable(pulumi.ComponentResource):
             parent=self,
             description=f"{ctx.naming.prefix} online features of {target.model} from the {args.plan.table.name} stream",
         )
-        archive = build_archive(FUNCTION, args.archive_dir)
         targets = [
             {"model": target.model, "featureGroupName": target.feature_group_name, "featureSpec": target.feature_spec}
         ]
@@ -432,27 +396,23 @@ class StreamingTable(pulumi.ComponentResource):
         }
         if settings.put_max_attempts is not None:
             environment["PUT_MAX_ATTEMPTS"] = str(settings.put_max_attempts)
-        function = aws.lambda_.Function(
+        function = packaged_function(
             part,
+            function=FUNCTION,
+            archive_dir=args.archive_dir,
             name=function_name,
             description=f"Updates the online features of {target.model} from the {args.plan.table.name} stream",
-            role=role.arn,
-            code=pulumi.FileArchive(program_path(archive.path)),
-            source_code_hash=archive.sha256_base64,
-            runtime=RUNTIME,
-            architectures=[ARCHITECTURE],
-            handler=HANDLER,
-            timeout=CONSUMER_TIMEOUT_SECONDS,
-            memory_size=CONSUMER_MEMORY_MB,
-            environment=aws.lambda_.FunctionEnvironmentArgs(variables=checked_environment(FUNCTION, environment)),
-            kms_key_arn=foundation.key_arn,
+            role=role,
+            timeout_seconds=CONSUMER_TIMEOUT_SECONDS,
+            memory_mb=CONSUMER_MEMORY_MB,
+            environment=environment,
+            key_arn=foundation.key_arn,
             # The stream's failures go to the mapping's on-failure destination; an asynchronous invocation (a manual
             # replay with --invocation-type Event) that fails lands in the same queue rather than vanishing.
-            dead_letter_config=aws.lambda_.FunctionDeadLetterConfigArgs(target_arn=queue.arn),
-            logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="JSON", log_group=log_group.name),
+            dead_letter_arn=queue.arn,
+            log_group=log_group,
             tags=tags,
-            # CreateFunction checks that the role may send to the dead-letter queue: the policy comes first.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[role.policy, log_group]),
+            parent=self,
         )
         mapping = aws.lambda_.EventSourceMapping(
             f"{part}-source",
@@ -481,6 +441,14 @@ class StreamingTable(pulumi.ComponentResource):
                 function.name,
                 stream_alarms.iterator_age_threshold_seconds(settings.maximum_record_age_in_seconds),
             ),
+            tags=tags,
+            parent=function,
+            **actions,
+        )
+        metric_alarm(
+            f"{part}-stalled",
+            ctx.naming.name(f"{thing}-stalled", Kind.ALARM),
+            stream_alarms.consumer_stalled(target.model, function.name, self.stream_name),
             tags=tags,
             parent=function,
             **actions,

@@ -417,3 +417,25 @@ def streamed_raw_prefixes(tables: Sequence[TableSpec]) -> list[str]:
         prefixes.append(table.location_prefix)
         prefixes.append(table.streaming.delivery.error_prefix or f"{DEFAULT_ERROR_ROOT}{table.name}/")
     return sorted(set(prefixes))
+
+
+PARQUET_COMPRESSION = "SNAPPY"
+PROJECTION_START = "2020-01-01"
+"""First day partition projection offers for a stream's raw table (``dt`` up to today)."""
+
+
+def raw_table_parameters(location: str, partition_key: str) -> dict[str, str]:
+    """Glue parameters of a stream's raw table: Parquet, and partition projection of the event date so Athena finds
+    new ``<key>=YYYY-MM-DD/`` folders without a crawler or ``MSCK REPAIR``."""
+    return {
+        "EXTERNAL": "TRUE",
+        "classification": "parquet",
+        "parquet.compression": PARQUET_COMPRESSION,
+        "projection.enabled": "true",
+        f"projection.{partition_key}.type": "date",
+        f"projection.{partition_key}.format": "yyyy-MM-dd",
+        f"projection.{partition_key}.range": f"{PROJECTION_START},NOW",
+        f"projection.{partition_key}.interval": "1",
+        f"projection.{partition_key}.interval.unit": "DAYS",
+        "storage.location.template": f"{location}{partition_key}=${{{partition_key}}}/",
+    }

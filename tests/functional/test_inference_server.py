@@ -14,7 +14,6 @@ import json
 import os
 import re
 import select
-import signal
 import socket
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from sklearn.linear_model import LogisticRegression
 from mlops.features import get_spec
 from mlops.features.artifact import METADATA_FILE, MODEL_FILE, model_metadata
 from mlops.features.spec import frame_to_vectors, transform_frame
+from tools.emulators import stop_process_group
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_DIR = ROOT / "containers" / "inference"
@@ -114,15 +114,7 @@ class Server:
 
 def stop(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM the server's process group (workers included); SIGKILL if it lingers."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    stop_process_group(process, timeout=15)
 
 
 @contextlib.contextmanager

@@ -27,26 +27,13 @@ from mlops.ingestion import (
     validate_frame,
     write_curated_dataset,
 )
+from tools.customer_activity import customer_activity_table
 
 REGION = "eu-west-1"
 BUCKET = "acme-mlops-test-curated"
 DATABASE = "acme_mlops_test_curated"
 
-TABLE = TableSpec(
-    name="customer_activity",
-    zone="curated",
-    columns=(
-        ColumnSpec(name="customer_id", type="string"),
-        ColumnSpec(name="event_time", type="timestamp"),
-        ColumnSpec(name="sessions", type="int"),
-        ColumnSpec(name="minutes_active", type="double"),
-        ColumnSpec(name="support_tickets", type="int"),
-        ColumnSpec(name="plan", type="string"),
-        ColumnSpec(name="monthly_spend", type="double"),
-        ColumnSpec(name="churned", type="int"),
-    ),
-    partition_keys=(ColumnSpec(name="dt", type="string"),),
-)
+TABLE = customer_activity_table()
 LOCATION = f"s3://{BUCKET}/customer_activity/"
 
 

@@ -15,35 +15,13 @@ import pandas as pd
 import pytest
 from moto import mock_aws
 
-from infra.catalog import ColumnSpec, TableSpec
 from mlops.ingestion import COMMITS_PREFIX, write_curated_dataset
-from pipelines.local_run import _run, _stage_processing, synthetic_customer_activity, write_code_bundle
+from pipelines.local_run import _run, _stage_processing, write_code_bundle
+from tools.customer_activity import curated_customer_activity, customer_activity_table
 
 REGION = "eu-west-1"
 BUCKET = "acme-it-curated"
-TABLE = TableSpec(
-    name="customer_activity",
-    zone="curated",
-    columns=(
-        ColumnSpec(name="customer_id", type="string"),
-        ColumnSpec(name="event_time", type="timestamp"),
-        ColumnSpec(name="sessions", type="int"),
-        ColumnSpec(name="minutes_active", type="double"),
-        ColumnSpec(name="support_tickets", type="int"),
-        ColumnSpec(name="plan", type="string"),
-        ColumnSpec(name="monthly_spend", type="double"),
-        ColumnSpec(name="churned", type="int"),
-    ),
-    partition_keys=(ColumnSpec(name="dt", type="string"),),
-)
-
-
-def curated_frame() -> pd.DataFrame:
-    """The synthetic records as a curated load: typed timestamps and the ``dt`` partition key."""
-    frame = synthetic_customer_activity(customers=300, days=3)
-    frame["event_time"] = pd.to_datetime(frame["event_time"]).dt.tz_localize(None)
-    frame["dt"] = frame["event_time"].dt.strftime("%Y-%m-%d")
-    return frame
+TABLE = customer_activity_table()
 
 
 def download_prefix(s3: object, prefix: str, into: Path) -> list[str]:
@@ -61,7 +39,7 @@ def download_prefix(s3: object, prefix: str, into: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def preprocessed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame, list[str]]:
     """Two loads of the table (days 1-2, then day 3), downloaded and preprocessed; the report, the rows, the keys."""
-    frame = curated_frame()
+    frame = curated_customer_activity(customers=300)
     workdir = tmp_path_factory.mktemp("curated-preprocess")
     with mock_aws():
         session = boto3.Session(region_name=REGION)

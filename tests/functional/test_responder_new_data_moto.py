@@ -9,9 +9,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from lambdas.local import import_app
 from tests.functional.test_responders_moto import (
@@ -24,6 +22,7 @@ from tests.functional.test_responders_moto import (
     Aws,
     Clock,
     Serialized,
+    moto_responder_aws,
     sns_alarm,
 )
 from tests.support.new_data_events import BUCKET, object_created, sqs_batch, sqs_record
@@ -46,24 +45,9 @@ DEFINITION = json.dumps(
 
 @pytest.fixture
 def aws() -> Iterator[Aws]:
-    with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        dynamodb.create_table(
-            TableName=TABLE,
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        sns, sqs = boto3.client("sns", region_name=REGION), boto3.client("sqs", region_name=REGION)
-        topic_arn = sns.create_topic(Name="acme-dev-alerts")["TopicArn"]
-        queue_url = sqs.create_queue(QueueName="alerts-reader")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
-        sagemaker = boto3.client("sagemaker", region_name=REGION)
-        sagemaker.create_pipeline(
-            PipelineName=PIPELINE, PipelineDefinition=DEFINITION, RoleArn=f"arn:aws:iam::{ACCOUNT}:role/pipeline"
-        )
-        yield Aws(sagemaker=sagemaker, dynamodb=dynamodb, sns=sns, sqs=sqs, topic_arn=topic_arn, queue_url=queue_url)
+    # The alarm-driven tests' world; this pipeline also declares InputDataUri, which new-data starts set.
+    with moto_responder_aws(DEFINITION) as world:
+        yield world
 
 
 def runtime(aws: Aws, clock: Clock, *, match: str = "commits", cooldown: int = 360, per_day: int = 2,

@@ -8,6 +8,7 @@ import json
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -139,8 +140,10 @@ class Aws(SimpleNamespace):
         return self.sagemaker.list_pipeline_executions(PipelineName=PIPELINE)["PipelineExecutionSummaries"]
 
 
-@pytest.fixture
-def aws() -> Iterator[Aws]:
+@contextmanager
+def moto_responder_aws(definition: str = DEFINITION) -> Iterator[Aws]:
+    """The retrain responder's world in moto: its TTL'd state table, the alerts topic with a reader queue
+    subscribed, and the model's pipeline (``definition``: the parameters the test's pipeline declares)."""
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         dynamodb.create_table(
@@ -160,9 +163,15 @@ def aws() -> Iterator[Aws]:
         sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
         sagemaker = boto3.client("sagemaker", region_name=REGION)
         sagemaker.create_pipeline(
-            PipelineName=PIPELINE, PipelineDefinition=DEFINITION, RoleArn=f"arn:aws:iam::{ACCOUNT}:role/pipeline"
+            PipelineName=PIPELINE, PipelineDefinition=definition, RoleArn=f"arn:aws:iam::{ACCOUNT}:role/pipeline"
         )
         yield Aws(sagemaker=sagemaker, dynamodb=dynamodb, sns=sns, sqs=sqs, topic_arn=topic_arn, queue_url=queue_url)
+
+
+@pytest.fixture
+def aws() -> Iterator[Aws]:
+    with moto_responder_aws() as world:
+        yield world
 
 
 def retrain_settings(*, cooldown: int = 360, per_day: int = 2) -> Any:

@@ -22,12 +22,11 @@ from urllib.parse import unquote_plus
 import pandas as pd
 import pytest
 
-from infra.catalog import ColumnSpec, TableSpec
 from infra.monitoring.settings import RetrainingSettings
 from infra.responders import NewDataSource, new_data_targets, object_created_pattern
 from infra.training.settings import NewDataRetrainingSettings
 from mlops.ingestion import IngestionReport, write_curated_dataset
-from pipelines.local_run import synthetic_customer_activity
+from tools.customer_activity import curated_customer_activity, customer_activity_table
 from tools.emulators import Endpoints
 from tools.loop_harness import (
     REGION,
@@ -44,21 +43,7 @@ from tools.loop_harness import (
 
 pytestmark = pytest.mark.integration
 
-TABLE = TableSpec(
-    name="customer_activity",
-    zone="curated",
-    columns=(
-        ColumnSpec(name="customer_id", type="string"),
-        ColumnSpec(name="event_time", type="timestamp"),
-        ColumnSpec(name="sessions", type="int"),
-        ColumnSpec(name="minutes_active", type="double"),
-        ColumnSpec(name="support_tickets", type="int"),
-        ColumnSpec(name="plan", type="string"),
-        ColumnSpec(name="monthly_spend", type="double"),
-        ColumnSpec(name="churned", type="int"),
-    ),
-    partition_keys=(ColumnSpec(name="dt", type="string"),),
-)
+TABLE = customer_activity_table()
 QUIET_SECONDS = 2.0  # the played batching window: no new message for this long closes the batch
 # Fields of S3's "Object Created" EventBridge event (AWS: "EventBridge event message structure").
 ENVELOPE_FIELDS = {"version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"}
@@ -66,9 +51,7 @@ DETAIL_FIELDS = {"version", "bucket", "object", "request-id", "requester", "reas
 
 
 def curated_load(days: list[str], customers: int = 40) -> pd.DataFrame:
-    frame = synthetic_customer_activity(customers=customers, days=3)
-    frame["event_time"] = pd.to_datetime(frame["event_time"]).dt.tz_localize(None)
-    frame["dt"] = frame["event_time"].dt.strftime("%Y-%m-%d")
+    frame = curated_customer_activity(customers=customers)
     return pd.DataFrame(frame[frame["dt"].isin(days)]).reset_index(drop=True)
 
 

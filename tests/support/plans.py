@@ -10,6 +10,22 @@ from tests.support.types import KMS_KEY
 from verify.mock_engine import MOCK_ACCOUNT_ID, OfflinePlan, PlannedResource
 
 
+def synthetic_resource(type_token: str, name: str, inputs: dict[str, Any], **computed: Any) -> PlannedResource:
+    """A custom resource as the mocks would record it (state = inputs + computed outputs, ``id`` the name unless
+    given): what the policy tests feed the rules without running a program."""
+    return PlannedResource(
+        urn=f"urn:pulumi:test::mlops::{type_token}::{name}",
+        type=type_token,
+        name=name,
+        custom=True,
+        parent="",
+        inputs=inputs,
+        state={**inputs, "id": computed.pop("id", name), **computed},
+        protect=False,
+        retain_on_delete=False,
+    )
+
+
 def prefix(plan: OfflinePlan) -> str:
     """``<project>-<env>``: the start of every physical and logical name of the stack."""
     return f"{plan.config.project}-{plan.config.environment}"

@@ -17,6 +17,7 @@ from pulumi_policy import PolicyConfigSchema
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
 from policies import rules
+from tests.support.plans import synthetic_resource
 from verify.mock_engine import OfflinePlan, PlannedResource
 from verify.policy_check import PolicyPackConfig, check_plan, check_resources, load_policy_config
 
@@ -27,20 +28,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 def tags(environment: str) -> dict[str, str]:
     return {"Project": "acme", "Environment": environment, "Owner": "ml", "CostCenter": "cc", "ManagedBy": "pulumi"}
-
-
-def resource(type_token: str, name: str, inputs: dict[str, Any], **computed: Any) -> PlannedResource:
-    return PlannedResource(
-        urn=f"urn:pulumi:test::mlops::{type_token}::{name}",
-        type=type_token,
-        name=name,
-        custom=True,
-        parent="",
-        inputs=inputs,
-        state={**inputs, "id": name, **computed},
-        protect=False,
-        retain_on_delete=False,
-    )
 
 
 def violations(policy: str, resources: list[PlannedResource], config: PolicyPackConfig | None = None) -> list[str]:
@@ -66,7 +53,7 @@ def endpoint_config(
     }
     if capture is not None:
         inputs["dataCaptureConfig"] = capture
-    return resource(rules.ENDPOINT_CONFIG, name, inputs)
+    return synthetic_resource(rules.ENDPOINT_CONFIG, name, inputs)
 
 
 CAPTURE = {
@@ -87,7 +74,7 @@ def endpoint(
             "blueGreenUpdatePolicy": {"trafficRoutingConfiguration": {"type": "CANARY", "waitIntervalInSeconds": 600}},
             "autoRollbackConfiguration": {"alarms": [{"alarmName": a} for a in alarms]},
         }
-    return resource(rules.ENDPOINT, name, inputs)
+    return synthetic_resource(rules.ENDPOINT, name, inputs)
 
 
 def data_quality_definition(endpoint_name: str = "acme-prod-churn", **overrides: Any) -> PlannedResource:
@@ -106,7 +93,7 @@ def data_quality_definition(endpoint_name: str = "acme-prod-churn", **overrides:
         "tags": tags("prod"),
         **overrides,
     }
-    return resource("aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition", "dq", inputs)
+    return synthetic_resource("aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition", "dq", inputs)
 
 
 def model_quality_definition(endpoint_name: str = "acme-prod-churn", **overrides: Any) -> PlannedResource:
@@ -126,12 +113,12 @@ def model_quality_definition(endpoint_name: str = "acme-prod-churn", **overrides
         "tags": [{"key": k, "value": v} for k, v in tags("prod").items()],
         **overrides,
     }
-    return resource("aws-native:sagemaker:ModelQualityJobDefinition", "mq", inputs)
+    return synthetic_resource("aws-native:sagemaker:ModelQualityJobDefinition", "mq", inputs)
 
 
 def schedule(definition_name: str = "dq") -> PlannedResource:
     config = {"monitoringJobDefinitionName": definition_name, "monitoringType": "DataQuality"}
-    return resource(rules.MONITORING_SCHEDULE, f"schedule-{definition_name}", {
+    return synthetic_resource(rules.MONITORING_SCHEDULE, f"schedule-{definition_name}", {
         "monitoringScheduleConfig": config, "tags": tags("prod")
     })  # fmt: skip
 
@@ -222,7 +209,7 @@ def test_shadow_variant_may_run_on_one_instance() -> None:
 
 
 def test_autoscaling_minimum_of_one_in_production_fails() -> None:
-    target = resource(
+    target = synthetic_resource(
         rules.SCALABLE_TARGET,
         "champion-scaling",
         {
@@ -281,7 +268,7 @@ def monitoring_pipeline(endpoint_name: str = "acme-prod-churn") -> PlannedResour
     }
     definition = json.dumps({"Version": "2020-12-01", "Steps": [step]})
     inputs = {"pipelineName": "acme-prod-churn-monitoring", "pipelineDefinition": definition, "tags": tags("prod")}
-    return resource(rules.SAGEMAKER_PIPELINE, "monitoring-pipeline", inputs, arn=PIPELINE_ARN)
+    return synthetic_resource(rules.SAGEMAKER_PIPELINE, "monitoring-pipeline", inputs, arn=PIPELINE_ARN)
 
 
 def scheduler_schedule(target_arn: str = PIPELINE_ARN) -> PlannedResource:
@@ -289,7 +276,7 @@ def scheduler_schedule(target_arn: str = PIPELINE_ARN) -> PlannedResource:
         "scheduleExpression": "cron(0 * ? * * *)",
         "target": {"arn": target_arn, "roleArn": "arn:aws:iam::1:role/r"},
     }
-    return resource(rules.SCHEDULER_SCHEDULE, "monitoring-schedule", inputs)
+    return synthetic_resource(rules.SCHEDULER_SCHEDULE, "monitoring-schedule", inputs)
 
 
 def test_definition_without_a_schedule_does_not_count() -> None:
@@ -303,7 +290,7 @@ def test_endpoint_watched_by_a_scheduled_monitoring_pipeline_passes() -> None:
 
 
 def test_a_monitoring_pipeline_started_by_an_eventbridge_rule_counts_too() -> None:
-    target = resource(rules.EVENT_TARGET, "monitoring-target", {"rule": "r", "arn": PIPELINE_ARN})
+    target = synthetic_resource(rules.EVENT_TARGET, "monitoring-target", {"rule": "r", "arn": PIPELINE_ARN})
     assert (
         violations("prod-endpoint-monitoring-schedule", [endpoint(alarms=["e"]), monitoring_pipeline(), target]) == []
     )
@@ -385,7 +372,7 @@ def pipeline(environment: str, processing_type: str) -> PlannedResource:
         ],
     }
     inputs = {"pipelineName": "p", "pipelineDefinition": json.dumps(definition), "tags": tags(environment)}
-    return resource(rules.SAGEMAKER_PIPELINE, "p", inputs)
+    return synthetic_resource(rules.SAGEMAKER_PIPELINE, "p", inputs)
 
 
 def test_pipeline_step_types_pass_in_dev() -> None:
@@ -416,7 +403,7 @@ def test_allowed_instance_types_come_from_the_pack_config() -> None:
 
 def function(**inputs: Any) -> PlannedResource:
     base = {"name": "acme-dev-retrain-on-alarm", "handler": "app.handler", "runtime": "python3.13", "tags": tags("dev")}
-    return resource(rules.LAMBDA_FUNCTION, "retrain", {**base, **inputs})
+    return synthetic_resource(rules.LAMBDA_FUNCTION, "retrain", {**base, **inputs})
 
 
 def test_function_with_a_dead_letter_queue_passes() -> None:
@@ -452,7 +439,7 @@ def feature_group(online_kms: bool = True, offline_kms: bool = True) -> PlannedR
         "offlineStoreConfig": {"s3StorageConfig": storage},
         "tags": tags("dev"),
     }
-    return resource("aws:sagemaker/featureGroup:FeatureGroup", "fg", inputs)
+    return synthetic_resource("aws:sagemaker/featureGroup:FeatureGroup", "fg", inputs)
 
 
 def test_encrypted_feature_group_passes() -> None:

@@ -25,6 +25,7 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown
 
 from infra.naming import REQUIRED_TAG_KEYS
 from policies import rules
+from tests.support.plans import synthetic_resource
 from verify.mock_engine import OfflinePlan, PlannedResource
 from verify.policy_check import PolicyResult, check_plan, check_resources
 
@@ -37,24 +38,8 @@ TAGS = {"Project": "acme", "Environment": "test", "Owner": "ml", "CostCenter": "
 # Synthetic resources
 
 
-def resource(type_token: str, name: str, inputs: dict[str, Any], **computed: Any) -> PlannedResource:
-    """A custom resource as the mocks would record it (state = inputs + computed outputs)."""
-    urn = f"urn:pulumi:test::mlops::{type_token}::{name}"
-    return PlannedResource(
-        urn=urn,
-        type=type_token,
-        name=name,
-        custom=True,
-        parent="",
-        inputs=inputs,
-        state={**inputs, "id": computed.pop("id", name), **computed},
-        protect=False,
-        retain_on_delete=False,
-    )
-
-
 def bucket(name: str, tags: dict[str, str] | None = None) -> PlannedResource:
-    return resource(
+    return synthetic_resource(
         rules.BUCKET, name, {"bucket": name, "tags": dict(TAGS) if tags is None else tags}, arn=f"arn:aws:s3:::{name}"
     )
 
@@ -64,12 +49,12 @@ def sse(bucket_name: str, algorithm: str = "aws:kms", key: str | None = KEY_ARN)
     if key is not None:
         default["kmsMasterKeyId"] = key
     rule = {"applyServerSideEncryptionByDefault": default, "bucketKeyEnabled": True}
-    return resource(rules.BUCKET_SSE, f"{bucket_name}-sse", {"bucket": bucket_name, "rules": [rule]})
+    return synthetic_resource(rules.BUCKET_SSE, f"{bucket_name}-sse", {"bucket": bucket_name, "rules": [rule]})
 
 
 def public_access_block(bucket_name: str, **flags: bool) -> PlannedResource:
     inputs: dict[str, Any] = {"bucket": bucket_name, **dict.fromkeys(rules.PUBLIC_ACCESS_FLAGS, True), **flags}
-    return resource(rules.BUCKET_PAB, f"{bucket_name}-pab", inputs)
+    return synthetic_resource(rules.BUCKET_PAB, f"{bucket_name}-pab", inputs)
 
 
 def tls_deny(bucket_name: str, **overrides: Any) -> dict[str, Any]:
@@ -88,7 +73,7 @@ def tls_deny(bucket_name: str, **overrides: Any) -> dict[str, Any]:
 
 def bucket_policy(bucket_name: str, *statements: dict[str, Any]) -> PlannedResource:
     document = json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
-    return resource(rules.BUCKET_POLICY, f"{bucket_name}-policy", {"bucket": bucket_name, "policy": document})
+    return synthetic_resource(rules.BUCKET_POLICY, f"{bucket_name}-policy", {"bucket": bucket_name, "policy": document})
 
 
 def secure_bucket(name: str) -> list[PlannedResource]:
@@ -102,7 +87,7 @@ def iam_document(*actions: str, effect: str = "Allow", sid: str = "Data") -> str
 
 
 def role_policy(name: str, *actions: str) -> PlannedResource:
-    return resource(rules.IAM_ROLE_POLICY, name, {"role": "r", "policy": iam_document(*actions)})
+    return synthetic_resource(rules.IAM_ROLE_POLICY, name, {"role": "r", "policy": iam_document(*actions)})
 
 
 def result(policy: str, resources: list[PlannedResource]) -> PolicyResult:
@@ -146,14 +131,14 @@ def test_kms_without_key_id_fails() -> None:
 
 
 def test_kms_key_without_rotation_fails() -> None:
-    key = resource(rules.KMS_KEY, "platform-key", {"enableKeyRotation": False, "tags": TAGS})
+    key = synthetic_resource(rules.KMS_KEY, "platform-key", {"enableKeyRotation": False, "tags": TAGS})
     assert violations("kms-encryption-at-rest", [key]) == [
         "KMS key 'platform-key' has enableKeyRotation=False; it must be true"
     ]
 
 
 def test_kms_key_with_rotation_passes() -> None:
-    key = resource(rules.KMS_KEY, "platform-key", {"enableKeyRotation": True, "tags": TAGS})
+    key = synthetic_resource(rules.KMS_KEY, "platform-key", {"enableKeyRotation": True, "tags": TAGS})
     assert violations("kms-encryption-at-rest", [key]) == []
 
 
@@ -236,19 +221,19 @@ def test_empty_tag_value_fails() -> None:
 
 
 def test_taggable_resource_without_tags_fails() -> None:
-    queue = resource("aws:sqs/queue:Queue", "q", {"name": "q"})
+    queue = synthetic_resource("aws:sqs/queue:Queue", "q", {"name": "q"})
     assert violations("required-tags", [queue]) == [
         "aws:sqs/queue:Queue 'q' has no tags; required: Project, Environment, Owner, CostCenter, ManagedBy"
     ]
 
 
 def test_untaggable_resource_is_not_checked() -> None:
-    alias = resource("aws:kms/alias:Alias", "alias", {"name": "alias/x", "targetKeyId": "k"})
+    alias = synthetic_resource("aws:kms/alias:Alias", "alias", {"name": "alias/x", "targetKeyId": "k"})
     assert result("required-tags", [alias]).passed
 
 
 def test_any_resource_with_tags_is_checked() -> None:
-    unknown_type = resource("aws:newservice/thing:Thing", "t", {"tags": {"Project": "acme"}})
+    unknown_type = synthetic_resource("aws:newservice/thing:Thing", "t", {"tags": {"Project": "acme"}})
     assert violations("required-tags", [unknown_type]) == [
         "aws:newservice/thing:Thing 't' is missing required tag(s) Environment, Owner, CostCenter, ManagedBy "
         "(or they are empty)"
@@ -294,13 +279,15 @@ def test_star_action_fails() -> None:
 
 def test_deny_with_wildcards_passes() -> None:
     document = iam_document("s3:*", effect="Deny")
-    policy = resource(rules.IAM_POLICY, "guard", {"policy": document, "tags": TAGS})
+    policy = synthetic_resource(rules.IAM_POLICY, "guard", {"policy": document, "tags": TAGS})
     assert violations("iam-no-wildcard-data-actions", [policy]) == []
 
 
 def test_role_inline_policy_is_checked() -> None:
     inline = [{"name": "data", "policy": iam_document("glue:*")}]
-    role = resource(rules.IAM_ROLE, "role", {"assumeRolePolicy": "{}", "inlinePolicies": inline, "tags": TAGS})
+    role = synthetic_resource(
+        rules.IAM_ROLE, "role", {"assumeRolePolicy": "{}", "inlinePolicies": inline, "tags": TAGS}
+    )
     assert violations("iam-no-wildcard-data-actions", [role]) == [
         "IAM role 'role' inline policy 'data': statement 'Data' allows 'glue:*' (every glue action); "
         "list the actions explicitly"
@@ -309,7 +296,7 @@ def test_role_inline_policy_is_checked() -> None:
 
 def test_policy_document_as_a_map_is_read() -> None:
     document = json.loads(iam_document("dynamodb:Query", "sqs:Send*"))
-    policy = resource(rules.IAM_POLICY, "p", {"policy": document, "tags": TAGS})
+    policy = synthetic_resource(rules.IAM_POLICY, "p", {"policy": document, "tags": TAGS})
     assert violations("iam-no-wildcard-data-actions", [policy]) == [
         "IAM policy 'p': statement 'Data' allows 'sqs:Send*' (a wildcard in a sqs (data service) action); "
         "list the actions explicitly"
@@ -318,14 +305,14 @@ def test_policy_document_as_a_map_is_read() -> None:
 
 def test_allow_with_not_action_fails() -> None:
     document = json.dumps({"Statement": [{"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}]})
-    policy = resource(rules.IAM_ROLE_POLICY, "p", {"role": "r", "policy": document})
+    policy = synthetic_resource(rules.IAM_ROLE_POLICY, "p", {"role": "r", "policy": document})
     assert violations("iam-no-wildcard-data-actions", [policy]) == [
         "IAM role policy 'p': statement #0 allows NotAction (every other action); list the actions"
     ]
 
 
 def test_invalid_policy_json_fails() -> None:
-    policy = resource(rules.IAM_ROLE_POLICY, "p", {"role": "r", "policy": "{not json"})
+    policy = synthetic_resource(rules.IAM_ROLE_POLICY, "p", {"role": "r", "policy": "{not json"})
     assert violations("iam-no-wildcard-data-actions", [policy]) == [
         "IAM role policy 'p' is not a valid JSON policy document"
     ]

@@ -11,7 +11,7 @@ from typing import Any
 import pulumi
 import pytest
 
-from infra.config import ModelSettings
+from infra.config import ConfigError, ModelSettings, parse_stack_config
 from infra.monitoring.settings import RetrainingSettings
 from infra.responders import (
     DISPATCH,
@@ -40,7 +40,7 @@ from tests.support.types import (
     SUBSCRIPTION,
     TARGET,
 )
-from verify.mock_engine import OfflinePlan, PlannedResource, run_program
+from verify.mock_engine import OfflinePlan, PlannedResource, apply_overrides, read_stack_values, run_program
 
 COMPONENT = "mlops:responders:Responders"
 TABLE = "aws:dynamodb/table:Table"
@@ -191,6 +191,16 @@ def test_opting_in_reserves_one_for_retrain_and_dispatch(stack_plans: dict[str, 
     assert found[RETRAIN].inputs["reservedConcurrentExecutions"] == 1
     assert found[DISPATCH].inputs["reservedConcurrentExecutions"] == 1
     assert "reservedConcurrentExecutions" not in found[NOTIFY].inputs
+
+
+def test_reserving_concurrency_is_refused_while_new_data_invokes_the_retrain_function() -> None:
+    deployment = json.loads(read_stack_values("staging")["mlops:deployment"])
+    values = apply_overrides(read_stack_values("staging"), {"deployment": {**deployment, "reserveConcurrency": True}})
+    with pytest.raises(ConfigError) as error:
+        parse_stack_config(values, "staging")
+    [problem] = error.value.problems
+    assert problem.startswith("mlops:deployment.reserveConcurrency: got true; reserveConcurrency=true reserves one")
+    assert "customer-churn" in problem and "up to 2 at once" in problem
 
 
 def test_function_waits_for_its_role_policy_and_log_group(plan: OfflinePlan) -> None:

@@ -351,3 +351,21 @@ def test_the_policy_pack_passes_a_stack_that_retrains_on_new_data(opted: Offline
     from verify.policy_check import check_plan
 
     assert {r.policy: r.violations for r in check_plan(opted) if not r.passed} == {}
+
+
+def test_the_allow_list_exists_before_a_queue_names_the_dead_letter_queue(opted: OfflinePlan) -> None:
+    """The allow list is built from the queues' names, so adding a model's queue later updates it first."""
+    dlq = dead_letter_queue(opted)
+    (redrive,) = [r for r in opted.of_type(REDRIVE_ALLOW) if r.inputs["queueUrl"] == dlq.state["url"]]
+    assert redrive.urn in new_data_queue(opted).dependencies
+
+
+def test_more_source_queues_than_sqs_lists_allow_every_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SetQueueAttributes takes at most 10 sourceQueueArns; past that only allowAll is accepted."""
+    from infra.responders import component
+
+    monkeypatch.setattr(component, "REDRIVE_ALLOW_MAX_SOURCE_QUEUES", 1)
+    [first] = models_with("dev")
+    plan = run_program("dev", overrides={"models": [first, {**first, "name": "fraud-risk"}]})
+    (redrive,) = plan.of_type(REDRIVE_ALLOW)
+    assert json.loads(redrive.inputs["redriveAllowPolicy"]) == {"redrivePermission": "allowAll"}

@@ -386,6 +386,11 @@ def test_a_raw_table_streams_through_its_own_declaration() -> None:
     plan = run_program(STACK, overrides={"catalog": catalog, "models": models})
     assert of(plan, GLUE_TABLE) == []
     assert destination(plan)["dataFormatConversionConfiguration"]["schemaConfiguration"]["tableName"] == TABLE
+    # Nothing registers the days Firehose writes (the raw crawler skips the prefix): the declared table projects them
+    (declared,) = [t for t in plan.of_type(GLUE_TABLE) if t.inputs["name"] == TABLE]
+    parameters = declared.inputs["parameters"]
+    assert (parameters["projection.enabled"], parameters["projection.dt.format"]) == ("true", "yyyy-MM-dd")
+    assert parameters["storage.location.template"] == declared.inputs["storageDescriptor"]["location"] + "dt=${dt}/"
 
 
 # --- least privilege ----------------------------------------------------------------------------
@@ -519,8 +524,9 @@ def test_no_consumer_without_an_online_store() -> None:
 
 def test_every_streaming_alarm_notifies_the_alerts_topic(streaming_plan: OfflinePlan) -> None:
     alarms = of(streaming_plan, ALARM)
-    metrics = sorted(a.inputs["metricName"] for a in alarms)
+    metrics = sorted(a.inputs.get("metricName", "(metric math)") for a in alarms)
     assert metrics == [
+        "(metric math)",  # the consumer stalled: records in, no invocation
         "ApproximateNumberOfMessagesVisible",
         "DeliveryToS3.DataFreshness",
         "Errors",
@@ -536,13 +542,26 @@ def test_every_streaming_alarm_notifies_the_alerts_topic(streaming_plan: Offline
 
 
 def test_alarm_thresholds_follow_the_settings(streaming_plan: OfflinePlan) -> None:
-    by_metric = {a.inputs["metricName"]: a for a in of(streaming_plan, ALARM)}
+    by_metric = {a.inputs["metricName"]: a for a in of(streaming_plan, ALARM) if "metricName" in a.inputs}
     assert by_metric["IteratorAge"].inputs["threshold"] == 300 * 1000  # min(5 min, half of 3600 s), in ms
     # Twice Firehose's documented worst delay with dynamic partitioning (1.5 x the 120 s interval).
     assert by_metric["DeliveryToS3.DataFreshness"].inputs["threshold"] == 360
     queue = one(streaming_plan, QUEUE)
     assert by_metric["ApproximateNumberOfMessagesVisible"].inputs["dimensions"] == {"QueueName": queue.inputs["name"]}
     assert by_metric["ApproximateNumberOfMessagesVisible"].inputs["threshold"] == 1
+
+
+def test_a_consumer_that_is_not_invoked_while_records_arrive_alarms(streaming_plan: OfflinePlan) -> None:
+    """A disabled mapping publishes no IteratorAge and no Errors: only records-in against invocations sees it."""
+    (stalled,) = [a for a in of(streaming_plan, ALARM) if "metricQueries" in a.inputs]
+    queries = {q["id"]: q for q in stalled.inputs["metricQueries"]}
+    incoming, invocations = queries["incoming"]["metric"], queries["invocations"]["metric"]
+    assert (incoming["namespace"], incoming["metricName"]) == ("AWS/Kinesis", "IncomingRecords")
+    assert incoming["dimensions"] == {"StreamName": one(streaming_plan, STREAM).inputs["name"]}
+    assert (invocations["namespace"], invocations["metricName"]) == ("AWS/Lambda", "Invocations")
+    assert invocations["dimensions"] == {"FunctionName": one(streaming_plan, LAMBDA_FUNCTION).inputs["name"]}
+    assert queries["stalled"]["returnData"] and "FILL(invocations, 0) == 0" in queries["stalled"]["expression"]
+    assert (stalled.inputs["threshold"], stalled.inputs["evaluationPeriods"]) == (1, 3)
 
 
 def test_the_iterator_age_threshold_is_below_the_maximum_record_age() -> None:

@@ -14,6 +14,7 @@ from pulumi_policy import PolicyCustomTimeouts, PolicyResource, PolicyResourceOp
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
 from policies import rules
+from tests.support.plans import synthetic_resource
 from verify.mock_engine import OfflinePlan, PlannedResource, read_stack_values, run_program
 from verify.policy_check import check_plan, check_resources
 
@@ -26,23 +27,11 @@ ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/firehose"
 TAGS = {"Project": "acme", "Environment": "test", "Owner": "ml", "CostCenter": "cc-1", "ManagedBy": "pulumi"}
 
 
-def resource(type_token: str, name: str, inputs: dict[str, Any], **computed: Any) -> PlannedResource:
-    return PlannedResource(
-        urn=f"urn:pulumi:test::mlops::{type_token}::{name}",
-        type=type_token,
-        name=name,
-        custom=True,
-        parent="",
-        inputs=inputs,
-        state={**inputs, "id": name, **computed},
-        protect=False,
-        retain_on_delete=False,
-    )
-
-
 def stream(name: str = "events", **overrides: Any) -> PlannedResource:
     inputs = {"name": name, "encryptionType": "KMS", "kmsKeyId": KEY_ARN, "tags": TAGS, **overrides}
-    return resource(rules.KINESIS_STREAM, name, inputs, arn=f"arn:aws:kinesis:eu-west-1:{ACCOUNT}:stream/{name}")
+    return synthetic_resource(
+        rules.KINESIS_STREAM, name, inputs, arn=f"arn:aws:kinesis:eu-west-1:{ACCOUNT}:stream/{name}"
+    )
 
 
 def s3_destination(**overrides: Any) -> dict[str, Any]:
@@ -59,7 +48,7 @@ def delivery(name: str = "events-raw", source: str | None = STREAM_ARN, **overri
     if source is not None:
         inputs["kinesisSourceConfiguration"] = {"kinesisStreamArn": source, "roleArn": ROLE_ARN}
     inputs.update(overrides)
-    return resource(rules.FIREHOSE_DELIVERY_STREAM, name, inputs)
+    return synthetic_resource(rules.FIREHOSE_DELIVERY_STREAM, name, inputs)
 
 
 def violations(resources: list[PlannedResource]) -> list[str]:
