@@ -35,6 +35,7 @@ from tests.functional.test_inference_server import (
     Server,
     call,
     invoke,
+    main_in_process,
     offline_vectors,
     raw_records,
     running_server,
@@ -394,14 +395,29 @@ def test_a_cached_vector_still_takes_the_requests_overrides(cached: Server, arti
     ],
 )
 def test_bad_entity_settings_stop_the_server_at_start_naming_the_variable(
-    artifact: tuple[Path, LogisticRegression], store: FeatureStoreHttp, settings: dict[str, str], named: str
+    artifact: tuple[Path, LogisticRegression],
+    store: FeatureStoreHttp,
+    settings: dict[str, str],
+    named: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    env = server_env(**entity_env(store, **settings))
+    argv = server_command(artifact[0], 1)[3:]
+    status, stderr = main_in_process(argv, entity_env(store, **settings), monkeypatch, capsys)
+    assert status == 3, stderr
+    assert named in stderr and "cannot start" in stderr
+
+
+def test_bad_entity_settings_stop_the_server_process_with_status_3(
+    artifact: tuple[Path, LogisticRegression], store: FeatureStoreHttp
+) -> None:
+    """One case through a real ``python -m inference_server`` process, as SageMaker starts it."""
+    env = server_env(**entity_env(store, INFERENCE_ONLINE_TIMEOUT_MS="fast"))
     done = subprocess.run(
         server_command(artifact[0], 1), env=env, capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 3, done.stderr
-    assert named in done.stderr and "cannot start" in done.stderr
+    assert "INFERENCE_ONLINE_TIMEOUT_MS" in done.stderr and "cannot start" in done.stderr
 
 
 def test_the_server_reads_the_region_sagemaker_sets_when_its_own_is_unset(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import select
@@ -678,10 +679,30 @@ BROKEN = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("case", BROKEN.values(), ids=BROKEN.keys())
-def test_bad_artifact_stops_the_server_at_start_with_a_clear_error(
-    case: tuple, artifact, tmp_path: Path
-) -> None:  # fmt: skip
+def main_in_process(
+    argv: list[str], env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str]:
+    """``inference_server.__main__.main`` run in this process, as ``python -m inference_server`` runs it: its exit
+    status and what it wrote to stderr. Start-up failures end before uvicorn starts, so no server runs; the logging
+    setup it may have installed is put back. (``test_..._the_process_exits_with_status_2`` keeps one real process.)"""
+    from containers.inference.inference_server.__main__ import main
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    loggers = [logging.getLogger(name) for name in ("", "uvicorn", "uvicorn.error", "uvicorn.access")]
+    saved = [(lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
+    try:
+        status = main(argv)
+    finally:
+        for lg, (handlers, level, propagate) in zip(loggers, saved, strict=True):
+            lg.handlers[:], lg.propagate = handlers, propagate
+            lg.setLevel(level)
+    return status, capsys.readouterr().err
+
+
+def broken_artifact(case: tuple, artifact: Any, tmp_path: Path) -> tuple[Path, str, str]:
+    """A copy of the artifact broken as ``case`` says: the model directory to start with, the path the error must
+    name, and the problem it must state."""
     breaks, file_named, problem = case
     model_dir = tmp_path / "model"
     model_dir.mkdir()
@@ -689,6 +710,24 @@ def test_bad_artifact_stops_the_server_at_start_with_a_clear_error(
         (model_dir / name).write_bytes((artifact[0] / name).read_bytes())
     breaks(model_dir)
     target = tmp_path / "does-not-exist" if file_named == "does-not-exist" else model_dir
+    return target, str(target / file_named if file_named != "does-not-exist" else target), problem
+
+
+@pytest.mark.parametrize("case", BROKEN.values(), ids=BROKEN.keys())
+def test_bad_artifact_stops_the_server_at_start_with_a_clear_error(
+    case: tuple, artifact, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:  # fmt: skip
+    target, named, problem = broken_artifact(case, artifact, tmp_path)
+    status, message = main_in_process(server_command(target, free_port())[3:], {}, monkeypatch, capsys)
+    assert status == 2
+    assert "cannot start" in message
+    assert named in message
+    assert problem in message
+
+
+def test_a_bad_artifact_stops_the_server_process_with_status_2(artifact, tmp_path: Path) -> None:
+    """The same start-up check through a real ``python -m inference_server`` process, as SageMaker starts it."""
+    target, named, problem = broken_artifact(BROKEN["corrupt model.joblib"], artifact, tmp_path)
     process = subprocess.Popen(
         server_command(target, free_port()),
         env=server_env(),
@@ -702,6 +741,4 @@ def test_bad_artifact_stops_the_server_at_start_with_a_clear_error(
         stop(process)
     assert process.returncode == 2
     message = stderr.decode()
-    assert "cannot start" in message
-    assert str(target / file_named if file_named != "does-not-exist" else target) in message
-    assert problem in message
+    assert "cannot start" in message and named in message and problem in message
