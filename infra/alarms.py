@@ -537,6 +537,38 @@ RESPONDER_PERIOD_SECONDS = 300
 """SQS publishes queue metrics every 5 minutes (1-minute periods would read gaps as missing data)."""
 
 
+def queue_holds_a_message(queue_name: pulumi.Input[str], period: int) -> dict[str, Any]:
+    """The ``metric`` of an alarm on a queue that should stay empty (dead letters, failed records): one message."""
+    return {
+        "namespace": "AWS/SQS",
+        "metric_name": "ApproximateNumberOfMessagesVisible",
+        "dimensions": {"QueueName": queue_name},
+        "statistic": "Maximum",
+        "period": period,
+        "evaluation_periods": 1,
+        "threshold": 1.0,
+        "comparison_operator": "GreaterThanOrEqualToThreshold",
+        # SQS stops publishing for a queue that stays empty and idle: no data is an empty queue.
+        "treat_missing_data": "notBreaching",
+    }
+
+
+def lambda_invocations_failed(function_name: pulumi.Input[str], period: int) -> dict[str, Any]:
+    """The ``metric`` of an alarm on a function's failed invocations: one in ``period``."""
+    return {
+        "namespace": "AWS/Lambda",
+        "metric_name": "Errors",
+        "dimensions": {"FunctionName": function_name},
+        "statistic": "Sum",
+        "period": period,
+        "evaluation_periods": 1,
+        "threshold": 1.0,
+        "comparison_operator": "GreaterThanOrEqualToThreshold",
+        # No invocation, no error.
+        "treat_missing_data": "notBreaching",
+    }
+
+
 def dead_letters(function: str, queue_name: pulumi.Input[str]) -> AlarmSpec:
     """A responder's dead-letter queue holds at least one message: an event its retries could not handle."""
     return AlarmSpec(
@@ -545,18 +577,7 @@ def dead_letters(function: str, queue_name: pulumi.Input[str]) -> AlarmSpec:
             "(the event is lost when the queue's retention ends)."
         ),
         anchor=ANCHOR_DEAD_LETTERS,
-        metric={
-            "namespace": "AWS/SQS",
-            "metric_name": "ApproximateNumberOfMessagesVisible",
-            "dimensions": {"QueueName": queue_name},
-            "statistic": "Maximum",
-            "period": RESPONDER_PERIOD_SECONDS,
-            "evaluation_periods": 1,
-            "threshold": 1.0,
-            "comparison_operator": "GreaterThanOrEqualToThreshold",
-            # SQS stops publishing for a queue that stays empty and idle: no data is an empty queue.
-            "treat_missing_data": "notBreaching",
-        },
+        metric=queue_holds_a_message(queue_name, RESPONDER_PERIOD_SECONDS),
     )
 
 
@@ -568,16 +589,5 @@ def responder_errors(function: str, function_name: pulumi.Input[str]) -> AlarmSp
             "(Lambda retries them; what still fails is dead-lettered)."
         ),
         anchor=ANCHOR_RESPONDER_ERRORS,
-        metric={
-            "namespace": "AWS/Lambda",
-            "metric_name": "Errors",
-            "dimensions": {"FunctionName": function_name},
-            "statistic": "Sum",
-            "period": RESPONDER_PERIOD_SECONDS,
-            "evaluation_periods": 1,
-            "threshold": 1.0,
-            "comparison_operator": "GreaterThanOrEqualToThreshold",
-            # No invocation, no error.
-            "treat_missing_data": "notBreaching",
-        },
+        metric=lambda_invocations_failed(function_name, RESPONDER_PERIOD_SECONDS),
     )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from infra.alarms import AlarmSpec, sum_query
+from infra.alarms import AlarmSpec, lambda_invocations_failed, queue_holds_a_message, sum_query
 
 ANCHOR_ITERATOR_AGE = "streaming-iterator-age"
 ANCHOR_CONSUMER_ERRORS = "streaming-consumer-errors"
@@ -124,17 +124,7 @@ def consumer_errors(model: str, function_name: pulumi.Input[str]) -> AlarmSpec:
             "(the batch is retried and split; what still fails goes to the failure queue)."
         ),
         anchor=ANCHOR_CONSUMER_ERRORS,
-        metric={
-            "namespace": "AWS/Lambda",
-            "metric_name": "Errors",
-            "dimensions": {"FunctionName": function_name},
-            "statistic": "Sum",
-            "period": PERIOD_SECONDS,
-            "evaluation_periods": 1,
-            "threshold": 1.0,
-            "comparison_operator": "GreaterThanOrEqualToThreshold",
-            "treat_missing_data": "notBreaching",
-        },
+        metric=lambda_invocations_failed(function_name, PERIOD_SECONDS),
     )
 
 
@@ -146,18 +136,7 @@ def failed_records(model: str, queue_name: pulumi.Input[str]) -> AlarmSpec:
             "function, or discarded after the retries or the maximum record age); they expire with the queue."
         ),
         anchor=ANCHOR_FAILED_RECORDS,
-        metric={
-            "namespace": "AWS/SQS",
-            "metric_name": "ApproximateNumberOfMessagesVisible",
-            "dimensions": {"QueueName": queue_name},
-            "statistic": "Maximum",
-            "period": PERIOD_SECONDS,
-            "evaluation_periods": 1,
-            "threshold": 1.0,
-            "comparison_operator": "GreaterThanOrEqualToThreshold",
-            # SQS stops publishing for a queue that stays empty and idle: no data is an empty queue.
-            "treat_missing_data": "notBreaching",
-        },
+        metric=queue_holds_a_message(queue_name, PERIOD_SECONDS),
     )
 
 
