@@ -74,11 +74,13 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from botocore.exceptions import ClientError
+
+from tools.local_http import BackgroundServer
 
 STORES = ("OnlineStore", "OfflineStore")
 _ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{3})?Z$")
@@ -383,27 +385,23 @@ class FeatureStoreHttp:
         self.get_counts: Counter[str] = Counter()
         self.stall = threading.Event()  # set: requests wait until it is cleared (or the server stops)
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="featurestore-http", daemon=True)
+        self._server = BackgroundServer(self._handler(), name="featurestore-http")
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._server.url
 
     def gets(self) -> int:
         with self._lock:
             return sum(self.get_counts.values())
 
     def __enter__(self) -> FeatureStoreHttp:
-        self._thread.start()
+        self._server.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stall.clear()
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         front = self

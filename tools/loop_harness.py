@@ -50,7 +50,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -61,6 +60,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from tools.emulators import Endpoints, stop_process_group
+from tools.local_http import BackgroundServer
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -499,15 +499,13 @@ class FakeGitHub:
     def __init__(self, token: str) -> None:
         self.token = token
         self.requests: list[RecordedRequest] = []
-        self._server: http.server.ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: BackgroundServer | None = None
 
     @property
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("FakeGitHub is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._server.url
 
     def dispatches(self) -> list[RecordedRequest]:
         """The workflow_dispatch requests received so far."""
@@ -549,17 +547,13 @@ class FakeGitHub:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-github", daemon=True)
-        self._thread.start()
+        self._server = BackgroundServer(Handler, name="fake-github")
+        self._server.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._server.stop()
 
 
 # ---------------------------------------------------------------------------------------------

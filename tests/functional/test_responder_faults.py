@@ -48,6 +48,7 @@ from moto.core.models import botocore_stubber
 from moto.sagemaker.models import SageMakerModelBackend
 
 from lambdas.local import import_app
+from tools.local_http import BackgroundServer
 
 retrain = import_app("retrain_on_alarm")
 notify = import_app("notify_pipeline")
@@ -487,19 +488,15 @@ class GitHub:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        # A short poll interval: shutdown() waits for the serving loop to notice, once per test.
-        self.thread = threading.Thread(target=partial(self.server.serve_forever, poll_interval=0.05), daemon=True)
+        self.server = BackgroundServer(Handler, name="fake-github")
+        self.url = self.server.url
 
     def __enter__(self) -> GitHub:
-        self.thread.start()
+        self.server.start()
         return self
 
     def __exit__(self, *_: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+        self.server.stop()
 
 
 class RefusingOpener:

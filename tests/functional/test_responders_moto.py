@@ -21,6 +21,7 @@ from moto import mock_aws
 
 from lambdas.local import import_app
 from tests.support.types import FUNCTION
+from tools.local_http import BackgroundServer
 from verify.mock_engine import OfflinePlan
 
 retrain = import_app("retrain_on_alarm")
@@ -507,18 +508,15 @@ class FakeGitHub:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.server = BackgroundServer(Handler, name="fake-github")
+        self.url = self.server.url
 
     def __enter__(self) -> FakeGitHub:
-        self.thread.start()
+        self.server.start()
         return self
 
     def __exit__(self, *_: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+        self.server.stop()
 
 
 TOKEN = "ghp_example_token_never_logged"
