@@ -10,10 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from pulumi.runtime import resource as pulumi_resource
+from pulumi.runtime.proto import source_pb2
 
 from infra.config import parse_stack_config
 from verify import plan as plan_cli
-from verify.mock_engine import OfflinePlan, read_stack_values
+from verify.mock_engine import OfflinePlan, _without_source_positions, read_stack_values
 from verify.policy_check import PolicyResult
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,25 +54,40 @@ def test_failed_mandatory_policy_exits_1(monkeypatch: pytest.MonkeyPatch, capsys
     assert "[FAIL] s3-tls-only (mandatory)" in capsys.readouterr().out
 
 
-def test_plan_needs_no_credentials() -> None:
+@pytest.fixture(scope="module")
+def plan_as_a_user_runs_it() -> subprocess.CompletedProcess[str]:
+    """``python -m verify.plan --stack prod`` in a process of its own, as a user on a fresh machine runs it: no AWS
+    variable and no ``~/.aws``. One run serves the tests below (a process costs seconds of imports)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["HOME"] = str(ROOT / ".no-home")  # no ~/.aws either
-    result = subprocess.run(
-        [sys.executable, "-m", "verify.plan", "--stack", "staging"], cwd=ROOT, env=env, capture_output=True, text=True
+    return subprocess.run(
+        [sys.executable, "-m", "verify.plan", "--stack", "prod"], cwd=ROOT, env=env, capture_output=True, text=True
     )
+
+
+def test_plan_needs_no_credentials(plan_as_a_user_runs_it: subprocess.CompletedProcess[str]) -> None:
+    result = plan_as_a_user_runs_it
     assert result.returncode == 0, result.stderr
-    assert "Stack staging:" in result.stdout
+    assert "Stack prod:" in result.stdout
 
 
-def test_the_plan_prints_no_sdk_chatter() -> None:
+def test_the_plan_prints_no_sdk_chatter(plan_as_a_user_runs_it: subprocess.CompletedProcess[str]) -> None:
     """The SageMaker SDK logs ~20 expected records while a definition is built (telemetry notice, "Popping out
     ..."): none of them reaches the user, so what is printed is the plan."""
-    result = subprocess.run(
-        [sys.executable, "-m", "verify.plan", "--stack", "prod"], cwd=ROOT, capture_output=True, text=True
-    )
+    result = plan_as_a_user_runs_it
     assert result.returncode == 0, result.stderr
     assert "sagemaker" not in result.stderr.lower(), result.stderr[:500]
     assert "telemetry" not in (result.stdout + result.stderr).lower()
+
+
+def test_an_offline_run_gives_the_sdk_back_its_source_positions() -> None:
+    """The offline run skips the SDK's per-resource stack walk (see ``_without_source_positions``); a program run
+    after it in the same process, or one that raised, must find the SDK as it was."""
+    capture = pulumi_resource._get_stack_trace  # pyright: ignore[reportPrivateUsage]
+    with pytest.raises(RuntimeError, match="the program failed"), _without_source_positions():
+        assert pulumi_resource._get_stack_trace() == source_pb2.StackTrace()  # pyright: ignore[reportPrivateUsage]
+        raise RuntimeError("the program failed")
+    assert pulumi_resource._get_stack_trace is capture  # pyright: ignore[reportPrivateUsage]
 
 
 # ---------------------------------------------------------------------------------------------
