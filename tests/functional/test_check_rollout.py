@@ -14,6 +14,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from tests.support.functional_moto import empty_backends
 from tests.support.types import ENDPOINT as ENDPOINT_TYPE
 from tools import check_rollout
 from verify.mock_engine import OfflinePlan
@@ -25,26 +26,34 @@ OLD_CONFIG = "acme-dev-customer-churn-1a2b3c4d5e"
 NEW_CONFIG = "acme-dev-customer-churn-6f7a8b9c0d"
 
 
-@pytest.fixture
-def sagemaker() -> Iterator[Any]:
+@pytest.fixture(scope="module")
+def moto_sagemaker() -> Iterator[Any]:
+    """One moto mock and one SageMaker client for the module (tests/support/functional_moto.py: entering the
+    mock and a new client cost ~20 ms a test); :func:`sagemaker` empties the backends before each test."""
     with mock_aws():
-        client = boto3.client("sagemaker", region_name=REGION)
-        client.create_model(
-            ModelName="acme-dev-customer-churn-model", ExecutionRoleArn=ROLE, PrimaryContainer={"Image": "image"}
+        yield boto3.client("sagemaker", region_name=REGION)
+
+
+@pytest.fixture
+def sagemaker(moto_sagemaker: Any) -> Any:
+    empty_backends()  # nothing the test before created survives
+    client = moto_sagemaker
+    client.create_model(
+        ModelName="acme-dev-customer-churn-model", ExecutionRoleArn=ROLE, PrimaryContainer={"Image": "image"}
+    )
+    for config in (OLD_CONFIG, NEW_CONFIG):
+        client.create_endpoint_config(
+            EndpointConfigName=config,
+            ProductionVariants=[
+                {
+                    "VariantName": "primary",
+                    "ModelName": "acme-dev-customer-churn-model",
+                    "InitialInstanceCount": 1,
+                    "InstanceType": "ml.m5.large",
+                }
+            ],
         )
-        for config in (OLD_CONFIG, NEW_CONFIG):
-            client.create_endpoint_config(
-                EndpointConfigName=config,
-                ProductionVariants=[
-                    {
-                        "VariantName": "primary",
-                        "ModelName": "acme-dev-customer-churn-model",
-                        "InitialInstanceCount": 1,
-                        "InstanceType": "ml.m5.large",
-                    }
-                ],
-            )
-        yield client
+    return client
 
 
 def outputs(config: str = NEW_CONFIG, endpoint: str = ENDPOINT) -> dict[str, Any]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import functools
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import awswrangler as wr
 import boto3
@@ -27,6 +29,7 @@ from mlops.ingestion import (
     validate_frame,
     write_curated_dataset,
 )
+from tests.support.functional_moto import empty_backends
 from tools.customer_activity import customer_activity_table
 
 REGION = "eu-west-1"
@@ -56,22 +59,35 @@ def good_frame() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def shared_session() -> boto3.Session:
-    """One session for the module: it caches botocore's service models (loading them costs ~1 s)."""
-    return boto3.Session(region_name=REGION)
+def shared_session() -> Iterator[boto3.Session]:
+    """One session for the module: it caches botocore's service models (loading them costs ~1 s).
+
+    And one moto mock for the module: entering ``mock_aws()`` costs ~9 ms (tests/support/functional_moto.py).
+    :func:`session` empties moto's backends before every test, as entering the mock did.
+    """
+    with mock_aws():
+        yield boto3.Session(region_name=REGION)
+
+
+@functools.cache
+def setup_clients(aws: boto3.Session) -> tuple[Any, Any]:
+    """The S3 and Glue clients :func:`session` creates the bucket and the database with, one pair per session (a
+    new client costs ~10 ms). Made before any test registers a :class:`Fault` on the session, so none carries
+    one; the code under test and the tests' helpers make clients of their own, as before."""
+    return aws.client("s3"), aws.client("glue")
 
 
 @pytest.fixture
-def session(shared_session: boto3.Session) -> Iterator[boto3.Session]:
+def session(shared_session: boto3.Session) -> boto3.Session:
     """A fresh moto account with the curated bucket and its Glue database, as the platform creates them.
 
-    Clients are created inside the mock (by the test and by awswrangler), so every call is intercepted.
+    Clients are created while the mock is on (by the test and by awswrangler), so every call is intercepted.
     """
-    with mock_aws():
-        aws = shared_session
-        aws.client("s3").create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-        aws.client("glue").create_database(DatabaseInput={"Name": DATABASE})
-        yield aws
+    empty_backends()  # nothing the test before wrote survives
+    s3, glue = setup_clients(shared_session)
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    glue.create_database(DatabaseInput={"Name": DATABASE})
+    return shared_session
 
 
 def ingest(df: pd.DataFrame, aws: boto3.Session, **kwargs: object):

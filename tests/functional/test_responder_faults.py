@@ -37,17 +37,16 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import boto3
 import botocore.endpoint
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
-from moto import mock_aws
 from moto.core.botocore_stubber import MockRawResponse
 from moto.core.models import botocore_stubber
 from moto.sagemaker.models import SageMakerModelBackend
 
 from lambdas.local import import_app
+from tests.support.functional_moto import Clients, empty_backends, module_mock
 from tools.local_http import BackgroundServer
 
 retrain = import_app("retrain_on_alarm")
@@ -285,44 +284,49 @@ def aws_clients(rt: Any) -> list[Any]:
     return list(found.values())
 
 
+@pytest.fixture(scope="module")
+def moto_clients() -> Iterator[Clients]:
+    """One moto mock and one set of test-side clients for the module (tests/support/functional_moto.py: ~65 ms a
+    test); :func:`aws` empties the backends before each test, so every test still starts from nothing."""
+    with module_mock(REGION) as clients:
+        yield clients
+
+
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
+def aws(monkeypatch: pytest.MonkeyPatch, moto_clients: Clients) -> SimpleNamespace:
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        dynamodb.create_table(
-            TableName=TABLE,
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        sns = boto3.client("sns", region_name=REGION)
-        topic_arn = sns.create_topic(Name="acme-dev-alerts")["TopicArn"]
-        sqs = boto3.client("sqs", region_name=REGION)
-        queue_url = sqs.create_queue(QueueName="alerts-reader")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
-        sagemaker = boto3.client("sagemaker", region_name=REGION)
-        sagemaker.create_pipeline(
-            PipelineName=PIPELINE, PipelineDefinition=DEFINITION, RoleArn=f"arn:aws:iam::{ACCOUNT}:role/pipeline"
-        )
-        secrets = boto3.client("secretsmanager", region_name=REGION)
-        secrets.create_secret(Name=SECRET_NAME, SecretString=TOKEN)
+    empty_backends()  # whatever the test before left behind
+    dynamodb, sns, sqs = moto_clients.dynamodb, moto_clients.sns, moto_clients.sqs
+    sagemaker, secrets = moto_clients.sagemaker, moto_clients.secretsmanager
+    dynamodb.create_table(
+        TableName=TABLE,
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    topic_arn = sns.create_topic(Name="acme-dev-alerts")["TopicArn"]
+    queue_url = sqs.create_queue(QueueName="alerts-reader")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+    sagemaker.create_pipeline(
+        PipelineName=PIPELINE, PipelineDefinition=DEFINITION, RoleArn=f"arn:aws:iam::{ACCOUNT}:role/pipeline"
+    )
+    secrets.create_secret(Name=SECRET_NAME, SecretString=TOKEN)
 
-        def notifications() -> list[dict[str, Any]]:
-            received = []
-            while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
-                for message in batch:
-                    received.append(json.loads(message["Body"]))
-                    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-            return received
+    def notifications() -> list[dict[str, Any]]:
+        received = []
+        while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+            for message in batch:
+                received.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return received
 
-        def executions() -> list[dict[str, Any]]:
-            return sagemaker.list_pipeline_executions(PipelineName=PIPELINE)["PipelineExecutionSummaries"]
+    def executions() -> list[dict[str, Any]]:
+        return sagemaker.list_pipeline_executions(PipelineName=PIPELINE)["PipelineExecutionSummaries"]
 
-        yield SimpleNamespace(
-            topic_arn=topic_arn, secrets=secrets, notifications=notifications, executions=executions, sns=sns
-        )
+    return SimpleNamespace(
+        topic_arn=topic_arn, secrets=secrets, notifications=notifications, executions=executions, sns=sns
+    )
 
 
 # ------------------------------------------------------------------------------------------ retrain_on_alarm

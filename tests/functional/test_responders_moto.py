@@ -20,6 +20,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from lambdas.local import import_app
+from tests.support.functional_moto import Clients, empty_backends, module_mock
 from tests.support.types import FUNCTION
 from tools.local_http import BackgroundServer
 from verify.mock_engine import OfflinePlan
@@ -123,6 +124,7 @@ class Aws(SimpleNamespace):
     dynamodb: Any
     sns: Any
     sqs: Any
+    secrets: Any  # Secrets Manager (None in moto_responder_aws's world)
     topic_arn: str
     queue_url: str
 
@@ -141,38 +143,69 @@ class Aws(SimpleNamespace):
         return self.sagemaker.list_pipeline_executions(PipelineName=PIPELINE)["PipelineExecutionSummaries"]
 
 
-@contextmanager
-def moto_responder_aws(definition: str = DEFINITION) -> Iterator[Aws]:
+def responder_world(definition: str, *, dynamodb: Any, sns: Any, sqs: Any, sagemaker: Any, secrets: Any = None) -> Aws:
     """The retrain responder's world in moto: its TTL'd state table, the alerts topic with a reader queue
     subscribed, and the model's pipeline (``definition``: the parameters the test's pipeline declares)."""
+    dynamodb.create_table(
+        TableName=TABLE,
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.update_time_to_live(
+        TableName=TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+    )
+    topic_arn = sns.create_topic(Name="acme-dev-alerts")["TopicArn"]
+    queue_url = sqs.create_queue(QueueName="alerts-reader")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+    sagemaker.create_pipeline(
+        PipelineName=PIPELINE, PipelineDefinition=definition, RoleArn=f"arn:aws:iam::{ACCOUNT}:role/pipeline"
+    )
+    return Aws(
+        sagemaker=sagemaker,
+        dynamodb=dynamodb,
+        sns=sns,
+        sqs=sqs,
+        secrets=secrets,
+        topic_arn=topic_arn,
+        queue_url=queue_url,
+    )
+
+
+@contextmanager
+def moto_responder_aws(definition: str = DEFINITION) -> Iterator[Aws]:
+    """:func:`responder_world` in a mock of its own, with clients of its own (test_responder_new_data_moto.py)."""
     with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        dynamodb.create_table(
-            TableName=TABLE,
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
+        yield responder_world(
+            definition,
+            dynamodb=boto3.client("dynamodb", region_name=REGION),
+            sns=boto3.client("sns", region_name=REGION),
+            sqs=boto3.client("sqs", region_name=REGION),
+            sagemaker=boto3.client("sagemaker", region_name=REGION),
         )
-        dynamodb.update_time_to_live(
-            TableName=TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
-        )
-        sns = boto3.client("sns", region_name=REGION)
-        sqs = boto3.client("sqs", region_name=REGION)
-        topic_arn = sns.create_topic(Name="acme-dev-alerts")["TopicArn"]
-        queue_url = sqs.create_queue(QueueName="alerts-reader")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
-        sagemaker = boto3.client("sagemaker", region_name=REGION)
-        sagemaker.create_pipeline(
-            PipelineName=PIPELINE, PipelineDefinition=definition, RoleArn=f"arn:aws:iam::{ACCOUNT}:role/pipeline"
-        )
-        yield Aws(sagemaker=sagemaker, dynamodb=dynamodb, sns=sns, sqs=sqs, topic_arn=topic_arn, queue_url=queue_url)
+
+
+@pytest.fixture(scope="module")
+def moto_clients() -> Iterator[Clients]:
+    """One moto mock and one set of test-side clients for the module (tests/support/functional_moto.py: ~60 ms a
+    test); :func:`aws` empties the backends before each test, so every test still starts from nothing."""
+    with module_mock(REGION) as clients:
+        yield clients
 
 
 @pytest.fixture
-def aws() -> Iterator[Aws]:
-    with moto_responder_aws() as world:
-        yield world
+def aws(moto_clients: Clients) -> Aws:
+    empty_backends()  # whatever the test before left behind
+    clients = moto_clients
+    return responder_world(
+        DEFINITION,
+        dynamodb=clients.dynamodb,
+        sns=clients.sns,
+        sqs=clients.sqs,
+        sagemaker=clients.sagemaker,
+        secrets=clients.secretsmanager,
+    )
 
 
 def retrain_settings(*, cooldown: int = 360, per_day: int = 2) -> Any:
@@ -523,7 +556,7 @@ TOKEN = "ghp_example_token_never_logged"
 
 
 def dispatch_runtime(aws: Aws, api_url: str, kind: str = "github-workflow", secret: str = TOKEN) -> Any:
-    secrets = boto3.client("secretsmanager", region_name=REGION)
+    secrets = aws.secrets
     try:
         secrets.create_secret(Name="acme/github-token", SecretString=secret)
     except secrets.exceptions.ResourceExistsException:
@@ -583,7 +616,7 @@ def test_approval_in_a_stack_dispatches_that_stack_only(aws: Aws, stack_plans: d
         if f.inputs["environment"]["variables"]["POWERTOOLS_SERVICE_NAME"] == "dispatch_deployment"
     ]
     variables = dict(function.inputs["environment"]["variables"])
-    secrets = boto3.client("secretsmanager", region_name=REGION)
+    secrets = aws.secrets
     secrets.create_secret(Name=json.loads(variables["DEPLOY_HOOK"])["tokenSecretName"], SecretString=TOKEN)
     with FakeGitHub() as github:
         variables.update(

@@ -38,9 +38,18 @@ SPEC = get_spec("customer-churn")
 ROWS = 100_000
 
 
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """``frame.to_dict(orient="records")``, built from whole columns: the same dicts, holding values of the same
+    Python types (``tolist`` unboxes numbers and strings as ``to_dict`` does), four times faster on pandas'
+    Arrow-backed string columns, which ``to_dict`` reads one element at a time (~0.3 s per 100,000 rows)."""
+    columns = list(frame.columns)
+    values = [frame[column].tolist() for column in columns]
+    return [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
+
+
 def features_of(raw: pd.DataFrame, spec: FeatureSpec = SPEC) -> pd.DataFrame:
     """The spec's feature values of raw rows (what preprocess.py computes for training)."""
-    rows = [dict(produce_features(spec, record)) for record in raw.to_dict(orient="records")]
+    rows = [dict(produce_features(spec, record)) for record in records(raw)]
     return pd.DataFrame(rows, columns=list(spec.feature_names))
 
 
@@ -99,14 +108,32 @@ SHIFTS: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {
 }
 
 
+@pytest.fixture(scope="module")
+def shifted_window() -> Callable[[str], pd.DataFrame]:
+    """The features of 20,000 raw rows with one feature shifted (``SHIFTS``), each computed once for the module:
+    two tests judge the same shifted window. The frames are only read."""
+    windows: dict[str, pd.DataFrame] = {}
+
+    def window(shifted: str) -> pd.DataFrame:
+        if shifted not in windows:
+            windows[shifted] = features_of(SHIFTS[shifted](raw_rows(20_000, seed=3)))
+        return windows[shifted]
+
+    return window
+
+
 @pytest.mark.parametrize("shifted", sorted(SHIFTS))
-def test_a_shifted_feature_is_flagged(baseline: dict[str, Any], shifted: str) -> None:
-    live = features_of(SHIFTS[shifted](raw_rows(20_000, seed=3)))
+def test_a_shifted_feature_is_flagged(
+    baseline: dict[str, Any], shifted_window: Callable[[str], pd.DataFrame], shifted: str
+) -> None:
+    live = shifted_window(shifted)
     assert drift_of(SPEC, baseline, live, shifted).drifted
 
 
-def test_a_shift_of_one_feature_leaves_the_unrelated_ones_unflagged(baseline: dict[str, Any]) -> None:
-    live = features_of(SHIFTS["monthly_spend"](raw_rows(20_000, seed=3)))
+def test_a_shift_of_one_feature_leaves_the_unrelated_ones_unflagged(
+    baseline: dict[str, Any], shifted_window: Callable[[str], pd.DataFrame]
+) -> None:
+    live = shifted_window("monthly_spend")
     flagged = [name for name in SPEC.feature_names if drift_of(SPEC, baseline, live, name).drifted]
     assert flagged == ["monthly_spend"]
 

@@ -7,6 +7,8 @@ YAML drops the ``# vX.Y.Z`` comments that say which release a SHA is."""
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import re
 import tomllib
@@ -51,8 +53,23 @@ def workflow_paths() -> list[Path]:
     return sorted(WORKFLOWS.glob("*.yml"))
 
 
+# libyaml's parser when PyYAML has it: the pure-Python one took ~12 ms for pull-request.yml, parsed ~20 times at
+# import (the parameters below) and again by most tests. Both build the same documents with the same resolver.
+SAFE_LOADER = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
+
+
+@functools.cache
+def _parsed(path: Path) -> Any:
+    return yaml.load(path.read_text(), Loader=SAFE_LOADER)
+
+
+def read_yaml(path: Path) -> Any:
+    """The document of a YAML file, parsed once per process; every caller gets a copy of its own to change."""
+    return copy.deepcopy(_parsed(path))
+
+
 def load(name: str) -> dict[str, Any]:
-    document = yaml.safe_load((WORKFLOWS / name).read_text())
+    document = read_yaml(WORKFLOWS / name)
     assert isinstance(document, dict)
     return document
 
@@ -180,7 +197,7 @@ def test_workflow_linters_run_pinned_and_hash_checked() -> None:
 
 
 def test_dependabot_updates_actions_and_python_weekly_in_groups() -> None:
-    config = yaml.safe_load(DEPENDABOT.read_text())
+    config = read_yaml(DEPENDABOT)
     updates = {u["package-ecosystem"]: u for u in config["updates"]}
     assert set(updates) >= {"github-actions", "pip"}
     for ecosystem, update in updates.items():
