@@ -42,8 +42,9 @@ import pytest
 from infra.images.context import DockerIgnore, context_files
 from mlops.features import get_spec
 from mlops.features.spec import transform_frame
-from pipelines.local_run import LocalRunResult, run_local, synthetic_customer_activity
+from pipelines.local_run import LocalRunResult
 from tests.functional.test_inference_server import RAW_COLUMNS, Reply, Server, call, free_port
+from tests.support.inference_artifacts import serving_pipeline_run
 from tests.unit.test_inference_image import (
     DOCKERIGNORE,
     ROOT,
@@ -99,9 +100,9 @@ def image_environment(root: Path) -> tuple[dict[str, str], Path]:
 
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> LocalRunResult:
-    # Small seeded data: the point is a real artifact from the real step code, not a good model.
-    raw = synthetic_customer_activity(customers=120, days=2, seed=23)
-    return run_local(tmp_path_factory.mktemp("pipeline"), raw, data_version="container", code_version="container")
+    # A real artifact from the real step code (not a good model): the run test_serving_parity.py serves too, made
+    # once per test process (about 6 s of step processes) and only read here.
+    return serving_pipeline_run(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -161,11 +162,27 @@ def sagemaker_launch(root: Path, log_path: Path) -> Iterator[Server]:
 
 
 def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    """Whether a process of group ``pgid`` still runs.
+
+    One that has exited but is not reaped yet (a zombie) does not count: when serve exits, its multiprocessing
+    resource tracker is orphaned and stays a zombie until the machine's init reaps it, which some sandboxes' init
+    does only every second or two. Where there is no ``/proc`` to tell, any process of the group counts.
+    """
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()  # after "pid (comm)": state, ppid, pgrp, ...
+        except OSError:  # exited meanwhile
+            continue
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            return True
+    return False
 
 
 def kill_group(process: subprocess.Popen[bytes]) -> None:
@@ -175,10 +192,53 @@ def kill_group(process: subprocess.Popen[bytes]) -> None:
     process.wait(timeout=10)
 
 
+class Serve:
+    """The module's ``serve`` process: started on first use, then shared by the tests until one takes it over.
+
+    A start costs seconds (the launcher, then one worker per CPU, each importing scikit-learn and loading the model).
+    The request tests only need a running serve, and the SIGTERM test needs one it may stop, not a fresh one: it
+    takes over the process the request tests used (it runs after them), and a test asking after that gets a new
+    one. A process that died is not replaced: the next test sees it, as it would have with one process per module.
+    """
+
+    def __init__(self, root: Path, logs: Path) -> None:
+        self.root, self.logs = root, logs
+        self.stack = contextlib.ExitStack()  # stops the current process (see sagemaker_launch)
+        self.server: Server | None = None
+        self.started = 0
+
+    def running(self) -> Server:
+        if self.server is None:
+            self.started += 1
+            log_path = self.logs / f"serve-{self.started}.log"
+            self.server = self.stack.enter_context(sagemaker_launch(self.root, log_path))
+        return self.server
+
+    @contextlib.contextmanager
+    def taken_over(self) -> Iterator[Server]:
+        """The running serve for a test that ends it; no other test gets it, and it is killed on exit if need be."""
+        server = self.running()
+        stack, self.stack, self.server = self.stack, contextlib.ExitStack(), None
+        with stack:
+            yield server
+
+    def close(self) -> None:
+        self.stack.close()
+
+
 @pytest.fixture(scope="module")
-def endpoint(host: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with sagemaker_launch(host, tmp_path_factory.mktemp("logs") / "serve.log") as server:
-        yield server
+def serve(host: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
+    started = Serve(host, tmp_path_factory.mktemp("logs"))
+    try:
+        yield started
+    finally:
+        started.close()
+
+
+@pytest.fixture
+def endpoint(serve: Serve) -> Server:
+    """serve as SageMaker starts it, shared by the module's request tests (see :class:`Serve`)."""
+    return serve.running()
 
 
 # --- requests ----------------------------------------------------------------------------------------
@@ -243,9 +303,10 @@ def test_types_the_model_package_does_not_declare_are_refused(
     assert reply.status == status
 
 
-def test_serve_stops_on_sigterm_within_sagemakers_grace_period(host: Path, tmp_path: Path) -> None:
+def test_serve_stops_on_sigterm_within_sagemakers_grace_period(serve: Serve) -> None:
     # SageMaker signals the container's PID 1 (serve) only; the workers must stop with it, before SIGKILL.
-    with sagemaker_launch(host, tmp_path / "serve.log") as server:
+    # The process the tests above sent requests to, as on an endpoint: this test ends it (see Serve).
+    with serve.taken_over() as server:
         server.process.send_signal(signal.SIGTERM)
         try:
             server.process.wait(timeout=SAGEMAKER_STOP_GRACE)
@@ -254,5 +315,5 @@ def test_serve_stops_on_sigterm_within_sagemakers_grace_period(host: Path, tmp_p
         assert server.process.returncode == 0, server.log_path.read_text()  # an orderly stop, not a crash
         deadline = time.monotonic() + 5
         while group_alive(server.process.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
+            time.sleep(0.05)
         assert not group_alive(server.process.pid), "worker processes outlived serve"

@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +35,14 @@ from tests.functional.test_inference_server import (
     Server,
     call,
     invoke,
+    log_size,
     main_in_process,
     offline_vectors,
     raw_records,
     running_server,
     server_command,
     server_env,
+    wait_for_log_line,
     write_artifact,
 )
 from tests.support.featurestore_fake import FeatureStoreFake
@@ -52,6 +54,9 @@ REGION = "eu-west-1"
 SLACK = 3.0  # seconds a busy 2-core machine may add to a deadline
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
 RECORDS = raw_records(12, seed=31)
+# The cached server's entry lifetime: test_a_cache_entry_expires_after_its_ttl waits it out (plus a margin), and the
+# cache tests that expect hits make their few requests well within it, even on a busy machine.
+CACHE_TTL = 1.0
 
 
 def put(client: Any, record: dict[str, object]) -> None:
@@ -118,8 +123,10 @@ def expected(model: LogisticRegression, records: list[dict[str, object]]) -> np.
     return model.predict_proba(offline_vectors(records))[:, 1]
 
 
-def log_entries(server: Server) -> list[dict[str, Any]]:
-    time.sleep(0.2)  # the server flushes each line; give the last one a moment
+def log_entries(server: Server, mark: int, until: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+    """The server's JSON log lines, once one written after byte ``mark`` satisfies ``until`` (a line may trail the
+    answer: polled, not a fixed pause; see ``wait_for_log_line``)."""
+    wait_for_log_line(server, mark, until)
     return [json.loads(line) for line in server.log_path.read_text().splitlines() if line.startswith("{")]
 
 
@@ -239,11 +246,13 @@ def test_a_wrong_override_is_refused_naming_it(server: Server, overrides: dict[s
 
 
 def test_a_missing_entity_is_404_naming_the_entity_and_the_feature_group(server: Server) -> None:
+    mark = log_size(server)
     reply = score(server, {"instances": [{"entityId": RECORDS[0]["customer_id"]}, {"entityId": "c-nobody"}]})
     assert reply.status == 404
     message = reply.json()["message"]
     assert "'c-nobody'" in message and f"'{GROUP}'" in message
-    entry = [e for e in log_entries(server) if e.get("message") == "request"][-1]
+    entries = log_entries(server, mark, lambda e: e.get("error") == "entity_not_found")
+    entry = [e for e in entries if e.get("message") == "request"][-1]
     assert (entry["status"], entry["error"]) == (404, "entity_not_found")
     assert "c-nobody" not in server.log_path.read_text()  # ids are payload: never logged
 
@@ -285,7 +294,7 @@ def test_a_store_error_is_a_5xx_with_the_reason_logged(
 ) -> None:
     entity = str(RECORDS[2]["customer_id"])
     store.store.fail_next("GetRecord", code, times=2, message=f"injected {code}")
-    before = store.get_counts[entity]
+    before, mark = store.get_counts[entity], log_size(server)
     try:
         reply = score(server, {"entityId": entity})
     finally:
@@ -294,7 +303,8 @@ def test_a_store_error_is_a_5xx_with_the_reason_logged(
     assert reply.status == status, reply.body
     assert code in reply.json()["message"] and GROUP in reply.json()["message"]
     assert store.get_counts[entity] - before == attempts  # bounded attempts
-    failure = [e for e in log_entries(server) if e.get("message") == "online lookup failed"][-1]
+    entries = log_entries(server, mark, lambda e: e.get("aws_error_code") == code)
+    failure = [e for e in entries if e.get("message") == "online lookup failed"][-1]
     assert failure["aws_error_code"] == code
     assert failure["reason"] == f"injected {code}"
     assert failure["feature_group"] == GROUP
@@ -340,7 +350,7 @@ def test_a_slow_store_is_answered_504_within_the_configured_timeout(
 def cached(
     artifact: tuple[Path, LogisticRegression], store: FeatureStoreHttp, written: list[Any], tmp_path_factory: Any
 ) -> Iterator[Server]:
-    env = entity_env(store, INFERENCE_ONLINE_CACHE_TTL_SECONDS="1.5", INFERENCE_ONLINE_CACHE_MAX_ENTRIES="2")
+    env = entity_env(store, INFERENCE_ONLINE_CACHE_TTL_SECONDS=str(CACHE_TTL), INFERENCE_ONLINE_CACHE_MAX_ENTRIES="2")
     with running_server(artifact[0], tmp_path_factory.mktemp("logs") / "cached.log", env=env) as started:
         yield started
 
@@ -358,7 +368,7 @@ def test_a_cache_entry_expires_after_its_ttl(cached: Server, store: FeatureStore
     entity = str(RECORDS[4]["customer_id"])
     before = store.get_counts[entity]
     assert score(cached, {"entityId": entity}).status == 200
-    time.sleep(1.7)
+    time.sleep(CACHE_TTL + 0.2)
     assert score(cached, {"entityId": entity}).status == 200
     assert store.get_counts[entity] - before == 2
 

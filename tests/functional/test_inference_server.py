@@ -46,6 +46,7 @@ RAW_COLUMNS = ("sessions", "minutes_active", "support_tickets", "monthly_spend",
 MAX_ROWS = 40
 MAX_BODY_BYTES = 64 * 1024
 START_TIMEOUT = 60  # seconds; imports are slow on a busy 2-core machine
+LOG_WAIT = 5.0  # seconds a busy machine may take to write a request's log line after its answer
 
 
 def raw_records(count: int, seed: int) -> list[dict[str, object]]:
@@ -143,7 +144,7 @@ def running_server(
                     break
             if time.monotonic() > deadline:
                 pytest.fail(f"server did not answer /ping within {START_TIMEOUT} s:\n{log_path.read_text()}")
-            time.sleep(0.1)
+            time.sleep(0.05)
         yield server
     finally:
         stop(process)
@@ -205,6 +206,31 @@ def model(artifact: tuple[Path, LogisticRegression]) -> LogisticRegression:
 
 def expected(model: LogisticRegression, records: list[dict[str, object]]) -> np.ndarray:
     return model.predict_proba(offline_vectors(records))[:, 1]
+
+
+def log_size(server: Server) -> int:
+    """Where the server's log ends now (for :func:`wait_for_log_line`)."""
+    return server.log_path.stat().st_size
+
+
+def wait_for_log_line(server: Server, after: int, until: Callable[[dict[str, Any]], bool]) -> None:
+    """Wait until the server's log has, after byte ``after``, a JSON line for which ``until`` holds.
+
+    The server writes a request's line just after sending the answer, so the line may trail the answer. A poll
+    instead of a fixed pause: it returns as soon as the line is there, and gives up after ``LOG_WAIT`` s, leaving
+    the caller's assertions on the log to say what is missing.
+    """
+    deadline = time.monotonic() + LOG_WAIT
+    while time.monotonic() < deadline:
+        with server.log_path.open("rb") as log:
+            log.seek(after)
+            lines = log.read().splitlines()
+        for line in lines:
+            with contextlib.suppress(ValueError):
+                entry = json.loads(line)
+                if isinstance(entry, dict) and until(entry):
+                    return
+        time.sleep(0.01)
 
 
 # --- SageMaker's contract ----------------------------------------------------------------------
@@ -354,9 +380,11 @@ def test_server_still_serves_after_refusals(server: Server, model) -> None:
 
 def test_each_request_logs_one_json_line_without_payload(server: Server) -> None:
     marker = "zz-private-plan-value"
+    mark, served = log_size(server), _with(plan=marker)
     invoke(server, _with(plan=marker, sessions=f"{marker}-sessions"), "application/json")  # refused: 400
-    invoke(server, _with(plan=marker), "application/json")  # served: 200
-    time.sleep(0.2)
+    invoke(server, served, "application/json")  # served: 200
+    # Until the served request's line is in (after the mark, of its size: not the previous test's last line).
+    wait_for_log_line(server, mark, lambda e: e.get("status") == 200 and e.get("bytes") == len(served))
     text = server.log_path.read_text()
     assert marker not in text
     entries = [json.loads(line) for line in text.splitlines()]  # every line is JSON
@@ -369,9 +397,13 @@ def test_each_request_logs_one_json_line_without_payload(server: Server) -> None
 
 # --- connection limits, over raw sockets ---------------------------------------------------------------
 
-HEADER_TIMEOUT = 1.0
-BODY_TIMEOUT = 1.5
-KEEP_ALIVE_TIMEOUT = 3
+# Short, so that the tests waiting for a limit to act take little time, yet far above what a loaded machine adds to
+# a step that must finish within one (0.1 s between two writes of one request's headers; 0.1 s between trickled
+# bytes), and test_kept_alive_... pauses 1.5 header timeouts (0.9 s) between two requests, more than 1 s under the
+# keep-alive timeout (an integer number of seconds, at least 1).
+HEADER_TIMEOUT = 0.6
+BODY_TIMEOUT = 0.75
+KEEP_ALIVE_TIMEOUT = 2
 MAX_CONNECTIONS = 3
 MAX_HEADER_BYTES = 4096
 SLACK = 3.0  # seconds a busy 2-core machine may add before the server acts on a deadline
@@ -406,9 +438,13 @@ def request_head(method: str, path: str, content_length: int | None = None) -> b
     return f"{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n{length}\r\n".encode()
 
 
-def until_closed(sock: socket.socket, wait: float) -> tuple[bytes, float]:
-    """Everything the server sends until it closes the connection, and the seconds that took (``wait`` at most)."""
-    started = time.monotonic()
+def until_closed(sock: socket.socket, wait: float, since: float | None = None) -> tuple[bytes, float]:
+    """Everything the server sends until it closes the connection, and the seconds that took (``wait`` at most).
+
+    ``since``: when to count from (``time.monotonic()``), taken before the bytes the server's deadline counts from
+    were sent, so that a pause of this process between sending and waiting cannot make a deadline look early.
+    """
+    started = time.monotonic() if since is None else since
     received = b""
     sock.settimeout(wait)
     with contextlib.suppress(TimeoutError, ConnectionResetError):
@@ -462,8 +498,9 @@ def json_body(response: bytes) -> Any:
 
 def test_partial_headers_get_a_408_and_the_connection_closed(limited: Server) -> None:
     with connection(limited) as sock:
+        sent = time.monotonic()
         sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: test\r\n")  # the blank line never comes
-        response, elapsed = until_closed(sock, HEADER_TIMEOUT + SLACK)
+        response, elapsed = until_closed(sock, HEADER_TIMEOUT + SLACK, since=sent)
     assert status_of(response) == 408, response
     assert "headers" in json_body(response)["message"]
     assert HEADER_TIMEOUT * 0.8 <= elapsed < HEADER_TIMEOUT + SLACK
@@ -500,7 +537,7 @@ def test_body_is_not_counted_as_headers_when_the_blank_line_straddles_two_reads(
     head = request_head("POST", "/invocations", content_length=len(body))
     with connection(limited) as sock:
         sock.sendall(head[:-1])  # ends in "\r\n\r"
-        time.sleep(0.2)  # a separate read on the server
+        time.sleep(0.1)  # a separate read on the server, well within the header timeout
         sock.sendall(head[-1:] + body)
         response = read_response(sock)
     assert status_of(response) == 200, response
@@ -508,8 +545,9 @@ def test_body_is_not_counted_as_headers_when_the_blank_line_straddles_two_reads(
 
 def test_stalled_body_gets_a_408_with_a_reason(limited: Server) -> None:
     with connection(limited) as sock:
+        sent = time.monotonic()
         sock.sendall(request_head("POST", "/invocations", content_length=500) + b'{"instances": [')
-        response, elapsed = until_closed(sock, BODY_TIMEOUT + SLACK)
+        response, elapsed = until_closed(sock, BODY_TIMEOUT + SLACK, since=sent)
     assert status_of(response) == 408, response
     assert f"not received within {BODY_TIMEOUT} s" in json_body(response)["message"]
     assert b"connection: close" in response.lower()
@@ -527,8 +565,9 @@ def test_body_sent_a_byte_at_a_time_is_cut_at_the_body_timeout(limited: Server) 
 
 
 def test_idle_connection_is_closed_after_the_keep_alive_timeout(limited: Server) -> None:
+    connecting = time.monotonic()
     with connection(limited) as sock:  # connects and never sends a byte
-        response, elapsed = until_closed(sock, KEEP_ALIVE_TIMEOUT + SLACK)
+        response, elapsed = until_closed(sock, KEEP_ALIVE_TIMEOUT + SLACK, since=connecting)
     assert response == b""
     assert KEEP_ALIVE_TIMEOUT * 0.8 <= elapsed < KEEP_ALIVE_TIMEOUT + SLACK
 
@@ -546,11 +585,12 @@ def test_kept_alive_connection_gets_a_fresh_header_deadline_per_request(limited:
     # The header clock starts at a request's first byte: a pause between requests (shorter than the keep-alive
     # timeout, longer than the header timeout) must not count against the next request.
     with connection(limited) as sock:
-        for _ in range(2):
+        for pause in (HEADER_TIMEOUT * 1.5, None):  # only the pause between the two requests matters
             sock.sendall(request_head("GET", "/ping"))
             response = read_response(sock)
             assert status_of(response) == 200, response
-            time.sleep(HEADER_TIMEOUT * 1.5)
+            if pause is not None:
+                time.sleep(pause)
 
 
 def test_pipelined_requests_are_all_answered_in_order(limited: Server) -> None:
@@ -592,17 +632,25 @@ def test_connections_over_the_cap_get_a_503_and_are_closed(limited: Server) -> N
         assert status_of(response) == 503, response
         assert json_body(response)["message"]
         held[0].close()
-        time.sleep(0.3)  # the server sees the close
-        with connection(limited) as again:
-            again.sendall(request_head("GET", "/ping"))
-            assert status_of(again.recv(65536)) == 200  # a freed slot serves again
+        # A freed slot serves again, once the server has seen the close: tried until it does (each refused try is
+        # answered 503 and closed by the server, so it holds no slot), for SLACK s at most.
+        deadline = time.monotonic() + SLACK
+        while True:
+            with connection(limited) as again:
+                again.sendall(request_head("GET", "/ping"))
+                status = status_of(read_response(again))
+            if status != 503 or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        assert status == 200
 
 
 def test_limits_are_logged_with_their_error_code(limited: Server) -> None:
+    mark = log_size(limited)
     with connection(limited) as sock:
         sock.sendall(request_head("POST", "/invocations", content_length=50) + b"{")
         until_closed(sock, BODY_TIMEOUT + SLACK)
-    time.sleep(0.2)
+    wait_for_log_line(limited, mark, lambda e: e.get("error") == "body_timeout")
     entries = [json.loads(line) for line in limited.log_path.read_text().splitlines()]
     codes = {e.get("error") for e in entries if e["message"] == "request"}
     assert "body_timeout" in codes

@@ -19,16 +19,17 @@ import pandas as pd
 import pytest
 
 from mlops.features import get_spec
-from pipelines.local_run import LocalRunResult, run_local, synthetic_customer_activity
+from pipelines.local_run import LocalRunResult
 from tests.functional.test_inference_server import MAX_ROWS, RAW_COLUMNS, Server, invoke, running_server
+from tests.support.inference_artifacts import serving_pipeline_run
 
 SPEC = get_spec("customer-churn")
 
 
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> LocalRunResult:
-    raw = synthetic_customer_activity(customers=240, days=2, seed=17)
-    return run_local(tmp_path_factory.mktemp("pipeline"), raw, data_version="parity", code_version="parity")
+    # Made once per test process and shared with test_inference_container.py (both only read it).
+    return serving_pipeline_run(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
