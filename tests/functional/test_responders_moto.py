@@ -124,7 +124,7 @@ class Aws(SimpleNamespace):
     dynamodb: Any
     sns: Any
     sqs: Any
-    secrets: Any  # Secrets Manager (None in moto_responder_aws's world)
+    secrets: Any  # Secrets Manager
     topic_arn: str
     queue_url: str
 
@@ -143,7 +143,7 @@ class Aws(SimpleNamespace):
         return self.sagemaker.list_pipeline_executions(PipelineName=PIPELINE)["PipelineExecutionSummaries"]
 
 
-def responder_world(definition: str, *, dynamodb: Any, sns: Any, sqs: Any, sagemaker: Any, secrets: Any = None) -> Aws:
+def responder_world(definition: str, *, dynamodb: Any, sns: Any, sqs: Any, sagemaker: Any, secrets: Any) -> Aws:
     """The retrain responder's world in moto: its TTL'd state table, the alerts topic with a reader queue
     subscribed, and the model's pipeline (``definition``: the parameters the test's pipeline declares)."""
     dynamodb.create_table(
@@ -183,6 +183,7 @@ def moto_responder_aws(definition: str = DEFINITION) -> Iterator[Aws]:
             sns=boto3.client("sns", region_name=REGION),
             sqs=boto3.client("sqs", region_name=REGION),
             sagemaker=boto3.client("sagemaker", region_name=REGION),
+            secrets=boto3.client("secretsmanager", region_name=REGION),
         )
 
 
